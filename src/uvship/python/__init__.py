@@ -1,0 +1,1 @@
+"""Interpreter sources: uv-managed Pythons and local CPythons made relocatable."""

@@ -1,0 +1,136 @@
+"""The fluent Python API: Uv(path).workspace(...).build(...).with_*(...).venv() / .bundle(...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import bundle as _bundle
+from . import venv as _venv
+from .cache import tempdir
+from .errors import InputError
+from .plan import Options, Plan, make_plan
+from .progress import NullProgress, Progress
+from .python import interpreter as _interpreter
+from .workspace import Workspace, find_workspaces
+
+
+class Uv:
+    """A source tree holding one or more uv workspaces."""
+
+    def __init__(self, path: str | Path = ".") -> None:
+        self.path = Path(path)
+
+    def get_workspaces(self) -> list[UvWorkspace]:
+        """Every uv workspace (every uv.lock) under the tree."""
+        return [UvWorkspace(Workspace.open(p)) for p in find_workspaces(self.path)]
+
+    def workspace(self, path: str | Path = ".") -> UvWorkspace:
+        """The workspace at ``path`` (relative to the tree): a project or member directory."""
+        return UvWorkspace(Workspace.open(self.path / path))
+
+
+@dataclass(frozen=True)
+class UvWorkspace:
+    ws: Workspace
+
+    @property
+    def root(self) -> Path:
+        return self.ws.root
+
+    def build(
+        self,
+        package: list[str] | tuple[str, ...] | str | None = None,
+        *,
+        all_packages: bool | None = None,
+        extras: list[str] | tuple[str, ...] = (),
+        all_extras: bool | None = None,
+        groups: list[str] | tuple[str, ...] = (),
+        no_editable: bool = True,
+        **options: Any,
+    ) -> UvBuild:
+        """A build of ``package`` (default: what `uv sync` installs); nothing runs yet.
+
+        ``options`` are the other build options (``python``, ``venv_path``, ...); they
+        override `[tool.uvship]` in pyproject.toml.
+        """
+        if not no_editable:
+            raise InputError("no_editable=False: uvship ships non-editable installs only",
+                             hint="an editable install points at a source tree the target lacks")
+        if isinstance(package, str):
+            package = [package]
+        base = Options.from_config(self.ws.config(), str(self.ws.project_dir / "pyproject.toml"))
+        opts = base.override(package=package, all_packages=all_packages, extra=extras,
+                             all_extras=all_extras, group=groups, **options)
+        return UvBuild(self.ws, opts)
+
+
+@dataclass(frozen=True)
+class UvBuild:
+    """A planned, staged build. Immutable: every ``with_*`` returns a new build."""
+
+    ws: Workspace
+    options: Options
+    tiers: tuple[str, ...] = ()
+    progress: Progress = field(default_factory=NullProgress, compare=False, repr=False)
+
+    def with_python_pin(self, python: str) -> UvBuild:
+        """A Python version request ("3.12") or the path of a local CPython."""
+        return replace(self, options=replace(self.options, python=python))
+
+    def with_venv(self, relocatable: bool = True, path: str | None = None) -> UvBuild:
+        if not relocatable:
+            raise InputError("with_venv(relocatable=False): uvship only ships relocatable venvs")
+        opts = replace(self.options, mode="venv")
+        return replace(self, options=replace(opts, venv_path=path) if path else opts)
+
+    def with_system_python(self) -> UvBuild:
+        """Install into the interpreter's own prefix instead of a venv."""
+        return replace(self, options=replace(self.options, mode="system"))
+
+    def with_remote_dependencies(self) -> UvBuild:
+        """Stage third-party dependencies as their own tier (their own image layer)."""
+        return replace(self, tiers=(*self.tiers, "dependencies"))
+
+    def with_local_dependencies(self) -> UvBuild:
+        """Stage the local workspace members the package needs as their own tier."""
+        return replace(self, tiers=(*self.tiers, "local"))
+
+    def with_options(self, **options: Any) -> UvBuild:
+        return replace(self, options=self.options.override(**options))
+
+    def with_progress(self, progress: Progress) -> UvBuild:
+        return replace(self, progress=progress)
+
+    @property
+    def plan(self) -> Plan:
+        return make_plan(self.ws, self.options)
+
+    def interpreter(self, plan: Plan | None = None) -> _interpreter.Interpreter:
+        plan = plan or self.plan
+        return _interpreter.resolve(
+            plan.python, project_dir=self.ws.project_dir,
+            requires_python=self.ws.requires_python, python_path=plan.python_path,
+            compile_bytecode=plan.compile, strip=plan.strip, progress=self.progress)
+
+    def venv(self) -> _bundle.UvVenv:
+        """Build the environment now; the result owns a staging directory (``cleanup()``)."""
+        plan = self.plan
+        interp = self.interpreter(plan)
+        work = tempdir("stage")
+        try:
+            env = _venv.stage(self.ws, plan, interp, work, progress=self.progress)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return _bundle.UvVenv(plan, interp, env, work)
+
+    def bundle(self, output: str | Path) -> _bundle.BundleResult:
+        """Build the environment and write it as a directory or a reproducible .tar.gz."""
+        output = Path(output)
+        _bundle.check_output(output)
+        with self.venv() as venv, self.progress.step(f"writing {output}"):
+            return _bundle.write_bundle(venv, output)

@@ -1,0 +1,141 @@
+"""The command line: the only code that prints or exits. Results on stdout, progress on stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from . import __version__
+from .api import Uv
+from .errors import CommandError, UvshipError
+
+_err = Console(stderr=True, highlight=False)
+
+
+class RichProgress:
+    """Shows each long step with a spinner on stderr, then a line with its duration."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        if self.quiet:
+            yield
+            return
+        t0 = time.perf_counter()
+        with _err.status(f"{name} ..."):
+            yield
+        _err.print(f"[green]✓[/] {name} [dim]({time.perf_counter() - t0:.2f}s)[/]")
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            _err.print(f"[dim]{message}[/]")
+
+
+def _fail(exc: UvshipError) -> None:
+    _err.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+    if exc.hint:
+        _err.print(f"[bold cyan]hint:[/] {exc.hint}", soft_wrap=True)
+    sys.exit(1)
+
+
+def _emit(data: dict[str, Any], as_json: bool, text: str) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        click.echo(text)
+
+
+# Options shared by every command that builds something.
+def build_options(f):
+    for opt in reversed([
+        click.option("--package", multiple=True, help="Workspace package to ship (repeatable)."),
+        click.option("--all-packages", is_flag=True, default=None,
+                     help="Ship every workspace member."),
+        click.option("--extra", multiple=True, help="Include an optional extra (repeatable)."),
+        click.option("--all-extras", is_flag=True, default=None, help="Include every extra."),
+        click.option("--group", multiple=True,
+                     help="Include a dependency group (repeatable); dev is left out by default."),
+        click.option("--python", help="A Python version request (3.12) or a local CPython path."),
+        click.option("--python-path", help="Where the interpreter lives in the target "
+                     "[default: /opt/python]."),
+        click.option("--venv-path", help="Where the venv lives in the target "
+                     "[default: /app/.venv]."),
+        click.option("--mode", type=click.Choice(["venv", "system"]),
+                     help="venv (default) or system: install into the interpreter's prefix."),
+        click.option("--compile/--no-compile", "compile_", default=None,
+                     help="Byte-compile for the final paths [default: compile]."),
+        click.option("--strip/--no-strip", default=None,
+                     help="Strip a local interpreter's binaries (--python PATH only)."),
+        click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress on stderr."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _build(project: str, kw: dict[str, Any]):
+    quiet = kw.pop("quiet")
+    compile_ = kw.pop("compile_")
+    ws = Uv(".").workspace(project)
+    b = ws.build(
+        list(kw.pop("package")), all_packages=kw.pop("all_packages"),
+        extras=kw.pop("extra"), all_extras=kw.pop("all_extras"), groups=kw.pop("group"),
+        python=kw.pop("python"), python_path=kw.pop("python_path"),
+        venv_path=kw.pop("venv_path"), mode=kw.pop("mode"), compile=compile_,
+        strip=kw.pop("strip"),
+    )
+    return b.with_progress(RichProgress(quiet))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="uvship")
+def main() -> None:
+    """Ship uv projects: relocatable bundles and daemonless, reproducible OCI images."""
+
+
+@main.command()
+@click.argument("project", default=".", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="A directory, or a FILE.tar.gz (reproducible).")
+@build_options
+def bundle(project: str, output: str, **kw: Any) -> None:
+    """Bundle PROJECT's environment and its Python, laid out for their final paths."""
+    as_json = kw.pop("as_json")
+    with _errors():
+        b = _build(project, kw)
+        out = Path(output)
+        from . import bundle as _bundle
+
+        _bundle.check_output(out)
+        with b.venv() as venv, b.progress.step(f"writing {out}"):
+            res = _bundle.write_bundle(venv, out)
+            data = {"output": str(res.output), "kind": res.kind, "sha256": res.sha256,
+                    "size": res.size, "files": res.files, "manifest": venv.manifest()}
+    _emit(data, as_json, str(res.output))
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        _err.print("[bold red]error:[/] cancelled; nothing was written to the output")
+        sys.exit(130)
+    except CommandError as exc:
+        _fail(exc)
+    except UvshipError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""uv workspaces as uvship reads them: pyproject.toml, uv.lock, members and their local needs."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+from .errors import InputError
+
+# Directories never searched for workspaces: environments, VCS data, caches, dependencies.
+_SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox",
+              ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages"}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a syntax error names the file and the line."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+
+
+def find_workspaces(root: Path) -> list[Path]:
+    """Every uv workspace under ``root``: the directories that hold a uv.lock, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory (expected a source tree to search)")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        if "uv.lock" in filenames and "pyproject.toml" in filenames:
+            found.append(Path(dirpath))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One `[[package]]` of uv.lock."""
+
+    name: str
+    version: str | None
+    source: dict[str, Any]
+    dependencies: tuple[str, ...]
+    optional: dict[str, tuple[str, ...]]
+    groups: dict[str, tuple[str, ...]]
+
+    @property
+    def is_local(self) -> bool:
+        """A workspace member or a local path dependency (built from source on this machine)."""
+        return any(k in self.source for k in ("editable", "virtual", "directory", "path")) and not (
+            "path" in self.source and str(self.source["path"]).endswith((".whl", ".tar.gz", ".zip"))
+        )
+
+
+@dataclass(frozen=True)
+class Member:
+    """A workspace member (or the single project): its name, directory and pyproject.toml."""
+
+    name: str
+    path: Path
+    pyproject: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def scripts(self) -> dict[str, str]:
+        """Console scripts declared in `[project.scripts]`."""
+        return dict(self.pyproject.get("project", {}).get("scripts", {}))
+
+
+def _dep_names(entries: Iterable[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(canonicalize_name(e["name"]) for e in entries)
+
+
+class Workspace:
+    """A uv workspace rooted at a uv.lock; ``project_dir`` is the directory it was opened at."""
+
+    def __init__(self, root: Path, project_dir: Path) -> None:
+        self.root = root
+        self.project_dir = project_dir
+        self.lock_path = root / "uv.lock"
+        self.pyproject = read_toml(root / "pyproject.toml")
+        self.lock = read_toml(self.lock_path)
+
+    def __repr__(self) -> str:
+        return f"Workspace(root={str(self.root)!r}, project_dir={str(self.project_dir)!r})"
+
+    @classmethod
+    def open(cls, path: Path | str) -> Workspace:
+        """Open the workspace that ``path`` (a project or member directory) belongs to."""
+        path = Path(path).absolute()
+        if not path.exists():
+            raise InputError(f"{path}: no such directory (expected a uv project)")
+        if path.is_file() and path.name == "pyproject.toml":
+            path = path.parent
+        if not (path / "pyproject.toml").is_file():
+            raise InputError(
+                f"{path}: no pyproject.toml (expected a uv project or workspace member)",
+                hint="point uvship at the directory that holds the project's pyproject.toml",
+            )
+        root = _find_lock_root(path)
+        if root is None:
+            raise InputError(
+                f"{path}: no uv.lock in this directory or its workspace root "
+                "(expected a locked uv project)",
+                hint="run `uv lock` and keep uv.lock next to pyproject.toml",
+            )
+        return cls(root, path)
+
+    # ------------------------------------------------------------------ the lock
+    @cached_property
+    def packages(self) -> dict[str, LockedPackage]:
+        out = {}
+        for p in self.lock.get("package", []):
+            name = canonicalize_name(p["name"])
+            out[name] = LockedPackage(
+                name=name,
+                version=p.get("version"),
+                source=dict(p.get("source", {})),
+                dependencies=_dep_names(p.get("dependencies", [])),
+                optional={k: _dep_names(v) for k, v in p.get("optional-dependencies", {}).items()},
+                groups={k: _dep_names(v) for k, v in p.get("dev-dependencies", {}).items()},
+            )
+        return out
+
+    @property
+    def requires_python(self) -> SpecifierSet | None:
+        spec = self.lock.get("requires-python")
+        if not spec:
+            return None
+        try:
+            return SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise InputError(f"{self.lock_path}: requires-python {spec!r} is not valid") from None
+
+    # ------------------------------------------------------------------ members
+    @cached_property
+    def members(self) -> dict[str, Member]:
+        """Workspace members by canonical name (the root project included if it has one)."""
+        out: dict[str, Member] = {}
+        for name, pkg in self.packages.items():
+            src = pkg.source.get("editable") or pkg.source.get("virtual")
+            if src is None:
+                continue
+            d = (self.root / src).resolve()
+            if (d / "pyproject.toml").is_file():
+                out[name] = Member(name, d, read_toml(d / "pyproject.toml"))
+        return out
+
+    @property
+    def root_project(self) -> str | None:
+        """The name of the project at the workspace root, None for a virtual workspace."""
+        name = self.pyproject.get("project", {}).get("name")
+        return canonicalize_name(name) if name else None
+
+    @property
+    def current_project(self) -> str | None:
+        """The project at ``project_dir``: what a bare `uv sync` there installs."""
+        if self.project_dir.resolve() == self.root.resolve():
+            return self.root_project
+        data = read_toml(self.project_dir / "pyproject.toml")
+        name = data.get("project", {}).get("name")
+        return canonicalize_name(name) if name else None
+
+    def member(self, name: str) -> Member:
+        key = canonicalize_name(name)
+        if key not in self.members:
+            known = ", ".join(sorted(self.members)) or "none"
+            raise InputError(
+                f"--package {name}: no such package in the workspace at {self.root} "
+                f"(expected one of: {known})"
+            )
+        return self.members[key]
+
+    def select(self, packages: Iterable[str] = (), all_packages: bool = False) -> tuple[str, ...]:
+        """The member names a sync installs: explicit ones, all, or what a bare `uv sync` does."""
+        if all_packages:
+            return tuple(sorted(self.members))
+        names = tuple(self.member(p).name for p in packages)
+        if names:
+            return names
+        current = self.current_project
+        if current is not None:
+            return (current,)
+        return tuple(sorted(self.members))  # a virtual root syncs every member
+
+    def local_closure(
+        self,
+        roots: Iterable[str],
+        *,
+        extras: Iterable[str] = (),
+        all_extras: bool = False,
+        groups: Iterable[str] = (),
+    ) -> tuple[str, ...]:
+        """Local packages (members, path deps) ``roots`` need, transitively, roots included."""
+        extras, groups = set(extras), set(groups)
+        seen: set[str] = set()
+        stack = [canonicalize_name(r) for r in roots]
+        top = set(stack)
+        while stack:
+            name = stack.pop()
+            if name in seen or name not in self.packages:
+                continue
+            seen.add(name)
+            pkg = self.packages[name]
+            deps = list(pkg.dependencies)
+            if name in top:
+                for extra, names in pkg.optional.items():
+                    if all_extras or extra in extras:
+                        deps.extend(names)
+                for group, names in pkg.groups.items():
+                    if group in groups:
+                        deps.extend(names)
+            stack.extend(d for d in deps if d not in seen)
+        return tuple(sorted(n for n in seen if self.packages[n].is_local))
+
+    def python_version_file(self) -> str | None:
+        """The request in `.python-version` (project directory first, then the root)."""
+        for d in (self.project_dir, self.root):
+            f = d / ".python-version"
+            if f.is_file():
+                for line in f.read_text().splitlines():
+                    line = line.strip()
+                    if line and not line.startswith("#"):
+                        return line
+        return None
+
+    def config(self) -> dict[str, Any]:
+        """`[tool.uvship]` of the workspace root, overlaid by the opened project's."""
+        cfg = dict(self.pyproject.get("tool", {}).get("uvship", {}))
+        if self.project_dir.resolve() != self.root.resolve():
+            data = read_toml(self.project_dir / "pyproject.toml")
+            cfg.update(data.get("tool", {}).get("uvship", {}))
+        return cfg
+
+
+def _find_lock_root(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` holding uv.lock beside a pyproject.toml."""
+    for d in _ancestors(start):
+        if (d / "uv.lock").is_file() and (d / "pyproject.toml").is_file():
+            return d
+        data = read_toml(d / "pyproject.toml") if (d / "pyproject.toml").is_file() else {}
+        if "workspace" in data.get("tool", {}).get("uv", {}):
+            return None  # the workspace root has no lock: stop here
+    return None
+
+
+def _ancestors(p: Path) -> Iterator[Path]:
+    yield p
+    yield from p.parents

@@ -1,0 +1,5 @@
+import markupsafe
+import lib
+
+def main() -> None:
+    print("app says", markupsafe.escape("<" + lib.greet().text + ">"))

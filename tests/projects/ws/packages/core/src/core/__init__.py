@@ -1,0 +1,4 @@
+import idna
+
+def greet() -> str:
+    return "core:" + idna.encode("bücher.example").decode()

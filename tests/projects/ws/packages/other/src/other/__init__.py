@@ -1,0 +1,2 @@
+import six
+VALUE = six.PY3
