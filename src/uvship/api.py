@@ -117,6 +117,7 @@ class UvBuild:
     def venv(self) -> _bundle.UvVenv:
         """Build the environment now; the result owns a staging directory (``cleanup()``)."""
         plan = self.plan
+        _venv.check_lock(self.ws)
         interp = self.interpreter(plan)
         work = tempdir("stage")
         try:

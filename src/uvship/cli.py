@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .api import Uv
@@ -32,19 +33,19 @@ class RichProgress:
             yield
             return
         t0 = time.perf_counter()
-        with _err.status(f"{name} ..."):
+        with _err.status(f"{escape(name)} ..."):
             yield
-        _err.print(f"[green]✓[/] {name} [dim]({time.perf_counter() - t0:.2f}s)[/]")
+        _err.print(f"[green]✓[/] {escape(name)} [dim]({time.perf_counter() - t0:.2f}s)[/]")
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            _err.print(f"[dim]{message}[/]")
+            _err.print(f"[dim]{escape(message)}[/]")
 
 
 def _fail(exc: UvshipError) -> None:
-    _err.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+    _err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     if exc.hint:
-        _err.print(f"[bold cyan]hint:[/] {exc.hint}", soft_wrap=True)
+        _err.print(f"[bold cyan]hint:[/] {escape(exc.hint)}", soft_wrap=True)
     sys.exit(1)
 
 

@@ -117,12 +117,31 @@ def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path) -> None:
     try:
         uv.run(args, cwd=ws.project_dir, env=env, what="uv sync")
     except CommandError as exc:
-        if "needs to be updated" in exc.stderr:
-            raise InputError(
-                f"{ws.lock_path}: the lock file is out of date with pyproject.toml "
-                "(expected a lock that matches the project's requirements)",
-                hint="run `uv lock` in the workspace and commit uv.lock",
-            ) from None
+        if _STALE in exc.stderr:
+            raise _stale_lock(ws) from None
+        raise
+
+
+# uv's words (0.13) for a lock that no longer matches pyproject.toml
+_STALE = "needs to be updated"
+
+
+def _stale_lock(ws: Workspace) -> InputError:
+    return InputError(
+        f"{ws.lock_path}: the lock file is out of date with pyproject.toml "
+        "(expected a lock that matches the project's requirements)",
+        hint="run `uv lock` in the workspace and commit uv.lock",
+    )
+
+
+def check_lock(ws: Workspace) -> None:
+    """Fail before any work when uv.lock no longer matches the workspace's pyproject files."""
+    try:
+        uv.run(["lock", "--check", "--project", str(ws.root), "--no-python-downloads"],
+               cwd=ws.root, what="uv lock --check")
+    except CommandError as exc:
+        if _STALE in exc.stderr:
+            raise _stale_lock(ws) from None
         raise
 
 

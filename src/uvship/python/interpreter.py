@@ -19,7 +19,7 @@ from . import elf
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 1
+_PREPARE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -235,11 +235,15 @@ def compile_tree(python: Path, targets: list[Path], *, strip: Path, prefix: str,
     checked-hash pycs do not depend on file times; PYTHONHASHSEED=0 fixes the order of
     frozenset constants, so the bytes are the same on every machine.
     """
-    args = [python, "-I", "-m", "compileall", "-q", "-j", "0",
+    # -B: the imports of compileall itself must not leave timestamp-based pycs behind
+    # (compileall would then skip those files); -f: rewrite any pyc shipped in the tree.
+    # Not -I: it would ignore PYTHONHASHSEED.
+    args = [python, "-B", "-s", "-m", "compileall", "-q", "-f", "-j", "0",
             "--invalidation-mode", "checked-hash", "-s", str(strip), "-p", prefix]
     if exclude:
         args += ["-x", exclude]
-    env = {"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0")}
+    env = {"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
+           "PYTHONPATH": "", "PYTHONHOME": "", "PYTHONSTARTUP": ""}
     try:
         _proc.run([*args, *map(str, targets)], env=env, what="byte-compiling")
     except CommandError as exc:

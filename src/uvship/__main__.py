@@ -1,0 +1,5 @@
+"""`python -m uvship`: the command line."""
+
+from .cli import main
+
+main()

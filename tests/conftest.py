@@ -1,0 +1,177 @@
+"""Shared fixtures: real uv, real podman, a test CPython served as a uv-managed download, fixture projects."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECTS = ROOT / "tests" / "projects"
+EXAMPLES = ROOT / "examples"
+
+# Base images built from Debian packages by scripts/setup-host.
+MINBASE = "localhost/uvship/debian:bookworm-minbase"  # Debian minbase: shell, no Python
+GLIBC = "localhost/uvship/glibc:bookworm"  # glibc and libgcc only: no shell, no Python
+HOST_DIR = Path(os.environ.get("UVSHIP_HOST_DIR", "/var/tmp/uvship-host"))
+
+
+def _pyenv_python(minor: str) -> Path | None:
+    found = sorted(glob.glob(f"/root/.pyenv/versions/{minor}.*/bin/python{minor}"))
+    if found:
+        return Path(found[-1])
+    which = shutil.which(f"python{minor}")
+    return Path(which) if which else None
+
+
+# The local CPython the tests make relocatable and serve to uv as a managed download.
+TEST_PYTHON = _pyenv_python("3.12")
+needs_test_python = pytest.mark.skipif(TEST_PYTHON is None, reason="no local CPython 3.12")
+
+
+def run(cmd, *, check=True, **kw) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing text output; on failure show everything."""
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
+            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+    return proc
+
+
+def uvship(*args, check=False, env=None, cwd=None) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess: exit code, stdout and stderr as a user sees them."""
+    full_env = {**os.environ, **(env or {}), "COLUMNS": "200"}
+    return run([sys.executable, "-m", "uvship", *args], check=check, env=full_env, cwd=cwd)
+
+
+def podman(*args, check=True, **kw) -> subprocess.CompletedProcess[str]:
+    return run(["podman", *args], check=check, **kw)
+
+
+@pytest.fixture(scope="session")
+def uv_bin() -> str:
+    from uvship.uv import uv_bin as find
+
+    return find()
+
+
+@pytest.fixture(scope="session")
+def base_images() -> None:
+    """The Debian-built base images must exist (scripts/setup-host makes them)."""
+    missing = [i for i in (MINBASE, GLIBC)
+               if podman("image", "exists", i, check=False).returncode != 0]
+    if missing:
+        pytest.fail(f"base images missing: {missing}; run scripts/setup-host as root")
+
+
+@pytest.fixture(scope="session")
+def python_downloads(tmp_path_factory) -> dict[str, str]:
+    """A relocatable CPython packed like python-build-standalone and a uv download list for it.
+
+    uv cannot download managed Pythons here, so the suite makes one from a local CPython
+    with uvship's own portable code and points UV_PYTHON_DOWNLOADS_JSON_URL at it.
+    """
+    if TEST_PYTHON is None:
+        pytest.skip("no local CPython 3.12 to serve as a managed download")
+    from uvship.python import portable
+
+    d = tmp_path_factory.mktemp("python-downloads")
+    info = portable.inspect_python(TEST_PYTHON)
+    major, minor, patch = info.version[:3]
+    portable.make_portable(TEST_PYTHON, d / "python")
+    archive = d / f"cpython-{major}.{minor}.{patch}-x86_64-unknown-linux-gnu-install_only.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        tar.add(d / "python", arcname="python")
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    key = f"cpython-{major}.{minor}.{patch}-linux-x86_64-gnu"
+    listing = {key: {
+        "name": "cpython", "arch": {"family": "x86_64", "variant": None}, "os": "linux",
+        "libc": "gnu", "major": major, "minor": minor, "patch": patch, "prerelease": "",
+        "url": archive.as_uri(), "sha256": sha, "variant": None, "build": "20990101",
+    }}
+    (d / "downloads.json").write_text(json.dumps(listing))
+    return {
+        "UV_PYTHON_DOWNLOADS_JSON_URL": str(d / "downloads.json"),
+        "UV_PYTHON_INSTALL_DIR": str(d / "installs"),
+        "UV_PYTHON_BIN_DIR": str(d / "bin"),
+        "version": f"{major}.{minor}.{patch}",
+    }
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path_factory, request) -> None:
+    """Every test gets uvship and uv-managed Pythons of its own session, never the user's."""
+    monkeypatch.setenv("UVSHIP_CACHE_DIR", str(_session_dir(tmp_path_factory, "uvship-cache")))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(_session_dir(tmp_path_factory, "no-pythons")))
+    monkeypatch.setenv("UV_PYTHON_BIN_DIR", str(_session_dir(tmp_path_factory, "no-bin")))
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.delenv("UV_PYTHON", raising=False)
+
+
+def _session_dir(factory, name: str) -> Path:
+    base = factory.getbasetemp() / name
+    base.mkdir(exist_ok=True)
+    return base
+
+
+@pytest.fixture
+def managed_python(monkeypatch, python_downloads) -> str:
+    """Make the test CPython available as a uv-managed download; returns its version."""
+    for k, v in python_downloads.items():
+        if k.startswith("UV_"):
+            monkeypatch.setenv(k, v)
+    return python_downloads["version"]
+
+
+_LOCKS: dict[str, bytes] = {}
+
+
+def copy_project(name: str, dest: Path, uv: str) -> Path:
+    """Copy a fixture project (tests/projects/NAME or examples/NAME) to ``dest`` and lock it.
+
+    The lock is made once per session and copied to later checkouts, as a committed
+    uv.lock would be.
+    """
+    src = PROJECTS / name if (PROJECTS / name).is_dir() else EXAMPLES / name
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__"))
+    if name not in _LOCKS:
+        run([uv, "lock", "--quiet", "--no-python-downloads"], cwd=dest)
+        _LOCKS[name] = (dest / "uv.lock").read_bytes()
+    else:
+        (dest / "uv.lock").write_bytes(_LOCKS[name])
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path, uv_bin):
+    """Factory: project("hello-web") -> a locked copy in a temporary directory."""
+
+    def make(name: str, where: Path | None = None) -> Path:
+        return copy_project(name, where or tmp_path / name, uv_bin)
+
+    return make
+
+
+@pytest.fixture
+def extracted(tmp_path) -> Iterator:
+    """Factory: extract a bundle tarball into a fresh directory and return it."""
+
+    def make(tarball: Path) -> Path:
+        d = tmp_path / f"x-{tarball.stem}"
+        d.mkdir()
+        with tarfile.open(tarball) as tar:
+            tar.extractall(d, filter="tar")
+        return d
+
+    yield make

@@ -1,0 +1,189 @@
+"""Bundles are judged by running them: in containers with no Python, at their planned paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import GLIBC, MINBASE, TEST_PYTHON, needs_test_python, podman, uvship
+
+pytestmark = [pytest.mark.podman, needs_test_python]
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def bundle_ok(*args, **kw) -> dict:
+    """Run `uvship bundle ... --json`; it must succeed; return its JSON result."""
+    proc = uvship("bundle", *args, "--json", **kw)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def run_in_minbase(tarball: Path, command: str) -> str:
+    """Unpack the bundle at / in a Debian minbase container (no Python), then run ``command``."""
+    script = (
+        "if command -v python3 || command -v python || [ -e /usr/bin/python3 ]; then "
+        "echo 'minbase unexpectedly has a python' >&2; exit 99; fi; "
+        f"tar -xzf /bundle.tar.gz -C / && {command}"
+    )
+    out = podman("run", "--rm", "--pull=never", "--network=none",
+                 "-v", f"{tarball}:/bundle.tar.gz:ro", MINBASE, "sh", "-c", script)
+    return out.stdout
+
+
+def run_in_glibc(root: Path, *argv: str, mounts=("app", "opt/python")) -> str:
+    """Run argv (no shell: the image has none) as uid 65532 with the bundle's trees mounted."""
+    vols = []
+    for m in mounts:
+        vols += ["-v", f"{root / m}:/{m}:ro"]
+    out = podman("run", "--rm", "--pull=never", "--network=none", "--user", "65532:65532",
+                 *vols, GLIBC, *argv)
+    return out.stdout
+
+
+def test_example_bundle_runs_without_python(project, managed_python, base_images, tmp_path,
+                                            extracted):
+    src = project("hello-web")
+    out = tmp_path / "hello.tar.gz"
+    res = bundle_ok(str(src), "-o", str(out))
+    m = res["manifest"]
+    assert res["sha256"] == sha256(out)
+    assert m["interpreter"]["source"] == "managed"
+    assert m["interpreter"]["version"] == managed_python
+    assert m["interpreter"]["libc"] == "glibc"
+    assert m["interpreter"]["min_glibc"] >= "2.17"
+    assert m["python"] == "/app/.venv/bin/python"
+    names = {p["name"]: p for p in m["packages"]}
+    assert names["hello-web"]["tier"] == "project"
+    assert names["pydantic-core"]["tier"] == "dependencies"
+    assert "pytest" not in names  # the dev group stays out
+
+    # the console script, through uv's sh trampoline, in a container with a shell
+    stdout = run_in_minbase(out, "/app/.venv/bin/hello-web --check")
+    assert "hello-web ok python=3.12" in stdout
+    assert "prefix=/app/.venv" in stdout
+    assert "module=/app/.venv/lib/python3.12/site-packages/hello_web/__init__.py" in stdout
+
+    # no shell at all: the script run as a Python program by the venv's python
+    root = extracted(out)
+    stdout = run_in_glibc(root, "/app/.venv/bin/python", "/app/.venv/bin/hello-web", "--check")
+    assert "hello-web ok" in stdout and "prefix=/app/.venv" in stdout
+
+
+def test_bundle_layout_is_for_final_paths(project, managed_python, tmp_path, extracted):
+    src = project("hello-web")
+    out = tmp_path / "b.tar.gz"
+    bundle_ok(str(src), "-o", str(out), "--venv-path", "/srv/venv", "--python-path", "/usr/py")
+    root = extracted(out)
+    venv = root / "srv/venv"
+    cfg = (venv / "pyvenv.cfg").read_text()
+    assert "home = /usr/py/bin" in cfg and "relocatable = true" in cfg
+    assert os.readlink(venv / "bin/python") == "/usr/py/bin/python3.12"
+    for junk in (".gitignore", ".lock", "CACHEDIR.TAG"):
+        assert not (venv / junk).exists()
+    site = venv / "lib/python3.12/site-packages"
+    assert not list(site.glob("*.dist-info/uv_cache.json"))
+    assert not list(site.glob("*.dist-info/direct_url.json"))
+    # bytecode names the final path, never the staging directory
+    pyc = next((site / "hello_web/__pycache__").glob("__init__.cpython-312.pyc"))
+    data = pyc.read_bytes()
+    assert b"/srv/venv/lib/python3.12/site-packages/hello_web/__init__.py" in data
+    assert str(tmp_path).encode() not in data
+    flags = int.from_bytes(data[4:8], "little")
+    assert flags == 0b11  # hash-based, checked
+    # no file anywhere in the bundle names the build machine's paths
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            assert str(src).encode() not in p.read_bytes(), p
+
+
+def test_workspace_package_gets_only_what_it_needs(project, managed_python, base_images,
+                                                   tmp_path):
+    ws = project("ws")
+    out = tmp_path / "app.tar.gz"
+    m = bundle_ok(str(ws), "--package", "ws-app", "-o", str(out))["manifest"]
+    tiers = {p["name"]: p["tier"] for p in m["packages"]}
+    assert tiers == {
+        "ws-app": "project", "ws-lib": "local", "ws-core": "local",
+        "attrs": "dependencies", "idna": "dependencies", "markupsafe": "dependencies",
+    }
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    top = {n.split("site-packages/")[1].split("/")[0] for n in names if "site-packages/" in n}
+    assert not {"other", "six.py", "ws_other-0.1.0.dist-info"} & top
+    assert {"app", "lib", "core", "attrs", "idna", "markupsafe"} <= top
+    assert any(n.endswith("site-packages/core/__init__.py") for n in names)
+    stdout = run_in_minbase(out, "/app/.venv/bin/ws-app")
+    assert stdout.strip() == "app says &lt;lib+core:xn--bcher-kva.example&gt;"
+
+    # the same, opened at the member's directory (a bare `uv sync` there)
+    m2 = bundle_ok(str(ws / "packages/app"), "-o", str(tmp_path / "app2.tar.gz"))["manifest"]
+    assert {p["name"] for p in m2["packages"]} == set(tiers)
+
+
+def test_two_checkouts_at_different_times_give_the_same_bytes(project, managed_python,
+                                                             tmp_path, monkeypatch):
+    a = project("hello-web", tmp_path / "one" / "checkout")
+    b = project("hello-web", tmp_path / "elsewhere" / "deeper" / "checkout2")
+    # a later checkout: every file has another mtime
+    later = time.time() + 3600
+    for p in b.rglob("*"):
+        os.utime(p, (later, later))
+    monkeypatch.setenv("UVSHIP_CACHE_DIR", str(tmp_path / "cache-a"))
+    bundle_ok(str(a), "-o", str(tmp_path / "a.tar.gz"))
+    time.sleep(1.1)
+    monkeypatch.setenv("UVSHIP_CACHE_DIR", str(tmp_path / "cache-b"))
+    bundle_ok(str(b), "-o", str(tmp_path / "b.tar.gz"))
+    assert sha256(tmp_path / "a.tar.gz") == sha256(tmp_path / "b.tar.gz")
+
+
+def test_local_python_path(project, base_images, tmp_path, extracted):
+    src = project("hello-web")
+    out = tmp_path / "local.tar.gz"
+    m = bundle_ok(str(src), "--python", str(TEST_PYTHON), "-o", str(out))["manifest"]
+    assert m["interpreter"]["source"] == "local"
+    assert m["interpreter"]["libc"] == "glibc"
+    stdout = run_in_minbase(out, "/app/.venv/bin/hello-web --check")
+    assert "hello-web ok python=3.12" in stdout
+    root = extracted(out)
+    stdout = run_in_glibc(root, "/app/.venv/bin/python", "-c",
+                          "import ssl, sqlite3, ctypes, lzma, bz2, zlib; print(ssl.OPENSSL_VERSION)")
+    assert "OpenSSL" in stdout
+
+
+def test_system_mode(project, managed_python, base_images, tmp_path, extracted):
+    src = project("hello-web")
+    out = tmp_path / "system.tar.gz"
+    m = bundle_ok(str(src), "--mode", "system", "-o", str(out))["manifest"]
+    assert m["mode"] == "system" and m["venv_path"] is None
+    assert m["python"] == "/opt/python/bin/python3.12"
+    assert "hello-web" in m["scripts"]
+    stdout = run_in_minbase(out, "/opt/python/bin/hello-web --check")
+    assert "hello-web ok" in stdout and "prefix=/opt/python" in stdout
+    # no shell: the script's shebang names the final interpreter, the kernel runs it
+    root = extracted(out)
+    stdout = run_in_glibc(root, "/opt/python/bin/hello-web", "--check", mounts=("opt/python",))
+    assert "module=/opt/python/lib/python3.12/site-packages/hello_web/__init__.py" in stdout
+
+
+def test_directory_output_runs(project, managed_python, base_images, tmp_path):
+    src = project("hello-web")
+    out = tmp_path / "bundle-dir"
+    res = bundle_ok(str(src), "-o", str(out))
+    assert res["kind"] == "dir" and (out / "uvship-bundle.json").is_file()
+    stdout = run_in_glibc(out, "/app/.venv/bin/python", "/app/.venv/bin/hello-web", "--check")
+    assert "hello-web ok" in stdout
+    # a second bundle replaces the first one atomically
+    bundle_ok(str(src), "-o", str(out), "--no-compile")
+    assert not list(out.rglob("*.pyc")) or all("/opt/python/" in str(p) or True
+                                                for p in out.rglob("*.pyc"))
+    assert not list((out / "app/.venv").rglob("__pycache__/*.pyc"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle-dir", "hello-web"])

@@ -1,0 +1,158 @@
+"""Bad input: one clear error naming the input, a non-zero exit, and nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, uvship
+
+OTHER_PYTHON = next(
+    (p for p in sorted(Path("/root/.pyenv/versions").glob("3.10.*/bin/python3.10"))), None
+)
+
+
+def assert_error(proc, *fragments: str, code: int = 1) -> None:
+    """Exit code, an empty stdout and an `error:` on stderr naming every fragment; no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    flat = " ".join(proc.stderr.split())
+    for f in fragments:
+        assert " ".join(f.split()) in flat, (f, proc.stderr)
+
+
+def left_in(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_no_pyproject(tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out.tar.gz"
+    proc = uvship("bundle", str(tmp_path / "empty"), "-o", str(out))
+    assert_error(proc, f"{tmp_path / 'empty'}: no pyproject.toml", "hint:")
+    assert not out.exists()
+
+
+def test_no_lock(project, tmp_path):
+    src = project("hello-web")
+    (src / "uv.lock").unlink()
+    proc = uvship("bundle", str(src), "-o", str(tmp_path / "o.tar.gz"))
+    assert_error(proc, f"{src}: no uv.lock", "hint: run `uv lock`")
+    assert left_in(tmp_path) == ["hello-web"]
+
+
+def test_stale_lock(project, managed_python, tmp_path):
+    src = project("hello-web")
+    pp = src / "pyproject.toml"
+    pp.write_text(pp.read_text().replace('"uvicorn>=0.29,<1",', '"uvicorn>=0.29,<1", "six",'))
+    proc = uvship("bundle", str(src), "-o", str(tmp_path / "o.tar.gz"))
+    assert_error(proc, f"{src / 'uv.lock'}: the lock file is out of date with pyproject.toml",
+                 "hint: run `uv lock`")
+    assert left_in(tmp_path) == ["hello-web"]
+
+
+def test_unknown_package(project, tmp_path):
+    ws = project("ws")
+    proc = uvship("bundle", str(ws), "--package", "nope", "-o", str(tmp_path / "o.tar.gz"))
+    assert_error(proc, "--package nope: no such package in the workspace",
+                 "expected one of: ws-app, ws-core, ws-lib, ws-other")
+
+
+def test_python_version_outside_requires_python(project, tmp_path):
+    src = project("hello-web")
+    proc = uvship("bundle", str(src), "--python", "3.10", "-o", str(tmp_path / "o.tar.gz"))
+    assert_error(proc, "--python 3.10: Python 3.10 is outside the project's requires-python >=3.11",
+                 "hint:")
+
+
+@pytest.mark.skipif(OTHER_PYTHON is None, reason="no local CPython 3.10")
+def test_python_path_outside_requires_python(project, tmp_path):
+    src = project("hello-web")
+    proc = uvship("bundle", str(src), "--python", str(OTHER_PYTHON), "-o",
+                  str(tmp_path / "o.tar.gz"))
+    assert_error(proc, f"--python {OTHER_PYTHON}: Python 3.10.", "requires-python >=3.11")
+
+
+@pytest.mark.parametrize("kind", ["true", "script", "missing"])
+def test_python_that_is_not_cpython(project, tmp_path, kind):
+    src = project("hello-web")
+    if kind == "true":
+        exe = Path("/bin/true")
+    elif kind == "script":
+        exe = tmp_path / "python3"
+        exe.write_text("#!/bin/sh\necho 'Python 3.12.0'\n")
+        exe.chmod(0o755)
+    else:
+        exe = tmp_path / "no-such-python"
+    proc = uvship("bundle", str(src), "--python", str(exe), "-o", str(tmp_path / "o.tar.gz"))
+    assert_error(proc, str(exe), "CPython")
+    assert not (tmp_path / "o.tar.gz").exists()
+
+
+@pytest.mark.parametrize("where", ["parent-is-file", "no-parent", "proc"])
+def test_unwritable_output(project, tmp_path, where):
+    src = project("hello-web")
+    if where == "parent-is-file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "b.tar.gz"
+    elif where == "no-parent":
+        out = tmp_path / "missing" / "b.tar.gz"
+    else:
+        out = Path("/proc/uvship-test/b.tar.gz")
+    proc = uvship("bundle", str(src), "-o", str(out))
+    assert_error(proc, f"--output {out}")
+    assert not out.exists()
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_bundle(project, tmp_path):
+    src = project("hello-web")
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "data.txt").write_text("keep me")
+    proc = uvship("bundle", str(src), "-o", str(out))
+    assert_error(proc, f"--output {out}: the directory exists and is not a uvship bundle")
+    assert (out / "data.txt").read_text() == "keep me"
+
+
+def test_bad_tool_uvship_config(project, tmp_path):
+    src = project("hello-web")
+    pp = src / "pyproject.toml"
+    pp.write_text(pp.read_text() + '\n[tool.uvship]\nvenv-path = "/srv/v"\nfrobnicate = true\n')
+    proc = uvship("bundle", str(src), "-o", str(tmp_path / "o.tar.gz"))
+    assert_error(proc, f"{pp}: unknown key 'frobnicate' in [tool.uvship]", "venv-path")
+
+
+def test_ctrl_c_mid_build_leaves_nothing(project, managed_python, tmp_path):
+    src = project("hello-web")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    out = outdir / "b.tar.gz"
+    cache = Path(os.environ["UVSHIP_CACHE_DIR"])
+    before = set((cache / "tmp").glob("*")) if (cache / "tmp").is_dir() else set()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvship", "bundle", str(src), "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    # interrupt once the build is staging its environment (a stage-* directory exists)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if set((cache / "tmp").glob("stage-*")) - before if (cache / "tmp").is_dir() else False:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stdout == ""
+    assert "error: cancelled; nothing was written to the output" in stderr
+    assert "Traceback" not in stderr
+    assert left_in(outdir) == []
+    assert set((cache / "tmp").glob("stage-*")) - before == set()
