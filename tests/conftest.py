@@ -1,10 +1,8 @@
-"""Shared fixtures: real uv, real podman, a test CPython served as a uv-managed download, fixture projects."""
+"""Shared fixtures: real uv and podman, a test CPython served as a uv download, projects."""
 
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -84,28 +82,15 @@ def python_downloads(tmp_path_factory) -> dict[str, str]:
     """
     if TEST_PYTHON is None:
         pytest.skip("no local CPython 3.12 to serve as a managed download")
-    from uvship.python import portable
+    from uvship.python.pack import pack
 
     d = tmp_path_factory.mktemp("python-downloads")
-    info = portable.inspect_python(TEST_PYTHON)
-    major, minor, patch = info.version[:3]
-    portable.make_portable(TEST_PYTHON, d / "python")
-    archive = d / f"cpython-{major}.{minor}.{patch}-x86_64-unknown-linux-gnu-install_only.tar.gz"
-    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
-        tar.add(d / "python", arcname="python")
-    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
-    key = f"cpython-{major}.{minor}.{patch}-linux-x86_64-gnu"
-    listing = {key: {
-        "name": "cpython", "arch": {"family": "x86_64", "variant": None}, "os": "linux",
-        "libc": "gnu", "major": major, "minor": minor, "patch": patch, "prerelease": "",
-        "url": archive.as_uri(), "sha256": sha, "variant": None, "build": "20990101",
-    }}
-    (d / "downloads.json").write_text(json.dumps(listing))
+    packed = pack(TEST_PYTHON, d)
     return {
-        "UV_PYTHON_DOWNLOADS_JSON_URL": str(d / "downloads.json"),
+        "UV_PYTHON_DOWNLOADS_JSON_URL": str(packed.downloads_json),
         "UV_PYTHON_INSTALL_DIR": str(d / "installs"),
         "UV_PYTHON_BIN_DIR": str(d / "bin"),
-        "version": f"{major}.{minor}.{patch}",
+        "version": packed.version,
     }
 
 

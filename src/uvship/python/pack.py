@@ -1,0 +1,72 @@
+"""Packing a local CPython as a uv-managed download: an install_only archive plus a download list.
+
+uv installs Pythons it cannot download (an offline machine, a private build) from a
+download list given by UV_PYTHON_DOWNLOADS_JSON_URL or `python-downloads-json-url`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import layers
+from ..errors import InputError
+from . import portable
+
+_ARCH_TRIPLE = {"x86_64": "x86_64", "aarch64": "aarch64"}
+
+
+@dataclass(frozen=True)
+class PackedPython:
+    archive: Path
+    downloads_json: Path
+    key: str  # e.g. cpython-3.12.1-linux-x86_64-gnu
+    version: str
+
+
+def pack(
+    python: Path, dest: Path, *, strip: bool = False, work: Path | None = None
+) -> PackedPython:
+    """Make ``python`` relocatable and write it to ``dest`` as a uv-installable download.
+
+    ``dest`` gets the archive (one top-level ``python/`` directory, as python-build-standalone
+    ships it) and ``downloads.json``; an existing list there is extended, not replaced.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    info = portable.inspect_python(python)
+    major, minor, patch = info.version[:3]
+    arch = _ARCH_TRIPLE.get(info.machine)
+    if arch is None:
+        raise InputError(f"{python}: machine {info.machine!r} is not supported "
+                         "(expected x86_64 or aarch64)")
+    with tempfile.TemporaryDirectory(dir=work or dest) as tmp:
+        made = portable.make_portable(python, Path(tmp) / "python", strip=strip)
+        libc = "musl" if made.libc == "musl" else "gnu"
+        name = f"cpython-{major}.{minor}.{patch}-{arch}-unknown-linux-{libc}-install_only.tar.gz"
+        archive = dest / name
+        entries = layers.scan(Path(tmp) / "python", "python")
+        fd, part = tempfile.mkstemp(prefix=f".{name}.", dir=dest)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                info_ = layers.write_tar(entries, f, compression="gzip")
+            os.chmod(part, 0o644)
+            os.replace(part, archive)
+        except BaseException:
+            os.unlink(part)
+            raise
+    key = f"cpython-{major}.{minor}.{patch}-linux-{arch}-{libc}"
+    listing_path = dest / "downloads.json"
+    listing = json.loads(listing_path.read_text()) if listing_path.is_file() else {}
+    listing[key] = {
+        "name": "cpython", "arch": {"family": arch, "variant": None}, "os": "linux",
+        "libc": libc, "major": major, "minor": minor, "patch": patch, "prerelease": "",
+        "url": archive.absolute().as_uri(), "sha256": info_.digest.split(":", 1)[1],
+        "variant": None, "build": "uvship",
+    }
+    tmp_json = listing_path.with_name(".downloads.json.tmp")
+    tmp_json.write_text(json.dumps(listing, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp_json, listing_path)
+    return PackedPython(archive, listing_path, key, f"{major}.{minor}.{patch}")
