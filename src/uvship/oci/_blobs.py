@@ -1,0 +1,122 @@
+"""Helpers shared by the readers and writers: JSON loading, blob hashing, files put in place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import InputError
+from .image import Layer
+
+CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def load_json(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{where}: expected JSON, found invalid data ({exc})") from None
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """sha256 digest and size of the file at ``path``."""
+    sha = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+    return "sha256:" + sha.hexdigest(), size
+
+
+def sniff_compression(head: bytes) -> str:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+def open_decompressed(path: Path, compression: str) -> BinaryIO:
+    """A reader of the uncompressed bytes of the blob at ``path``."""
+    if compression == "gzip":
+        from isal import igzip
+
+        return igzip.open(path, "rb")  # type: ignore[return-value]
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
+    return path.open("rb")
+
+
+def diff_id_of(path: Path, compression: str) -> str:
+    """The digest of the uncompressed tar stored (maybe compressed) at ``path``."""
+    sha = hashlib.sha256()
+    with open_decompressed(path, compression) as f:
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
+    return "sha256:" + sha.hexdigest()
+
+
+def layer_file(layer: Layer) -> Path:
+    """The file holding ``layer``'s blob, checked to exist and to have the layer's size."""
+    assert layer.path is not None
+    try:
+        size = layer.path.stat().st_size
+    except OSError:
+        raise InputError(f"layer {layer.digest}: its blob {layer.path} is missing") from None
+    if size != layer.size:
+        raise InputError(f"layer {layer.digest}: expected its blob {layer.path} to hold "
+                         f"{layer.size} bytes, found {size}",
+                         hint="the file changed after the layer was made; rebuild it")
+    return layer.path
+
+
+def place_blob(layer: Layer, dest: Path) -> None:
+    """Put ``layer``'s blob at ``dest``: a hardlink when the filesystem allows, else a copy."""
+    if layer.data is not None:
+        dest.write_bytes(layer.data)
+        return
+    src = layer_file(layer)
+    try:
+        os.link(src, dest)
+    except OSError:  # another filesystem, or one without hardlinks
+        shutil.copyfile(src, dest)
+
+
+def store_stream(src: BinaryIO, blob_dir: Path) -> tuple[Path, str, int, str]:
+    """Copy ``src`` into ``blob_dir/<hex>``, content-addressed; return (path, digest, size,
+    compression sniffed from its first bytes).
+
+    Written to a temporary file then renamed, so a concurrent reader never sees a partial
+    blob and two writers of the same blob both end with the same file.
+    """
+    blob_dir.mkdir(parents=True, exist_ok=True)
+    sha = hashlib.sha256()
+    size = 0
+    head = b""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=blob_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := src.read(CHUNK):
+                if len(head) < 4:
+                    head += chunk[:4]
+                sha.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        digest = "sha256:" + sha.hexdigest()
+        final = blob_dir / digest.removeprefix("sha256:")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would follow the blob into hardlinked layouts
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final, digest, size, sniff_compression(head)
