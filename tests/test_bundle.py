@@ -154,8 +154,8 @@ def test_local_python_path(project, base_images, tmp_path, extracted):
     stdout = run_in_minbase(out, "/app/.venv/bin/hello-web --check")
     assert "hello-web ok python=3.12" in stdout
     root = extracted(out)
-    stdout = run_in_glibc(root, "/app/.venv/bin/python", "-c",
-                          "import ssl, sqlite3, ctypes, lzma, bz2, zlib; print(ssl.OPENSSL_VERSION)")
+    code = "import ssl, sqlite3, ctypes, lzma, bz2, zlib; print(ssl.OPENSSL_VERSION)"
+    stdout = run_in_glibc(root, "/app/.venv/bin/python", "-c", code)
     assert "OpenSSL" in stdout
 
 

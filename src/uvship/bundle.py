@@ -1,4 +1,4 @@
-"""Environment bundles: the staged environment and its interpreter at their final paths, written out."""
+"""Environment bundles: the staged environment and its interpreter, at their final paths."""
 
 from __future__ import annotations
 

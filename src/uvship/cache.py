@@ -1,4 +1,4 @@
-"""The local content-addressed cache: directories and files stored under the hash of their inputs."""
+"""The local content-addressed cache: outputs stored under the hash of their inputs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deterministic tar archives of file trees: fixed order, owners, modes and times; one-pass hashing."""
+"""Deterministic tar archives: fixed order, owners, modes and times; one-pass hashing."""
 
 from __future__ import annotations
 

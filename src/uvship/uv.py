@@ -12,6 +12,7 @@ from pathlib import Path
 from . import _proc
 from .errors import InputError
 
+
 @cache
 def uv_bin() -> str:
     """The uv binary: the `uv` package's, then $UV, then PATH."""

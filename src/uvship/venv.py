@@ -1,4 +1,4 @@
-"""Staging the environment: uv syncs the locked packages, then uvship lays it out for its final path."""
+"""Staging the environment: uv syncs the lock, then uvship lays it out for its final path."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-import markupsafe
 import lib
+import markupsafe
+
 
 def main() -> None:
     print("app says", markupsafe.escape("<" + lib.greet().text + ">"))

@@ -1,4 +1,5 @@
 import idna
 
+
 def greet() -> str:
     return "core:" + idna.encode("bücher.example").decode()

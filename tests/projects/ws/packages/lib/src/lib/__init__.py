@@ -1,6 +1,7 @@
 import attrs
 import core
 
+
 @attrs.define
 class Greeting:
     text: str

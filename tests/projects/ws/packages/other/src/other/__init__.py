@@ -1,2 +1,3 @@
 import six
+
 VALUE = six.PY3
