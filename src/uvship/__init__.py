@@ -11,4 +11,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["CommandError", "InputError", "UvshipError", "__version__"]
+from .api import Uv, UvBuild, UvWorkspace
+from .bundle import UvVenv
+
+__all__ = ["CommandError", "InputError", "Uv", "UvBuild", "UvVenv", "UvWorkspace", "UvshipError",
+           "__version__"]
