@@ -135,16 +135,17 @@ def test_ctrl_c_mid_build_leaves_nothing(project, managed_python, tmp_path):
     outdir = tmp_path / "out"
     outdir.mkdir()
     out = outdir / "b.tar.gz"
-    cache = Path(os.environ["UVSHIP_CACHE_DIR"])
-    before = set((cache / "tmp").glob("*")) if (cache / "tmp").is_dir() else set()
+    cache = tmp_path / "fresh-cache"  # nothing cached: the build has real work to do
+    before: set[Path] = set()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvship", "bundle", str(src), "-o", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "UVSHIP_CACHE_DIR": str(cache)},
     )
-    # interrupt once the build is staging its environment (a stage-* directory exists)
+    # interrupt once the build is staging its environment (a tiers-* directory exists)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if set((cache / "tmp").glob("stage-*")) - before if (cache / "tmp").is_dir() else False:
+        if set((cache / "tmp").glob("tiers-*")) - before if (cache / "tmp").is_dir() else False:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the build ended before it could be interrupted"
@@ -155,4 +156,4 @@ def test_ctrl_c_mid_build_leaves_nothing(project, managed_python, tmp_path):
     assert "error: cancelled; nothing was written to the output" in stderr
     assert "Traceback" not in stderr
     assert left_in(outdir) == []
-    assert set((cache / "tmp").glob("stage-*")) - before == set()
+    assert set((cache / "tmp").glob("tiers-*")) - before == set()

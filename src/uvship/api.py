@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -114,24 +115,30 @@ class UvBuild:
             requires_python=self.ws.requires_python, python_path=plan.python_path,
             compile_bytecode=plan.compile, strip=plan.strip, progress=self.progress)
 
-    def venv(self) -> _bundle.UvVenv:
-        """Build the environment now; the result owns a staging directory (``cleanup()``)."""
+    def stage(self) -> _venv.StagedEnv:
+        """Stage the environment (tiers cached by their inputs); nothing is laid out yet."""
         plan = self.plan
         _venv.check_lock(self.ws)
         interp = self.interpreter(plan)
-        work = tempdir("stage")
-        try:
-            env = _venv.stage(self.ws, plan, interp, work, progress=self.progress)
-        except BaseException:
-            import shutil
+        return _venv.stage(self.ws, plan, interp, progress=self.progress)
 
+    def venv(self) -> _bundle.UvVenv:
+        """Build the environment now, laid out at its final paths in a directory of its own.
+
+        The result owns that directory: use it as a context manager or call ``cleanup()``.
+        """
+        env = self.stage()
+        work = tempdir("venv")
+        try:
+            return _bundle.materialize(env, work)
+        except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        return _bundle.UvVenv(plan, interp, env, work)
 
     def bundle(self, output: str | Path) -> _bundle.BundleResult:
         """Build the environment and write it as a directory or a reproducible .tar.gz."""
         output = Path(output)
         _bundle.check_output(output)
-        with self.venv() as venv, self.progress.step(f"writing {output}"):
-            return _bundle.write_bundle(venv, output)
+        env = self.stage()
+        with self.progress.step(f"writing {output}"):
+            return _bundle.write_bundle(env, output)

@@ -23,21 +23,26 @@ MANIFEST_NAME = "uvship-bundle.json"
 class UvVenv:
     """A built environment: the venv tree, the interpreter tree and where each must live.
 
-    In system mode ``venv_dir`` is None and the packages are inside ``interpreter_dir``.
+    ``root`` holds both at their final paths (``root/app/.venv``, ``root/opt/python``);
+    in system mode there is no venv and the packages are inside the interpreter's tree.
     """
 
     plan: Plan
     interpreter: Interpreter
     env: StagedEnv
-    work: Path  # staging directory owned by this object; ``cleanup()`` removes it
+    work: Path  # owned by this object; ``cleanup()`` removes it
+
+    @property
+    def root(self) -> Path:
+        return self.work / "root"
 
     @property
     def venv_dir(self) -> Path | None:
-        return None if self.plan.mode == "system" else self.env.root
+        return None if self.plan.mode == "system" else self.root / self.plan.venv_path.strip("/")
 
     @property
     def interpreter_dir(self) -> Path:
-        return self.env.root if self.plan.mode == "system" else self.interpreter.root
+        return self.root / self.plan.python_path.strip("/")
 
     @property
     def interpreter_path(self) -> str:
@@ -60,48 +65,58 @@ class UvVenv:
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
 
-    # ------------------------------------------------------------------ contents
-    def interpreter_entries(self) -> list[layers.Entry]:
-        if self.plan.mode == "system":
-            return []
-        return layers.scan(self.interpreter.root, self.plan.python_path)
-
-    def env_entries(self) -> list[layers.Entry]:
-        return layers.scan(self.env.root, self.plan.env_path)
-
     def manifest(self) -> dict[str, Any]:
-        """A small description of the bundle: interpreter, platform, paths, packages."""
-        i = self.interpreter
-        return {
-            "uvship": __version__,
-            "mode": self.plan.mode,
-            "platform": self.plan.platform,
-            "interpreter": {
-                "implementation": "cpython",
-                "version": i.version_str,
-                "source": i.source,
-                "path": self.plan.python_path,
-                "executable": self.interpreter_path,
-                "libc": i.libc,
-                "min_glibc": i.min_glibc,
-                "machine": i.machine,
-            },
-            "venv_path": None if self.plan.mode == "system" else self.plan.venv_path,
-            "python": self.python,
-            "packages": [
-                {"name": d.name, "version": d.version, "tier": d.tier}
-                for d in sorted(self.env.distributions, key=lambda d: d.name)
-            ],
-            "scripts": list(self.env.scripts),
-        }
+        return manifest(self.env)
 
-    def entries(self) -> list[layers.Entry]:
-        manifest = json.dumps(self.manifest(), indent=2, sort_keys=True).encode() + b"\n"
-        return layers.normalize([
-            *self.interpreter_entries(),
-            *self.env_entries(),
-            layers.Entry(MANIFEST_NAME, "file", layers.FILE_MODE, data=manifest),
-        ])
+
+def manifest(env: StagedEnv) -> dict[str, Any]:
+    """A small description of an environment: interpreter, platform, paths, packages."""
+    plan, i = env.plan, env.interpreter
+    exe = f"{plan.python_path}/{i.executable}"
+    return {
+        "uvship": __version__,
+        "mode": plan.mode,
+        "platform": plan.platform,
+        "interpreter": {
+            "implementation": "cpython",
+            "version": i.version_str,
+            "source": i.source,
+            "path": plan.python_path,
+            "executable": exe,
+            "libc": i.libc,
+            "min_glibc": i.min_glibc,
+            "machine": i.machine,
+        },
+        "venv_path": None if plan.mode == "system" else plan.venv_path,
+        "python": exe if plan.mode == "system" else f"{plan.venv_path}/bin/python",
+        "packages": [
+            {"name": d.name, "version": d.version, "tier": d.tier}
+            for d in sorted(env.distributions, key=lambda d: d.name)
+        ],
+        "scripts": list(env.scripts),
+    }
+
+
+def interpreter_entries(env: StagedEnv) -> list[layers.Entry]:
+    return layers.scan(env.interpreter.root, env.plan.python_path)
+
+
+def entries(env: StagedEnv) -> list[layers.Entry]:
+    """Everything a bundle holds, at final paths, plus its manifest."""
+    data = json.dumps(manifest(env), indent=2, sort_keys=True).encode() + b"\n"
+    return layers.normalize([
+        *interpreter_entries(env),
+        *env.entries(),
+        layers.Entry(MANIFEST_NAME, "file", layers.FILE_MODE, data=data),
+    ])
+
+
+def materialize(env: StagedEnv, work: Path) -> UvVenv:
+    """Lay the environment out at its final paths under ``work/root`` (a real copy)."""
+    root = work / "root"
+    root.mkdir(parents=True)
+    layers.materialize(layers.normalize([*interpreter_entries(env), *env.entries()]), root)
+    return UvVenv(env.plan, env.interpreter, env, work)
 
 
 def output_kind(output: Path) -> str:
@@ -140,17 +155,17 @@ class BundleResult:
     files: int
 
 
-def write_bundle(venv: UvVenv, output: Path) -> BundleResult:
+def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
     """Write the bundle to ``output`` (a directory or a .tar.gz) atomically."""
     check_output(output)
-    entries = venv.entries()
+    entries_ = entries(env)
     output = output.absolute()
-    files = sum(1 for _ in layers.iter_files(entries))
+    files = sum(1 for _ in layers.iter_files(entries_))
     if output_kind(output) == "tar.gz":
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                info = layers.write_tar(entries, f, compression="gzip")
+                info = layers.write_tar(entries_, f, compression="gzip")
             os.chmod(tmp, 0o644)
             os.replace(tmp, output)
         except BaseException:
@@ -160,7 +175,7 @@ def write_bundle(venv: UvVenv, output: Path) -> BundleResult:
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     old = None
     try:
-        layers.materialize(entries, tmpdir)
+        layers.materialize(entries_, tmpdir)
         os.chmod(tmpdir, 0o755)
         if output.exists():
             old = output.with_name(f".{output.name}.old-{os.getpid()}")
@@ -173,5 +188,5 @@ def write_bundle(venv: UvVenv, output: Path) -> BundleResult:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    size = sum(e.size() for e in layers.iter_files(entries))
+    size = sum(e.size() for e in layers.iter_files(entries_))
     return BundleResult(output, "dir", None, size, files)

@@ -118,10 +118,11 @@ def bundle(project: str, output: str, **kw: Any) -> None:
         from . import bundle as _bundle
 
         _bundle.check_output(out)
-        with b.venv() as venv, b.progress.step(f"writing {out}"):
-            res = _bundle.write_bundle(venv, out)
-            data = {"output": str(res.output), "kind": res.kind, "sha256": res.sha256,
-                    "size": res.size, "files": res.files, "manifest": venv.manifest()}
+        env = b.stage()
+        with b.progress.step(f"writing {out}"):
+            res = _bundle.write_bundle(env, out)
+        data = {"output": str(res.output), "kind": res.kind, "sha256": res.sha256,
+                "size": res.size, "files": res.files, "manifest": _bundle.manifest(env)}
     _emit(data, as_json, str(res.output))
 
 

@@ -1,52 +1,173 @@
-"""Staging the environment: uv syncs the lock, then uvship lays it out for its final path."""
+"""Staging the environment in tiers (dependencies, local members, project), cached by inputs.
+
+uv syncs each tier into a copy of the previous tier's venv; uvship records which files
+the tier added, byte-compiles only those for the final path, and keeps the result under
+the hash of the tier's inputs. A code-only change re-runs only the project tier.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from . import uv
+from . import layers, uv
+from .cache import cache_root, cached_dir, key_of, tempdir
 from .errors import CommandError, InputError
 from .plan import Plan
 from .progress import NullProgress, Progress
-from .python.interpreter import Interpreter, compile_tree
+from .python.bytecode import compile_files
+from .python.interpreter import Interpreter
 from .workspace import Workspace
 
-# Files uv leaves behind that are bookkeeping for uv on this machine: they hold
-# timestamps or build-host paths and would make every build differ.
+TIERS = ("dependencies", "local", "project")
+# Bumped whenever a change here changes what a tier holds, to invalidate cached tiers.
+_FORMAT = 1
+# Files uv leaves that are bookkeeping for uv on this machine (times, build-host paths).
 _VENV_ROOT_JUNK = (".gitignore", ".lock", "CACHEDIR.TAG")
 _DIST_INFO_JUNK = ("uv_cache.json", "direct_url.json")
+# Never part of a source tree's identity: environments, VCS data, caches, build output.
+_SOURCE_SKIP = {".git", ".hg", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache",
+                ".ruff_cache", ".tox", ".nox", "node_modules", "build", "dist"}
+# uv's words (0.13) for a lock that no longer matches pyproject.toml
+_STALE = "needs to be updated"
 
 
 @dataclass(frozen=True)
 class Distribution:
-    """An installed distribution: name, version, which tier it belongs to, and its files."""
+    """An installed distribution: name, version, tier and its files (relative to the env root)."""
 
     name: str
     version: str
-    tier: str  # "dependencies" | "local" | "project"
-    dist_info: str  # path of its .dist-info, relative to the environment root
-    files: tuple[str, ...]  # paths relative to the environment root (RECORD)
+    tier: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One tier of a staged environment, as kept in the cache."""
+
+    name: str
+    key: str
+    root: Path  # the staged environment after this tier (valid on this host)
+    files: tuple[str, ...]  # what this tier added, relative to the env root
+    distributions: tuple[Distribution, ...]
+    needed: tuple[str, ...]  # DT_NEEDED of the tier's ELF files (for a scratch runtime)
+    scripts: tuple[str, ...]  # console scripts the tier added to bin/
 
 
 @dataclass(frozen=True)
 class StagedEnv:
-    """A synced environment in a staging directory, laid out for ``final_path``."""
+    """The environment of a plan: its tiers, and how its files map to the final path."""
 
-    root: Path  # on this host
-    final_path: str  # where it will live (/app/.venv, or the interpreter's path in system mode)
-    site_packages: str  # relative to root
-    distributions: tuple[Distribution, ...]
-    scripts: tuple[str, ...]  # console scripts in bin/
+    plan: Plan
+    interpreter: Interpreter
+    tiers: tuple[Tier, ...]
+
+    @property
+    def root(self) -> Path:
+        """The complete environment on this host (the last tier's staging copy)."""
+        return self.tiers[-1].root
+
+    @property
+    def final_path(self) -> str:
+        return self.plan.env_path
+
+    @property
+    def distributions(self) -> tuple[Distribution, ...]:
+        return tuple(d for t in self.tiers for d in t.distributions)
+
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        return tuple(sorted({s for t in self.tiers for s in t.scripts}))
+
+    def tier_entries(self, tier: Tier) -> list[layers.Entry]:
+        """The tier's files at their final paths; venv files that name the host are rewritten."""
+        prefix = self.final_path.strip("/")
+        out = []
+        for rel in tier.files:
+            src = tier.root / rel
+            override = self._final_form(rel)
+            if override is not None:
+                out.append(layers.Entry(f"{prefix}/{rel}", **override))
+                continue
+            st = src.lstat()
+            if os.path.islink(src):
+                out.append(layers.Entry(f"{prefix}/{rel}", "symlink", 0o777,
+                                        target=os.readlink(src)))
+            elif src.is_dir():
+                out.append(layers.Entry(f"{prefix}/{rel}", "dir", layers.DIR_MODE))
+            else:
+                mode = layers.EXEC_MODE if st.st_mode & 0o111 else layers.FILE_MODE
+                out.append(layers.Entry(f"{prefix}/{rel}", "file", mode, source=src))
+        return out
+
+    def entries(self) -> list[layers.Entry]:
+        return [e for t in self.tiers for e in self.tier_entries(t)]
+
+    def _final_form(self, rel: str) -> dict[str, Any] | None:
+        if self.plan.mode != "venv":
+            return None
+        final_exe = f"{self.plan.python_path.rstrip('/')}/{self.interpreter.executable}"
+        if rel == "pyvenv.cfg":
+            text = self.tiers[0].root.joinpath(rel).read_text()
+            lines = [f"home = {os.path.dirname(final_exe)}"
+                     if ln.split("=", 1)[0].strip() == "home" else ln
+                     for ln in text.splitlines()]
+            return {"kind": "file", "mode": layers.FILE_MODE,
+                    "data": ("\n".join(lines) + "\n").encode()}
+        if rel == "bin/python":
+            # Absolute: the venv and the interpreter are placed independently (two venvs
+            # can share one interpreter layer); an absolute link survives either move.
+            return {"kind": "symlink", "mode": 0o777, "target": final_exe}
+        return None
 
 
-def sync_args(plan: Plan) -> list[str]:
+# ---------------------------------------------------------------------- lock checks
+def _stale_lock(ws: Workspace) -> InputError:
+    return InputError(
+        f"{ws.lock_path}: the lock file is out of date with pyproject.toml "
+        "(expected a lock that matches the project's requirements)",
+        hint="run `uv lock` in the workspace and commit uv.lock",
+    )
+
+
+def check_lock(ws: Workspace) -> None:
+    """Fail before any work when uv.lock no longer matches the workspace's pyproject files.
+
+    A passed check is remembered under the hash of the lock and every member's
+    pyproject.toml, so an unchanged workspace is not checked twice.
+    """
+    h = hashlib.sha256(ws.lock_path.read_bytes())
+    for p in sorted([ws.root / "pyproject.toml", *(m.path / "pyproject.toml"
+                                                   for m in ws.members.values())]):
+        if p.is_file():
+            h.update(str(p.relative_to(ws.root)).encode() + b"\0" + p.read_bytes())
+    marker = cache_root() / "lock-checks" / h.hexdigest()
+    if marker.is_file():
+        return
+    try:
+        uv.run(["lock", "--check", "--project", str(ws.root), "--no-python-downloads"],
+               cwd=ws.root, what="uv lock --check")
+    except CommandError as exc:
+        if _STALE in exc.stderr:
+            raise _stale_lock(ws) from None
+        raise
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("")
+
+
+# ---------------------------------------------------------------------- tier keys
+def selection_args(plan: Plan) -> list[str]:
     """The `uv sync` selection flags for a plan."""
     args: list[str] = []
     if plan.all_packages:
@@ -64,55 +185,190 @@ def sync_args(plan: Plan) -> list[str]:
     return args
 
 
-def stage(
-    ws: Workspace,
-    plan: Plan,
-    interp: Interpreter,
-    work: Path,
-    *,
-    progress: Progress | None = None,
-) -> StagedEnv:
-    """Create the environment of ``plan`` under ``work`` and lay it out for its final path."""
+def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
+    """The cache key of each tier: a hash of exactly what decides its bytes."""
+    from . import uv as _uv
+
+    common = key_of("tier", _FORMAT, _uv.uv_version(), interp.key, plan.mode, plan.env_path,
+                    plan.python_path, plan.compile, plan.platform, selection_args(plan))
+    lock_meta = {k: ws.lock.get(k) for k in ("version", "requires-python", "resolution-markers",
+                                             "supported-markers", "options")}
+    every = ws.local_closure(plan.selected, extras=plan.extras, all_extras=plan.all_extras,
+                             groups=plan.groups)
+    third_party = _reachable_third_party(ws, plan)
+    deps = key_of(common, lock_meta, [_lock_entry(ws, n) for n in third_party])
+    local_names = [n for n in every if n not in plan.selected]
+    local = key_of(deps, [(n, _lock_entry(ws, n), source_hash(ws, n)) for n in local_names])
+    project = key_of(local, [(n, _lock_entry(ws, n), source_hash(ws, n)) for n in plan.selected])
+    return {"dependencies": deps, "local": local, "project": project}
+
+
+def _reachable_third_party(ws: Workspace, plan: Plan) -> list[str]:
+    """Every non-local locked package the selection can reach (markers ignored: a superset)."""
+    seen: set[str] = set()
+    stack = list(plan.selected)
+    top = set(plan.selected)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in ws.packages:
+            continue
+        seen.add(name)
+        pkg = ws.packages[name]
+        deps = list(pkg.dependencies)
+        for extra, names in pkg.optional.items():
+            if plan.all_extras or extra in plan.extras or name not in top:
+                deps.extend(names)
+        if name in top:
+            for group, names in pkg.groups.items():
+                if group in plan.groups:
+                    deps.extend(names)
+        stack.extend(deps)
+    return sorted(n for n in seen if not ws.packages[n].is_local)
+
+
+def _lock_entry(ws: Workspace, name: str) -> Any:
+    for p in ws.lock.get("package", []):
+        if canonicalize_name(p["name"]) == name:
+            return p
+    return None
+
+
+def source_hash(ws: Workspace, name: str) -> str:
+    """The content of a local package's source tree (nested members excluded)."""
+    pkg = ws.packages[name]
+    rel = next((pkg.source[k] for k in ("editable", "virtual", "directory", "path")
+                if k in pkg.source), ".")
+    root = (ws.root / rel).resolve()
+    nested = {m.path for m in ws.members.values() if m.path != root}
+    h = hashlib.sha256()
+    if root.is_file():
+        h.update(root.read_bytes())
+        return h.hexdigest()
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if n not in _SOURCE_SKIP
+                             and not n.endswith(".egg-info") and d / n not in nested)
+        for n in sorted(filenames):
+            if n == "uv.lock" or n.endswith((".pyc", ".pyo")):
+                continue
+            p = d / n
+            if p.is_symlink():
+                h.update(f"{p.relative_to(root)}\0->{os.readlink(p)}\0".encode())
+            elif p.is_file():
+                h.update(f"{p.relative_to(root)}\0{_file_hash(p)}\0".encode())
+    return h.hexdigest()
+
+
+def _file_hash(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------- staging
+def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
+          progress: Progress | None = None) -> StagedEnv:
+    """Stage every tier of ``plan``, reusing cached tiers; returns the complete environment."""
     progress = progress or NullProgress()
+    keys = tier_keys(ws, plan, interp)
+    tiers: list[Tier] = []
+    prev: Tier | None = None
+    for name in TIERS:
+        tier = _load(name, keys[name])
+        if tier is None:
+            with progress.step(_STEP_NAMES[name]):
+                tier = _build_tier(ws, plan, interp, name, keys[name], prev)
+        tiers.append(tier)
+        prev = tier
+    return StagedEnv(plan, interp, tuple(tiers))
+
+
+_STEP_NAMES = {"dependencies": "installing third-party dependencies",
+               "local": "installing local workspace members",
+               "project": "installing the project"}
+
+
+def _meta_path(key: str) -> Path:
+    return cache_root() / "tiers" / key / "tier.json"
+
+
+def _load(name: str, key: str) -> Tier | None:
+    meta = _meta_path(key)
+    if not (meta.parent / ".complete").is_file():
+        return None
+    d = json.loads(meta.read_text())
+    return Tier(
+        name=name, key=key, root=meta.parent / "env", files=tuple(d["files"]),
+        distributions=tuple(Distribution(x["name"], x["version"], x["tier"], tuple(x["files"]))
+                            for x in d["distributions"]),
+        needed=tuple(d["needed"]), scripts=tuple(d["scripts"]),
+    )
+
+
+def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: str,
+                prev: Tier | None) -> Tier:
+    made: dict[str, Any] = {}
+
+    def build(out: Path) -> None:
+        env = out / "env"
+        if prev is None:
+            _new_env(ws, plan, interp, env)
+        else:
+            _link_tree(prev.root, env)
+        before = set(_listing(env))
+        python = env / interp.executable if plan.mode == "system" else interp.exe
+        _sync(ws, plan, python, env, name)
+        if plan.mode == "venv" and prev is None:
+            _check_venv(env, interp)
+        site = f"lib/python{interp.minor}/site-packages"
+        _remove_junk(env, site, plan.mode, before)
+        # the venv's own files (pyvenv.cfg, bin/python, activate) belong to the first tier
+        base = set() if prev is None and plan.mode == "venv" else before
+        added = sorted(set(_listing(env)) - base)
+        scripts = _new_scripts(env, added)
+        if plan.mode == "system":
+            _fix_shebangs(env, scripts, python, plan.python_path)
+        if plan.compile:
+            py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
+            compile_files(python, py, strip=env, prefix=plan.env_path)
+            added = sorted(set(_listing(env)) - base)
+        dists = _distributions(plan, env, site, added, name)
+        needed = _needed(env, added)
+        made.update(files=added, distributions=dists, needed=needed, scripts=scripts)
+        (out / "tier.json").write_text(json.dumps({
+            "files": added, "needed": needed, "scripts": scripts,
+            "distributions": [{"name": d.name, "version": d.version, "tier": d.tier,
+                               "files": list(d.files)} for d in dists],
+        }, sort_keys=True))
+
+    cached_dir("tiers", key, build)
+    loaded = _load(name, key)
+    assert loaded is not None
+    return loaded
+
+
+def _new_env(ws: Workspace, plan: Plan, interp: Interpreter, env: Path) -> None:
     if plan.mode == "system":
-        root = work / "python"
-        shutil.copytree(interp.root, root, symlinks=True)
-        python = root / interp.executable
-        final = plan.python_path
-    else:
-        root = work / "venv"
-        python = interp.exe
-        final = plan.venv_path
-        uv.run(["venv", "--relocatable", "--quiet", "--no-config", "--python", str(python),
-                str(root)], cwd=ws.project_dir, what="uv venv")
-    before = _bin_listing(root)
-    with progress.step("syncing the locked packages with uv"):
-        _sync(ws, plan, python, root)
-    if plan.mode == "venv":
-        _check_venv(root, interp)
-    site = _site_packages(root, interp)
-    _remove_junk(root, site, plan.mode)
-    if plan.mode == "venv":
-        _point_at_interpreter(root, interp, plan.python_path)
-    else:
-        _fix_shebangs(root, set(_bin_listing(root)) - set(before), python, plan.python_path,
-                      interp)
-    dists = _distributions(ws, plan, root, site)
-    if plan.compile:
-        with progress.step("byte-compiling for the final paths"):
-            targets = [root / site] if plan.mode == "venv" else _dist_dirs(root, dists)
-            if targets:
-                compile_tree(python, targets, strip=root, prefix=final)
-    scripts = tuple(sorted(set(_bin_listing(root)) - set(before))) if plan.mode == "system" \
-        else tuple(sorted(_console_scripts(root)))
-    return StagedEnv(root, final, site, dists, scripts)
+        shutil.copytree(interp.root, env, symlinks=True)
+        return
+    uv.run(["venv", "--relocatable", "--quiet", "--no-config", "--python", str(interp.exe),
+            str(env)], cwd=ws.project_dir, what="uv venv")
 
 
-def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path) -> None:
+def _link_tree(src: Path, dst: Path) -> None:
+    """A copy of ``src`` made of hard links: uv and the compiler only ever add new files
+    (or replace through a rename), so the cached tier underneath is never written."""
+    shutil.copytree(src, dst, symlinks=True, copy_function=os.link)
+
+
+def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str) -> None:
     args = ["sync", "--locked", "--no-editable", "--link-mode", "copy", "--python", str(python),
-            "--no-python-downloads", *sync_args(plan), "--project", str(ws.project_dir)]
+            "--no-python-downloads", *selection_args(plan), "--project", str(ws.project_dir)]
+    if tier == "dependencies":
+        args.append("--no-install-local")
+    elif tier == "local":
+        for p in plan.selected:
+            args += ["--no-install-package", p]
     env = {"UV_PROJECT_ENVIRONMENT": str(env_root), "UV_PYTHON": str(python),
-           # uv byte-compiles for the staging path: uvship compiles for the final one.
+           # uv would compile for the staging path: uvship compiles for the final one.
            "UV_COMPILE_BYTECODE": ""}
     try:
         uv.run(args, cwd=ws.project_dir, env=env, what="uv sync")
@@ -122,58 +378,35 @@ def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path) -> None:
         raise
 
 
-# uv's words (0.13) for a lock that no longer matches pyproject.toml
-_STALE = "needs to be updated"
-
-
-def _stale_lock(ws: Workspace) -> InputError:
-    return InputError(
-        f"{ws.lock_path}: the lock file is out of date with pyproject.toml "
-        "(expected a lock that matches the project's requirements)",
-        hint="run `uv lock` in the workspace and commit uv.lock",
-    )
-
-
-def check_lock(ws: Workspace) -> None:
-    """Fail before any work when uv.lock no longer matches the workspace's pyproject files."""
-    try:
-        uv.run(["lock", "--check", "--project", str(ws.root), "--no-python-downloads"],
-               cwd=ws.root, what="uv lock --check")
-    except CommandError as exc:
-        if _STALE in exc.stderr:
-            raise _stale_lock(ws) from None
-        raise
-
-
 def _check_venv(root: Path, interp: Interpreter) -> None:
-    cfg = _read_cfg(root / "pyvenv.cfg")
+    cfg = {}
+    for line in (root / "pyvenv.cfg").read_text().splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            cfg[k.strip()] = v.strip()
     if cfg.get("relocatable") != "true":
         raise InputError(f"{root}: uv made a venv that is not relocatable (pyvenv.cfg)")
     if not cfg.get("version_info", "").startswith(interp.minor):
         raise InputError(
             f"{root}: uv replaced the venv's interpreter (expected Python {interp.version_str}, "
-            f"found {cfg.get('version_info')})"
-        )
+            f"found {cfg.get('version_info')})")
 
 
-def _read_cfg(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out[k.strip()] = v.strip()
-    return out
+def _listing(root: Path) -> Iterator[str]:
+    """Every path under ``root`` (files, links and directories), relative."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for n in dirnames + filenames:
+            yield n if rel == "." else f"{rel}/{n}"
 
 
-def _site_packages(root: Path, interp: Interpreter) -> str:
-    return f"lib/python{interp.minor}/site-packages"
-
-
-def _remove_junk(root: Path, site: str, mode: str) -> None:
+def _remove_junk(root: Path, site: str, mode: str, before: set[str]) -> None:
     if mode == "venv":
         for name in _VENV_ROOT_JUNK:
             (root / name).unlink(missing_ok=True)
     for dist_info in sorted((root / site).glob("*.dist-info")):
+        if f"{site}/{dist_info.name}" in before:
+            continue
         removed = [n for n in _DIST_INFO_JUNK if (dist_info / n).is_file()]
         if not removed:
             continue
@@ -185,74 +418,61 @@ def _remove_junk(root: Path, site: str, mode: str) -> None:
                     if r and r[0].rsplit("/", 1)[-1] not in removed]
             buf = io.StringIO()
             csv.writer(buf, lineterminator="\n").writerows(rows)
-            record.write_text(buf.getvalue())
+            _replace_text(record, buf.getvalue())
 
 
-def _point_at_interpreter(root: Path, interp: Interpreter, python_path: str) -> None:
-    """Make pyvenv.cfg `home` and the bin/python link name the interpreter's final path."""
-    final_exe = f"{python_path.rstrip('/')}/{interp.executable}"
-    cfg = root / "pyvenv.cfg"
-    lines = []
-    for line in cfg.read_text().splitlines():
-        if line.split("=", 1)[0].strip() == "home":
-            line = f"home = {os.path.dirname(final_exe)}"
-        lines.append(line)
-    cfg.write_text("\n".join(lines) + "\n")
-    link = root / "bin" / "python"
-    link.unlink()
-    # Absolute: the venv and the interpreter are placed independently (another venv
-    # path, the same interpreter layer), and an absolute link survives either move.
-    os.symlink(final_exe, link)
+def _replace_text(path: Path, text: str) -> None:
+    # write a new inode: the old one may be a hard link into a cached tier
+    tmp = path.with_name(path.name + ".uvship-tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
-def _bin_listing(root: Path) -> list[str]:
-    b = root / "bin"
-    return sorted(p.name for p in b.iterdir()) if b.is_dir() else []
-
-
-def _console_scripts(root: Path) -> list[str]:
+def _new_scripts(env: Path, added: list[str]) -> list[str]:
     out = []
-    for p in (root / "bin").iterdir():
-        if p.is_file() and not p.is_symlink() and os.access(p, os.X_OK):
-            head = p.read_bytes()[:200]
-            if head.startswith(b"#!") and b"python" in head:
-                out.append(p.name)
-    return out
-
-
-def _fix_shebangs(root: Path, new: set[str], python: Path, python_path: str,
-                  interp: Interpreter) -> None:
-    """Scripts installed into the interpreter's own bin/ name its final path, not staging."""
-    staged = str(python.parent)
-    final_bin = f"{python_path.rstrip('/')}/bin"
-    for name in sorted(new):
-        p = root / "bin" / name
-        if p.is_symlink() or not p.is_file():
+    for rel in added:
+        if not rel.startswith("bin/") or rel.count("/") != 1:
             continue
+        p = env / rel
+        if p.is_file() and not p.is_symlink() and os.access(p, os.X_OK):
+            head = p.read_bytes()[:256]
+            if head.startswith(b"#!") and b"python" in head:
+                out.append(rel[4:])
+    return sorted(out)
+
+
+def _fix_shebangs(env: Path, scripts: list[str], python: Path, python_path: str) -> None:
+    """Scripts installed into the interpreter's own bin/ name its final path, not staging."""
+    staged = str(python.parent).encode()
+    final_bin = f"{python_path.rstrip('/')}/bin"
+    for name in scripts:
+        p = env / "bin" / name
         data = p.read_bytes()
-        if data.startswith(b"#!" + staged.encode()):
+        if data.startswith(b"#!" + staged):
             first, _, rest = data.partition(b"\n")
-            interp_name = first[2:].decode().strip().rsplit("/", 1)[-1]
-            p.write_bytes(f"#!{final_bin}/{interp_name}\n".encode() + rest)
+            exe_name = first[2:].decode().strip().rsplit("/", 1)[-1]
+            tmp = p.with_name(p.name + ".uvship-tmp")
+            tmp.write_bytes(f"#!{final_bin}/{exe_name}\n".encode() + rest)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, p)
 
 
-def _distributions(ws: Workspace, plan: Plan, root: Path, site: str) -> tuple[Distribution, ...]:
-    projects = set(plan.selected)
-    local = set(plan.local_members)
+def _distributions(plan: Plan, env: Path, site: str, added: list[str],
+                   tier: str) -> tuple[Distribution, ...]:
     out = []
-    for dist_info in sorted((root / site).glob("*.dist-info")):
+    added_set = set(added)
+    for dist_info in sorted((env / site).glob("*.dist-info")):
+        if f"{site}/{dist_info.name}" not in added_set:
+            continue
         meta = _metadata(dist_info / "METADATA")
         name = canonicalize_name(meta.get("Name", dist_info.name.split("-")[0]))
-        tier = "project" if name in projects else "local" if name in local else "dependencies"
-        files = []
+        files = set()
         record = dist_info / "RECORD"
         if record.is_file():
             for row in csv.reader(io.StringIO(record.read_text())):
                 if row:
-                    rel = os.path.normpath(os.path.join(site, row[0]))
-                    files.append(rel)
-        out.append(Distribution(name, meta.get("Version", "?"), tier,
-                                os.path.relpath(dist_info, root), tuple(sorted(set(files)))))
+                    files.add(os.path.normpath(os.path.join(site, row[0])))
+        out.append(Distribution(name, meta.get("Version", "?"), tier, tuple(sorted(files))))
     return tuple(out)
 
 
@@ -267,13 +487,20 @@ def _metadata(path: Path) -> dict[str, str]:
     return out
 
 
-def _dist_dirs(root: Path, dists: tuple[Distribution, ...]) -> list[Path]:
-    """Top-level directories and modules the installed distributions own (system mode)."""
-    tops: set[Path] = set()
-    for d in dists:
-        for f in d.files:
-            parts = Path(f).parts
-            site_parts = 4  # lib/python3.X/site-packages/<top>
-            if len(parts) > site_parts - 1 and parts[2] == "site-packages":
-                tops.add(root.joinpath(*parts[:site_parts]))
-    return sorted(p for p in tops if p.exists() and (p.is_dir() or p.suffix == ".py"))
+def _needed(env: Path, added: list[str]) -> list[str]:
+    """DT_NEEDED of the ELF files a tier added (extension modules, bundled libraries)."""
+    from .python import elf
+
+    needed: set[str] = set()
+    for rel in added:
+        if rel.endswith(".so") or ".so." in rel:
+            p = env / rel
+            if p.is_file() and not p.is_symlink():
+                info = elf.read_elf(p)
+                if info is not None:
+                    needed.update(info.needed)
+    return sorted(needed)
+
+
+def stage_work_dir() -> Path:
+    return tempdir("stage")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -16,10 +15,11 @@ from ..cache import cached_dir, key_of
 from ..errors import CommandError, InputError
 from ..progress import NullProgress, Progress
 from . import elf
+from .bytecode import compile_files, python_files
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 2
+_PREPARE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,9 @@ def check_request_compatible(request: str, spec: SpecifierSet | None, what: str)
     if spec is None or not m or m.group(2) is None:
         return
     major, minor, patch = m.group(1), m.group(2), m.group(3)
-    candidates = [f"{major}.{minor}.{patch}"] if patch else [
-        f"{major}.{minor}.{p}" for p in range(0, 40)
-    ]
+    candidates = (
+        [f"{major}.{minor}.{patch}"] if patch else [f"{major}.{minor}.{p}" for p in range(0, 40)]
+    )
     if not any(spec.contains(c, prereleases=True) for c in candidates):
         check_requires_python(candidates[0] if patch else f"{major}.{minor}", spec, what)
 
@@ -99,8 +99,9 @@ def resolve(
     """The interpreter for ``request``: a path means a local CPython, else a uv-managed one."""
     progress = progress or NullProgress()
     if request and is_path_request(request):
-        return _local(Path(request), requires_python, python_path, compile_bytecode, strip,
-                      progress)
+        return _local(
+            Path(request), requires_python, python_path, compile_bytecode, strip, progress
+        )
     what = f"--python {request}" if request else f"the Python requested by {project_dir}"
     if request:
         check_request_compatible(request, requires_python, what)
@@ -159,7 +160,9 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
         shutil.copytree(src_root, tree, symlinks=True)
         _remove_uv_markers(tree)
         if compile_bytecode:
-            compile_tree(tree / rel_exe, [tree / "lib"], strip=tree, prefix=python_path)
+            compile_files(
+                tree / rel_exe, python_files([tree / "lib"]), strip=tree, prefix=python_path
+            )
 
     with progress.step(f"preparing CPython {version} (uv-managed)"):
         key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
@@ -193,7 +196,9 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
         made["exe"] = str(pp.executable)
         (out / "exe").write_text(str(pp.executable))
         if compile_bytecode:
-            compile_tree(tree / pp.executable, [tree / "lib"], strip=tree, prefix=python_path)
+            compile_files(
+                tree / pp.executable, python_files([tree / "lib"]), strip=tree, prefix=python_path
+            )
 
     with progress.step(f"making CPython {version} at {path} relocatable"):
         key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
@@ -203,8 +208,11 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
 
 
 def _describe(root: Path, rel_exe: str, version: str, source, origin: str, key: str):
-    elf_files = [root / rel_exe, *sorted(root.glob("lib/*.so*")),
-                 *sorted(root.glob("lib/python3*/lib-dynload/*.so"))]
+    elf_files = [
+        root / rel_exe,
+        *sorted(root.glob("lib/*.so*")),
+        *sorted(root.glob("lib/python3*/lib-dynload/*.so")),
+    ]
     infos = [i for i in (elf.read_elf(p) for p in elf_files if p.is_file()) if i is not None]
     exe_info = elf.read_elf((root / rel_exe).resolve())
     return Interpreter(
@@ -226,28 +234,3 @@ def _query_version(exe: Path) -> str:
         what=f"{exe} --version",
     )
     return out.stdout.strip()
-
-
-def compile_tree(python: Path, targets: list[Path], *, strip: Path, prefix: str,
-                 exclude: str | None = None) -> None:
-    """Byte-compile ``targets`` for the path they will have (``prefix`` in place of ``strip``).
-
-    checked-hash pycs do not depend on file times; PYTHONHASHSEED=0 fixes the order of
-    frozenset constants, so the bytes are the same on every machine.
-    """
-    # -B: the imports of compileall itself must not leave timestamp-based pycs behind
-    # (compileall would then skip those files); -f: rewrite any pyc shipped in the tree.
-    # Not -I: it would ignore PYTHONHASHSEED.
-    args = [python, "-B", "-s", "-m", "compileall", "-q", "-f", "-j", "0",
-            "--invalidation-mode", "checked-hash", "-s", str(strip), "-p", prefix]
-    if exclude:
-        args += ["-x", exclude]
-    env = {"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
-           "PYTHONPATH": "", "PYTHONHOME": "", "PYTHONSTARTUP": ""}
-    try:
-        _proc.run([*args, *map(str, targets)], env=env, what="byte-compiling")
-    except CommandError as exc:
-        # compileall exits 1 when some file did not compile (e.g. a module for another
-        # Python version shipped as data): the others are compiled, as uv and pip do.
-        if exc.returncode != 1:
-            raise

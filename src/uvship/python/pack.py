@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import layers
 from ..errors import InputError
 from . import portable
+from .bytecode import compile_files, python_files
 
 _ARCH_TRIPLE = {"x86_64": "x86_64", "aarch64": "aarch64"}
 
@@ -44,6 +45,11 @@ def pack(
                          "(expected x86_64 or aarch64)")
     with tempfile.TemporaryDirectory(dir=work or dest) as tmp:
         made = portable.make_portable(python, Path(tmp) / "python", strip=strip)
+        # Ship bytecode as python-build-standalone does (co_filename under /install):
+        # builds then only check it instead of compiling the standard library.
+        tree = Path(tmp) / "python"
+        compile_files(tree / made.executable, python_files([tree / "lib"]), strip=tree,
+                      prefix="/install")
         libc = "musl" if made.libc == "musl" else "gnu"
         name = f"cpython-{major}.{minor}.{patch}-{arch}-unknown-linux-{libc}-install_only.tar.gz"
         archive = dest / name
