@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError, InputError, UvshipError
 
@@ -11,8 +12,24 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-from .api import Uv, UvBuild, UvWorkspace
-from .bundle import UvVenv
+if TYPE_CHECKING:
+    from .api import Uv, UvBuild, UvWorkspace
+    from .bundle import UvVenv
+    from .images import Image
 
-__all__ = ["CommandError", "InputError", "Uv", "UvBuild", "UvVenv", "UvWorkspace", "UvshipError",
-           "__version__"]
+# The API is imported on first use: a command-line run that has nothing to do (an
+# unchanged rebuild) should not pay for importing what it does not need.
+_LAZY = {"Uv": "api", "UvBuild": "api", "UvWorkspace": "api", "UvVenv": "bundle",
+         "Image": "images"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'uvship' has no attribute {name!r}")
+
+
+__all__ = ["CommandError", "Image", "InputError", "Uv", "UvBuild", "UvVenv", "UvWorkspace",
+           "UvshipError", "__version__"]

@@ -11,6 +11,7 @@ from . import bundle as _bundle
 from . import venv as _venv
 from .cache import tempdir
 from .errors import InputError
+from .images import Image
 from .plan import Options, Plan, make_plan
 from .progress import NullProgress, Progress
 from .python import interpreter as _interpreter
@@ -134,6 +135,38 @@ class UvBuild:
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
+
+    def copy_venv(self, image: Image, path: str | None = None, *, set_env_vars: bool = True,
+                  compression: str = "gzip") -> Image:
+        """``image`` plus this build's environment at ``path`` (default: the plan's venv path).
+
+        On the scratch base the runtime the interpreter needs is added too; an interpreter
+        layer the image already has is not added twice, so two venvs can share one.
+        """
+        from . import build as _build
+
+        b = self.with_venv(path=path) if path else self
+        env = b.stage()
+        return _build.copy_venv(image, env, set_env_vars=set_env_vars,
+                                compression=compression,  # type: ignore[arg-type]
+                                progress=self.progress)
+
+    def image(self, base: Image | str = "scratch", spec: Any = None) -> Image:
+        """The whole image `uvship build` makes: base, layers, entrypoint, config, labels."""
+        from . import build as _build
+
+        spec = spec or _build.ImageSpec()
+        plan = self.plan
+        entrypoint = _build.choose_entrypoint(self.ws, plan, spec)
+        if isinstance(base, str):
+            base = Image.from_reference(base, plan.platform)
+        _venv.check_lock(self.ws)
+        interp = self.interpreter(plan)
+        _build.check_base(base, interp)
+        env = _venv.stage(self.ws, plan, interp, progress=self.progress)
+        image = _build.copy_venv(base, env, compression=spec.compression,
+                                 progress=self.progress)
+        return _build.finish_image(image, env, self.ws, entrypoint, spec)
 
     def bundle(self, output: str | Path) -> _bundle.BundleResult:
         """Build the environment and write it as a directory or a reproducible .tar.gz."""

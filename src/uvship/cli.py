@@ -11,14 +11,29 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from . import __version__
-from .api import Uv
 from .errors import CommandError, UvshipError
 
-_err = Console(stderr=True, highlight=False)
+
+class _LazyConsole:
+    """rich's Console on stderr, imported on first use (it costs ~60 ms to import)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+        globals()["_err"] = console
+        return getattr(console, name)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(text)
+
+
+_err: Any = _LazyConsole()
 
 
 class RichProgress:
@@ -84,9 +99,11 @@ def build_options(f):
     return f
 
 
-def _build(project: str, kw: dict[str, Any]):
+def _build_from(project: str, kw: dict[str, Any]):
     quiet = kw.pop("quiet")
     compile_ = kw.pop("compile_")
+    from .api import Uv
+
     ws = Uv(".").workspace(project)
     b = ws.build(
         list(kw.pop("package")), all_packages=kw.pop("all_packages"),
@@ -113,7 +130,7 @@ def bundle(project: str, output: str, **kw: Any) -> None:
     """Bundle PROJECT's environment and its Python, laid out for their final paths."""
     as_json = kw.pop("as_json")
     with _errors():
-        b = _build(project, kw)
+        b = _build_from(project, kw)
         out = Path(output)
         from . import bundle as _bundle
 
@@ -124,6 +141,110 @@ def bundle(project: str, output: str, **kw: Any) -> None:
         data = {"output": str(res.output), "kind": res.kind, "sha256": res.sha256,
                 "size": res.size, "files": res.files, "manifest": _bundle.manifest(env)}
     _emit(data, as_json, str(res.output))
+
+
+def _pairs(values: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for v in values:
+        k, sep, val = v.partition("=")
+        if not sep or not k:
+            raise UsageError(f"{option} {v!r}: expected KEY=VALUE")
+        out.append((k, val))
+    return tuple(out)
+
+
+class UsageError(Exception):
+    pass
+
+
+@main.command()
+@click.argument("project", default=".", type=click.Path())
+@click.option("-o", "--output", "outputs", multiple=True, required=True,
+              help="oci:DIR[:TAG] or docker-archive:FILE (repeatable).")
+@click.option("-t", "--tag", "tags", multiple=True,
+              help="Image name:tag for docker-archive outputs, tag for OCI layouts.")
+@click.option("--base", default=None,
+              help="scratch (default), oci:DIR[:TAG] or docker-archive:FILE.")
+@click.option("--entrypoint", help="The console script to run [default: the package's one].")
+@click.option("--cmd", multiple=True, help="Arguments (the image's Cmd; repeatable).")
+@click.option("--env", "env_vars", multiple=True, help="KEY=VALUE in the image's env.")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE label.")
+@click.option("--user", help="The user the image runs as [default: 65532:65532].")
+@click.option("--workdir", help="The working directory [default: the venv's parent].")
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]), default=None,
+              help="Layer compression [default: gzip].")
+@build_options
+def build(project: str, outputs: tuple[str, ...], tags: tuple[str, ...], base: str | None,
+          entrypoint: str | None, cmd: tuple[str, ...], env_vars: tuple[str, ...],
+          labels: tuple[str, ...], user: str | None, workdir: str | None,
+          compression: str | None, **kw: Any) -> None:
+    """Build an OCI image of PROJECT without a container engine."""
+    as_json = kw.pop("as_json")
+    with _errors():
+        from . import build as _build
+        from .images import parse_output
+
+        try:
+            env_pairs, label_pairs = _pairs(env_vars, "--env"), _pairs(labels, "--label")
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
+        outs = [parse_output(o) for o in outputs]
+        for o in outs:
+            o.check()
+        b = _build_from(project, kw)
+        spec = _build.ImageSpec(
+            entrypoint=entrypoint, cmd=cmd or None, env=env_pairs, labels=label_pairs,
+            user=user or "65532:65532", workdir=workdir,
+            compression=compression or "gzip",  # type: ignore[arg-type]
+        )
+        image = b.image(base or "scratch", spec)
+        written = []
+        for o in outs:
+            with b.progress.step(f"writing {o}"):
+                if o.write(image, tags):
+                    written.append(str(o))
+            _build.remember(image, str(o))
+        if not written:
+            b.progress.note(f"up to date: {', '.join(map(str, outs))}")
+        data = {
+            "digest": image.digest, "outputs": [str(o) for o in outs], "written": written,
+            "platform": str(image.oci.platform), "size": sum(x.size for x in image.oci.layers),
+            "layers": [{"digest": x["digest"], "role": x["role"], "created_by": x["created_by"]}
+                       for x in image.layer_info],
+        }
+    _emit(data, as_json, "\n".join(f"{o}@{image.digest}" for o in outs))
+
+
+@main.command("inspect")
+@click.argument("image")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+def inspect_cmd(image: str, as_json: bool) -> None:
+    """Show each layer of IMAGE: size, what it holds, why it changed since the last build."""
+    with _errors():
+        from .inspect import inspect
+
+        data = inspect(image)
+    if as_json:
+        _emit(data, True, "")
+        return
+    lines = [f"{data['digest']}  {data['platform']}  {len(data['layers'])} layers, "
+             f"{_size(data['size'])}"]
+    for n, layer in enumerate(data["layers"], 1):
+        lines.append(f"{n:>2}  {_size(layer['size']):>9}  {layer['role']:<12} "
+                     f"{layer['created_by']}")
+        holds = ", ".join(f"{k} {_size(v)}" for k, v in list(layer["holds"].items())[:5])
+        lines.append(f"      holds: {holds}")
+        if layer["changed"] is not None:
+            lines.append(f"      since the last build: {layer['changed']}")
+    click.echo("\n".join(lines))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 @main.command("pack-python")

@@ -31,7 +31,7 @@ from .workspace import Workspace
 
 TIERS = ("dependencies", "local", "project")
 # Bumped whenever a change here changes what a tier holds, to invalidate cached tiers.
-_FORMAT = 1
+_FORMAT = 2
 # Files uv leaves that are bookkeeping for uv on this machine (times, build-host paths).
 _VENV_ROOT_JUNK = (".gitignore", ".lock", "CACHEDIR.TAG")
 _DIST_INFO_JUNK = ("uv_cache.json", "direct_url.json")
@@ -235,15 +235,23 @@ def _lock_entry(ws: Workspace, name: str) -> Any:
 
 def source_hash(ws: Workspace, name: str) -> str:
     """The content of a local package's source tree (nested members excluded)."""
+    return key_of(sorted(source_files(ws, name).items()))
+
+
+def source_files(ws: Workspace, name: str) -> dict[str, str]:
+    """Each file of a local package's source tree (relative path) and its content hash.
+
+    Environments, VCS data, caches and build output are not part of it, nor are the
+    directories of other workspace members nested inside it.
+    """
     pkg = ws.packages[name]
     rel = next((pkg.source[k] for k in ("editable", "virtual", "directory", "path")
                 if k in pkg.source), ".")
     root = (ws.root / rel).resolve()
-    nested = {m.path for m in ws.members.values() if m.path != root}
-    h = hashlib.sha256()
     if root.is_file():
-        h.update(root.read_bytes())
-        return h.hexdigest()
+        return {root.name: _file_hash(root)}
+    nested = {m.path for m in ws.members.values() if m.path != root}
+    out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         d = Path(dirpath)
         dirnames[:] = sorted(n for n in dirnames if n not in _SOURCE_SKIP
@@ -252,11 +260,12 @@ def source_hash(ws: Workspace, name: str) -> str:
             if n == "uv.lock" or n.endswith((".pyc", ".pyo")):
                 continue
             p = d / n
+            relp = str(p.relative_to(root))
             if p.is_symlink():
-                h.update(f"{p.relative_to(root)}\0->{os.readlink(p)}\0".encode())
+                out[relp] = "->" + os.readlink(p)
             elif p.is_file():
-                h.update(f"{p.relative_to(root)}\0{_file_hash(p)}\0".encode())
-    return h.hexdigest()
+                out[relp] = _file_hash(p)
+    return out
 
 
 def _file_hash(p: Path) -> str:
@@ -367,6 +376,12 @@ def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str) ->
     elif tier == "local":
         for p in plan.selected:
             args += ["--no-install-package", p]
+    # uv keys its wheels of local sources by pyproject.toml and directory times, not by
+    # content: an edited module would be installed from the stale wheel. This tier only
+    # runs when the sources changed, so rebuild them.
+    local = plan.local_members if tier == "local" else plan.selected if tier == "project" else ()
+    for p in local:
+        args += ["--reinstall-package", p]
     env = {"UV_PROJECT_ENVIRONMENT": str(env_root), "UV_PYTHON": str(python),
            # uv would compile for the staging path: uvship compiles for the final one.
            "UV_COMPILE_BYTECODE": ""}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Literal
 from packaging.specifiers import SpecifierSet
 
 from .. import _proc, uv
-from ..cache import cached_dir, key_of
+from ..cache import cache_root, cached_dir, key_of
 from ..errors import CommandError, InputError
 from ..progress import NullProgress, Progress
 from . import elf
@@ -19,7 +20,7 @@ from .bytecode import compile_files, python_files
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 3
+_PREPARE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,12 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
             compile_files(
                 tree / rel_exe, python_files([tree / "lib"]), strip=tree, prefix=python_path
             )
+        _write_facts(out, rel_exe)
 
+    key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
     with progress.step(f"preparing CPython {version} (uv-managed)"):
-        key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
-        root = cached_dir("python", key, build) / "tree"
-    return _describe(root, rel_exe, version, "managed", str(src_root), key)
+        entry = cached_dir("python", key, build)
+    return _describe(entry, version, "managed", str(src_root), key)
 
 
 def _remove_uv_markers(tree: Path) -> None:
@@ -188,49 +190,63 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
     st = real.stat()
     ident = key_of("local", str(real), version, st.st_size, st.st_mtime_ns, strip)
 
-    made: dict[str, str] = {}
-
     def build(out: Path) -> None:
         tree = out / "tree"
         pp = portable.make_portable(path, tree, strip=strip)
-        made["exe"] = str(pp.executable)
-        (out / "exe").write_text(str(pp.executable))
         if compile_bytecode:
             compile_files(
                 tree / pp.executable, python_files([tree / "lib"]), strip=tree, prefix=python_path
             )
+        _write_facts(out, str(pp.executable))
 
+    key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
     with progress.step(f"making CPython {version} at {path} relocatable"):
-        key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
         entry = cached_dir("python", key, build)
-    rel_exe = (entry / "exe").read_text()
-    return _describe(entry / "tree", rel_exe, version, "local", str(path), key)
+    return _describe(entry, version, "local", str(path), key)
 
 
-def _describe(root: Path, rel_exe: str, version: str, source, origin: str, key: str):
-    elf_files = [
-        root / rel_exe,
-        *sorted(root.glob("lib/*.so*")),
-        *sorted(root.glob("lib/python3*/lib-dynload/*.so")),
-    ]
-    infos = [i for i in (elf.read_elf(p) for p in elf_files if p.is_file()) if i is not None]
+def _write_facts(out: Path, rel_exe: str) -> None:
+    """What the rest of uvship needs to know of a prepared tree, read once from its ELF files."""
+
+    root = out / "tree"
+    elf_files = [p for p in [root / rel_exe, *sorted(root.glob("lib/*.so*")),
+                             *sorted(root.glob("lib/python3*/lib-dynload/*.so"))] if p.is_file()]
     exe_info = elf.read_elf((root / rel_exe).resolve())
+    facts = {
+        "executable": rel_exe,
+        "libc": elf.libc_flavour(exe_info) if exe_info else None,
+        "min_glibc": elf.min_glibc(elf_files) if elf_files else None,
+        "machine": exe_info.machine if exe_info else None,
+    }
+    (out / "facts.json").write_text(json.dumps(facts, sort_keys=True))
+
+
+def _describe(entry: Path, version: str, source, origin: str, key: str) -> Interpreter:
+    facts = json.loads((entry / "facts.json").read_text())
     return Interpreter(
-        root=root,
-        executable=rel_exe,
+        root=entry / "tree",
+        executable=facts["executable"],
         version=tuple(int(x) for x in version.split(".")[:3]),  # type: ignore[arg-type]
         source=source,
         origin=origin,
-        libc=elf.libc_flavour(exe_info) if exe_info else None,
-        min_glibc=elf.min_glibc([p for p in elf_files if p.is_file()]) if infos else None,
-        machine=exe_info.machine if exe_info else None,
+        libc=facts["libc"],
+        min_glibc=facts["min_glibc"],
+        machine=facts["machine"],
         key=key,
     )
 
 
 def _query_version(exe: Path) -> str:
+    """The interpreter's version, remembered by the binary's identity (running it costs)."""
+    st = exe.stat()
+    rec = cache_root() / "python-versions" / key_of(str(exe), st.st_size, st.st_mtime_ns)
+    if rec.is_file():
+        return rec.read_text()
     out = _proc.run(
         [exe, "-I", "-S", "-c", "import sys; print('.'.join(map(str, sys.version_info[:3])))"],
         what=f"{exe} --version",
     )
-    return out.stdout.strip()
+    version = out.stdout.strip()
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    rec.write_text(version)
+    return version

@@ -1,0 +1,440 @@
+"""From a staged environment to image layers: runtime, interpreter, tiers; cached by inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from . import layers, oci
+from .cache import cache_root, key_of
+from .errors import InputError
+from .images import Image
+from .layers import Compression
+from .progress import NullProgress, Progress
+from .venv import StagedEnv, Tier
+
+# Bumped when the bytes a layer holds change for the same inputs.
+_LAYER_FORMAT = 1
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    """A layer in the cache with what uvship knows about it (for history and inspect)."""
+
+    layer: oci.Layer
+    role: str  # runtime | interpreter | dependencies | local | project
+    key: str
+    created_by: str
+    contents: dict[str, int]  # what it holds: package or directory -> bytes
+    inputs: dict[str, Any]  # what decided it, for "why did it change"
+
+
+def _blob_dir() -> Path:
+    d = cache_root() / "blobs" / "sha256"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def cached_layer(role: str, key: str, make_entries: Callable[[], list[layers.Entry]],
+                 compression: Compression, describe: Callable[[], tuple[str, dict, dict]]
+                 ) -> BuiltLayer:
+    """The layer cached under ``key``, or made from ``make_entries()`` and cached.
+
+    The blob is written to a temporary file and renamed to its digest, and the record
+    after it: a build interrupted anywhere leaves no record pointing at a missing blob.
+    """
+    rec = cache_root() / "layers" / f"{key}.json"
+    if rec.is_file():
+        d = json.loads(rec.read_text())
+        blob = _blob_dir() / d["digest"].split(":", 1)[1]
+        if blob.is_file() and blob.stat().st_size == d["size"]:
+            return _from_record(d, blob, key)
+    entries = layers.normalize(make_entries())
+    created_by, contents, inputs = describe()
+    if not contents:
+        contents = _contents(entries)
+    blobs = _blob_dir()
+    fd, tmp = tempfile.mkstemp(prefix=".layer-", dir=blobs)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            info = layers.write_tar(entries, f, compression=compression)
+        blob = blobs / info.digest.split(":", 1)[1]
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, blob)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    d = {"role": role, "digest": info.digest, "diff_id": info.diff_id, "size": info.size,
+         "media_type": oci.types.MEDIA_TYPE_OF_COMPRESSION[compression],
+         "created_by": created_by, "contents": contents, "inputs": inputs}
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    part = rec.with_suffix(f".{os.getpid()}.tmp")
+    part.write_text(json.dumps(d, sort_keys=True))
+    os.replace(part, rec)
+    by_digest = cache_root() / "layers-by-digest" / f"{info.digest.split(':', 1)[1]}.json"
+    by_digest.parent.mkdir(parents=True, exist_ok=True)
+    part = by_digest.with_suffix(f".{os.getpid()}.tmp")
+    part.write_text(json.dumps({**d, "key": key}, sort_keys=True))
+    os.replace(part, by_digest)
+    return _from_record(d, blob, key)
+
+
+def _from_record(d: dict[str, Any], blob: Path, key: str) -> BuiltLayer:
+    layer = oci.Layer(d["digest"], d["diff_id"], d["size"], d["media_type"], path=blob)
+    return BuiltLayer(layer, d["role"], key, d["created_by"], d["contents"], d["inputs"])
+
+
+def _contents(entries: list[layers.Entry], top: int = 8) -> dict[str, int]:
+    """The biggest things a layer holds: packages in site-packages, else directories."""
+    sizes: dict[str, int] = {}
+    for e in layers.iter_files(entries):
+        parts = e.path.split("/")
+        if "site-packages" in parts:
+            i = parts.index("site-packages")
+            name = parts[i + 1] if len(parts) > i + 1 else "site-packages"
+            if name.endswith(".dist-info"):
+                name = name[: -len(".dist-info")].rsplit("-", 1)[0]
+            name = name.lower().replace("-", "_").removesuffix(".py")
+        else:
+            name = "/" + "/".join(parts[:3] if len(parts) > 3 else parts[:-1])
+        sizes[name] = sizes.get(name, 0) + e.size()
+    best = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return dict(best)
+
+
+# ---------------------------------------------------------------------- the layers
+def interpreter_layer(env: StagedEnv, compression: Compression) -> BuiltLayer:
+    i, plan = env.interpreter, env.plan
+    key = key_of("interpreter", _LAYER_FORMAT, i.key, plan.python_path, compression)
+
+    def describe():
+        return (f"uvship: CPython {i.version_str} ({i.source}) at {plan.python_path}",
+                {f"cpython {i.version_str}": _tree_size(i.root)},
+                {"version": i.version_str, "source": i.source, "libc": i.libc,
+                 "min_glibc": i.min_glibc})
+
+    return cached_layer("interpreter", key,
+                        lambda: layers.scan(i.root, plan.python_path), compression, describe)
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p):
+                total += os.path.getsize(p)
+    return total
+
+
+def tier_layer(env: StagedEnv, tier: Tier, compression: Compression) -> BuiltLayer:
+    key = key_of("tier-layer", _LAYER_FORMAT, tier.key, compression)
+    dists = sorted(tier.distributions, key=lambda d: d.name)
+
+    def describe():
+        if tier.name == "dependencies":
+            what = f"{len(dists)} third-party packages"
+        else:
+            what = ", ".join(f"{d.name} {d.version}" for d in dists) or "nothing"
+        inputs = {"packages": {d.name: d.version for d in dists}}
+        if tier.name != "dependencies":
+            inputs["sources"] = tier_sources(env, tier)
+        return (f"uvship: {tier.name}: {what}", {}, inputs)
+
+    return cached_layer(tier.name, key, lambda: env.tier_entries(tier), compression, describe)
+
+
+def tier_sources(env: StagedEnv, tier: Tier) -> dict[str, str]:
+    """Per-file hashes of the local sources a tier was built from (for `inspect`)."""
+    from .venv import source_files
+    from .workspace import Workspace
+
+    ws = Workspace.open(env.plan.project_dir)
+    out = {}
+    for d in tier.distributions:
+        if d.name in ws.packages and ws.packages[d.name].is_local:
+            for rel, h in source_files(ws, d.name).items():
+                out[f"{d.name}:{rel}"] = h
+    return out
+
+
+def runtime_layer(env: StagedEnv, compression: Compression,
+                  skip: frozenset[str] = frozenset()) -> BuiltLayer | None:
+    """The scratch runtime the interpreter and the environment need, minus ``skip`` paths."""
+    from . import runtime
+
+    i = env.interpreter
+    needed = sorted({n for t in env.tiers for n in t.needed})
+    key = key_of("runtime", _LAYER_FORMAT, i.key, needed, i.machine, _host_id(), compression,
+                 sorted(skip), _version("certifi"), _version("tzdata"))
+    made: dict[str, Any] = {}
+
+    def runtime_now():
+        if "rt" not in made:
+            made["rt"] = runtime.scratch_runtime([i.root, env.root],
+                                                 machine=i.machine or "x86_64")
+        return made["rt"]
+
+    if skip:
+        # a second environment in the same image: only what the first runtime lacks
+        missing = [e for e in runtime_now().entries if e.path not in skip and e.kind != "dir"]
+        if not missing:
+            return None
+
+    def describe():
+        comps = runtime_now().components
+        glibc = next((c["version"] for c in comps if c["name"] == "glibc"), "?")
+        return (f"uvship: runtime: glibc {glibc}, CA certificates, time zones, passwd",
+                {}, {"components": {c["name"]: c.get("version") for c in comps}})
+
+    return cached_layer("runtime", key,
+                        lambda: [e for e in runtime_now().entries if e.path not in skip],
+                        compression, describe)
+
+
+def runtime_paths(built: BuiltLayer) -> frozenset[str]:
+    """The paths a runtime layer holds (read back from its blob: cheap, it is small)."""
+    import tarfile
+
+    from .oci._blobs import open_decompressed
+
+    with open_decompressed(built.layer.path, built.layer.compression) as f, \
+            tarfile.open(fileobj=f, mode="r|") as tar:
+        return frozenset(m.name.rstrip("/") for m in tar)
+
+
+def _host_id() -> list[Any]:
+    """What identifies this host's system libraries, cheaply (the runtime layer's source)."""
+    out = []
+    for p in ("/var/lib/dpkg/status", "/lib/x86_64-linux-gnu/libc.so.6",
+              "/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6"):
+        try:
+            st = os.stat(p)
+            out.append((p, st.st_size, st.st_mtime_ns))
+        except OSError:
+            pass
+    return out
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------- copy_venv
+def copy_venv(image: Image, env: StagedEnv, *, set_env_vars: bool = True,
+              compression: Compression = "gzip", progress: Progress | None = None,
+              pool: ThreadPoolExecutor | None = None,
+              interpreter_future: Future[BuiltLayer] | None = None) -> Image:
+    """``image`` with the environment's runtime (scratch only), interpreter and tier layers."""
+    progress = progress or NullProgress()
+    plan = env.plan
+    if not image.is_scratch:
+        check_base(image, env.interpreter)
+    built: list[BuiltLayer] = []
+    runtime_future = None
+    own_pool = pool is None
+    pool = pool or ThreadPoolExecutor(2)
+    try:
+        if image.is_scratch:
+            runtime_future = pool.submit(runtime_layer, env, compression, image.runtime_paths)
+        interp = interpreter_future or pool.submit(interpreter_layer, env, compression)
+        tiers = [pool.submit(tier_layer, env, t, compression) for t in env.tiers if t.files]
+        with progress.step("writing layers"):
+            if runtime_future is not None:
+                rt = runtime_future.result()
+                if rt is not None:
+                    built.append(rt)
+            ib = interp.result()
+            if ib.layer.digest not in {layer.digest for layer in image.oci.layers}:
+                built.append(ib)
+            built.extend(f.result() for f in tiers)
+    finally:
+        if own_pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+    img = image.oci
+    paths = set(image.runtime_paths)
+    for b in built:
+        img = img.with_layer(b.layer, created_by=b.created_by)
+        if b.role == "runtime":
+            paths |= runtime_paths(b)
+    out = replace(image, oci=img, runtime_paths=frozenset(paths),
+                  venvs=(*image.venvs, plan.env_path),
+                  layer_info=(*image.layer_info, *({"digest": b.layer.digest, "role": b.role,
+                                                     "key": b.key, "created_by": b.created_by,
+                                                     "contents": b.contents,
+                                                     "inputs": b.inputs} for b in built)))
+    if set_env_vars:
+        out = _with_env_vars(out, env)
+    return out
+
+
+def _with_env_vars(image: Image, env: StagedEnv) -> Image:
+    plan = env.plan
+    bin_dir = f"{plan.env_path}/bin"
+    current = image.env().get("PATH", DEFAULT_PATH)
+    parts = [p for p in current.split(":") if p and p != bin_dir]
+    image = image.with_env_variable("PATH", ":".join([bin_dir, *parts]))
+    if plan.mode == "venv":
+        image = image.with_env_variable("VIRTUAL_ENV", plan.venv_path)
+    image = image.with_env_variable("PYTHONUNBUFFERED", "1")
+    if image.is_scratch:
+        image = image.with_env_variable("SSL_CERT_FILE", CA_BUNDLE)
+    return image
+
+
+def check_base(image: Image, interp) -> None:
+    """Refuse a base the interpreter cannot run on (architecture, libc, glibc floor).
+
+    The facts of a base are kept by its digest: reading its layers costs a few tenths of
+    a second, too much for every rebuild.
+    """
+    from .basecheck import BaseFacts, base_facts
+    from .basecheck import check_base as _check
+
+    if image.is_scratch:
+        return
+    rec = cache_root() / "base-facts" / f"{image.digest.split(':', 1)[1]}.json"
+    if rec.is_file():
+        facts = BaseFacts(**{k: tuple(v) if isinstance(v, list) else v
+                             for k, v in json.loads(rec.read_text()).items()})
+    else:
+        facts = base_facts(image.oci)
+        rec.parent.mkdir(parents=True, exist_ok=True)
+        part = rec.with_suffix(f".{os.getpid()}.tmp")
+        part.write_text(json.dumps(facts.__dict__, sort_keys=True))
+        os.replace(part, rec)
+    _check(facts, machine=interp.machine or "x86_64", libc=interp.libc,
+           min_glibc=interp.min_glibc, base_name=image.base.name)
+
+
+# ---------------------------------------------------------------------- whole images
+@dataclass(frozen=True)
+class ImageSpec:
+    """What `uvship build` adds around the environment: entrypoint, config, labels."""
+
+    entrypoint: str | None = None
+    cmd: tuple[str, ...] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    user: str = "65532:65532"
+    workdir: str | None = None
+    compression: Compression = "gzip"
+
+
+def choose_entrypoint(ws, plan, spec: ImageSpec) -> str | None:
+    """The console script the image runs; refused before any work when it is ambiguous."""
+    if spec.entrypoint:
+        return spec.entrypoint
+    scripts = sorted({s for name in plan.selected if name in ws.members
+                      for s in ws.members[name].scripts})
+    if len(scripts) == 1:
+        return scripts[0]
+    if spec.cmd:
+        return None  # the command line names what to run with the environment's python
+    names = ", ".join(plan.selected)
+    if not scripts:
+        raise InputError(
+            f"{names}: no console script in [project.scripts] (expected one to run)",
+            hint="name what the image runs with --entrypoint NAME (a script in the "
+                 "environment's bin/), or give --cmd")
+    raise InputError(
+        f"{names}: several console scripts ({', '.join(scripts)}), expected one",
+        hint=f"choose one with --entrypoint, e.g. --entrypoint {scripts[0]}")
+
+
+def finish_image(image: Image, env: StagedEnv, ws, entrypoint: str | None,
+                 spec: ImageSpec) -> Image:
+    """Entrypoint, user, workdir, env and the org.opencontainers labels."""
+    plan = env.plan
+    python = (f"{plan.python_path}/{env.interpreter.executable}" if plan.mode == "system"
+              else f"{plan.venv_path}/bin/python")
+    if entrypoint is not None:
+        if not (env.root / "bin" / entrypoint).is_file():
+            raise InputError(
+                f"--entrypoint {entrypoint}: no such script in the environment's bin/ "
+                f"(found: {', '.join(env.scripts) or 'none'})")
+        # python runs the script as a program: uv's sh trampoline is a string to it, so
+        # no shell is needed in the image.
+        image = image.with_entrypoint([python, f"{plan.env_path}/bin/{entrypoint}"])
+    else:
+        image = image.with_entrypoint([python])
+    image = image.with_cmd(list(spec.cmd) if spec.cmd else None)
+    image = image.with_user(spec.user)
+    workdir = spec.workdir or (str(Path(plan.venv_path).parent) if plan.mode == "venv"
+                               else "/")
+    image = image.with_workdir(workdir)
+    for k, v in spec.env:
+        image = image.with_env_variable(k, v)
+    labels = _oci_labels(ws, plan, image)
+    labels.update(dict(spec.labels))
+    image = image.with_labels(labels)
+    return replace(image, oci=image.oci.with_created(oci.default_created()))
+
+
+def _oci_labels(ws, plan, image: Image) -> dict[str, str]:
+    labels = {"org.opencontainers.image.created": oci.default_created()}
+    if len(plan.selected) == 1 and plan.selected[0] in ws.members:
+        project = ws.members[plan.selected[0]].pyproject.get("project", {})
+        labels["org.opencontainers.image.title"] = project.get("name", plan.selected[0])
+        if project.get("version"):
+            labels["org.opencontainers.image.version"] = str(project["version"])
+        if project.get("description"):
+            labels["org.opencontainers.image.description"] = project["description"]
+        urls = {k.lower(): v for k, v in (project.get("urls") or {}).items()}
+        for k in ("source", "repository", "homepage"):
+            if k in urls:
+                labels["org.opencontainers.image.source"] = urls[k]
+                break
+    revision = _git_revision(ws.root)
+    if revision:
+        labels["org.opencontainers.image.revision"] = revision
+    if not image.is_scratch:
+        labels["org.opencontainers.image.base.name"] = image.base.name
+        labels["org.opencontainers.image.base.digest"] = image.base.digest or ""
+    return labels
+
+
+def _git_revision(root: Path) -> str | None:
+    from . import _proc
+    from .errors import CommandError
+
+    try:
+        out = _proc.run(["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
+                        what="git rev-parse")
+    except CommandError:
+        return None
+    rev = out.stdout.strip()
+    return rev if len(rev) in (40, 64) else None
+
+
+def remember(image: Image, output: str) -> None:
+    """Keep what each layer of a written image holds, and the image it replaced there."""
+    import hashlib
+
+    slot = cache_root() / "outputs-history" / (
+        hashlib.sha256(output.encode()).hexdigest() + ".json")
+    previous = json.loads(slot.read_text()).get("digest") if slot.is_file() else None
+    rec = cache_root() / "images" / f"{image.digest.split(':', 1)[1]}.json"
+    old = json.loads(rec.read_text()) if rec.is_file() else {}
+    if previous == image.digest:
+        previous = old.get("previous")
+    data = {"digest": image.digest, "output": output, "previous": previous,
+            "layers": list(image.layer_info)}
+    for path, value in ((rec, data), (slot, {"digest": image.digest})):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(f".{os.getpid()}.tmp")
+        part.write_text(json.dumps(value, sort_keys=True))
+        os.replace(part, path)

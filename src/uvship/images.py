@@ -1,0 +1,212 @@
+"""Images as the API and CLI see them: a base, uvship's layers on it, and where they are written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import oci
+from .cache import cache_root
+from .errors import InputError
+
+SCRATCH = "scratch"
+_REFERENCE_HINT = ("expected `scratch`, `oci:DIR[:TAG]` or `docker-archive:FILE`; registry "
+                   "references are not supported yet")
+
+
+@dataclass(frozen=True)
+class Base:
+    """Where an image's base came from: its name as given and its manifest digest."""
+
+    name: str
+    digest: str | None  # None for scratch
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image under construction. Immutable: every ``with_*`` returns a new one.
+
+    ``runtime_paths`` are the files uvship's scratch runtime layers already hold, so a
+    second venv copied into the image adds only what it lacks.
+    """
+
+    oci: oci.Image
+    base: Base
+    runtime_paths: frozenset[str] = frozenset()
+    venvs: tuple[str, ...] = ()
+    layer_info: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def scratch(cls, platform: str = "linux/amd64") -> Image:
+        """An image with no distribution: uvship adds the runtime the interpreter needs."""
+        return cls(oci.Image.scratch(platform), Base(SCRATCH, None))
+
+    @classmethod
+    def from_oci(cls, path: str | os.PathLike[str], tag: str | None = None,
+                 platform: str | None = None) -> Image:
+        img = oci.read_layout(path, tag, platform)
+        name = f"oci:{path}" + (f":{tag}" if tag else "")
+        return cls(img, Base(name, img.digest))
+
+    @classmethod
+    def from_docker_archive(cls, path: str | os.PathLike[str], tag: str | None = None) -> Image:
+        img = oci.read_docker_archive(path, tag)
+        return cls(img, Base(f"docker-archive:{path}", img.digest))
+
+    @classmethod
+    def from_reference(cls, ref: str, platform: str = "linux/amd64") -> Image:
+        """`scratch`, `oci:DIR[:TAG]` or `docker-archive:FILE`."""
+        if ref == SCRATCH:
+            return cls.scratch(platform)
+        if ref.startswith("oci:"):
+            path, tag = oci.parse_layout_ref(ref)
+            if not Path(path).exists():
+                raise InputError(f"--base {ref}: no such OCI layout {path}")
+            img = oci.read_layout(path, tag, platform)
+            return cls(img, Base(ref, img.digest))
+        if ref.startswith("docker-archive:"):
+            path = Path(ref.split(":", 1)[1])
+            if not path.is_file():
+                raise InputError(f"--base {ref}: no such file {path}")
+            img = oci.read_docker_archive(path)
+            return cls(img, Base(ref, img.digest))
+        raise InputError(f"--base {ref}: unknown kind of base image ({_REFERENCE_HINT})")
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.base.name == SCRATCH
+
+    @property
+    def digest(self) -> str:
+        return self.oci.digest
+
+    # ------------------------------------------------------------------ config edits
+    def _with(self, img: oci.Image) -> Image:
+        return replace(self, oci=img)
+
+    def with_env_variable(self, key: str, value: str) -> Image:
+        return self._with(self.oci.with_env(key, value))
+
+    def with_entrypoint(self, entrypoint: list[str] | None) -> Image:
+        return self._with(self.oci.with_entrypoint(entrypoint))
+
+    def with_cmd(self, cmd: list[str] | None) -> Image:
+        return self._with(self.oci.with_cmd(cmd))
+
+    def with_user(self, user: str) -> Image:
+        return self._with(self.oci.with_user(user))
+
+    def with_workdir(self, workdir: str) -> Image:
+        return self._with(self.oci.with_workdir(workdir))
+
+    def with_label(self, key: str, value: str) -> Image:
+        return self._with(self.oci.with_label(key, value))
+
+    def with_labels(self, labels: dict[str, str]) -> Image:
+        return self._with(self.oci.with_labels(labels))
+
+    def env(self) -> dict[str, str]:
+        out = {}
+        for item in self.oci.config_dict().get("config", {}).get("Env") or []:
+            k, _, v = item.partition("=")
+            out[k] = v
+        return out
+
+    # ------------------------------------------------------------------ outputs
+    def export(self, output: str, tags: list[str] | tuple[str, ...] = ()) -> str:
+        """Write the image to ``oci:DIR[:TAG]`` or ``docker-archive:FILE``; returns the digest."""
+        out = parse_output(output)
+        out.check()
+        out.write(self, tags)
+        return self.digest
+
+
+@dataclass(frozen=True)
+class Output:
+    """A place an image is written: an OCI layout or a docker-archive."""
+
+    kind: str  # "oci" | "docker-archive"
+    path: Path
+    tag: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.path}" + (f":{self.tag}" if self.tag else "")
+
+    def check(self) -> None:
+        """Fail before any work when the output cannot be written."""
+        import tempfile
+
+        parent = self.path.absolute().parent
+        if not parent.is_dir():
+            raise InputError(f"--output {self}: the directory {parent} does not exist",
+                             hint="create it first, or choose another output path")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".uvship-probe-", dir=parent)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise InputError(f"--output {self}: cannot write in {parent} ({exc.strerror})"
+                             ) from None
+        if self.kind == "oci" and self.path.exists() and not self.path.is_dir():
+            raise InputError(f"--output {self}: exists and is not a directory")
+        if self.kind == "docker-archive" and self.path.is_dir():
+            raise InputError(f"--output {self}: is a directory (expected a file path)")
+
+    def write(self, image: Image, tags: list[str] | tuple[str, ...] = ()) -> bool:
+        """Write ``image`` unless this output already holds exactly it; True if written."""
+        if self._up_to_date(image, tags):
+            return False
+        if self.kind == "oci":
+            names = [self.tag] if self.tag else [_tag_part(t) for t in tags] or ["latest"]
+            oci.write_layout(image.oci, self.path, tags=names)
+        else:
+            oci.write_docker_archive(image.oci, self.path, tags=list(tags))
+        self._remember(image, tags)
+        return True
+
+    # A record of the last write, so an unchanged rebuild writes nothing.
+    def _record(self) -> Path:
+        h = hashlib.sha256(str(self.path.absolute()).encode()).hexdigest()
+        return cache_root() / "outputs" / f"{h}.json"
+
+    def _state(self, image: Image, tags) -> dict[str, Any]:
+        st = self.path.stat()
+        return {"digest": image.digest, "tags": list(tags), "tag": self.tag,
+                "ino": st.st_ino, "mtime": st.st_mtime_ns, "size": st.st_size}
+
+    def _up_to_date(self, image: Image, tags) -> bool:
+        rec = self._record()
+        if not rec.is_file() or not self.path.exists():
+            return False
+        try:
+            return json.loads(rec.read_text()) == self._state(image, tags)
+        except (ValueError, OSError):
+            return False
+
+    def _remember(self, image: Image, tags) -> None:
+        rec = self._record()
+        rec.parent.mkdir(parents=True, exist_ok=True)
+        tmp = rec.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self._state(image, tags)))
+        os.replace(tmp, rec)
+
+
+def _tag_part(tag: str) -> str:
+    """`name:1.0` -> `1.0` (an OCI layout names images by tag), `1.0` -> `1.0`."""
+    last = tag.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def parse_output(spec: str) -> Output:
+    if spec.startswith("oci:"):
+        path, tag = oci.parse_layout_ref(spec)
+        return Output("oci", Path(path), tag)
+    if spec.startswith("docker-archive:"):
+        return Output("docker-archive", Path(spec.split(":", 1)[1]))
+    raise InputError(f"--output {spec}: unknown kind of output "
+                     "(expected oci:DIR[:TAG] or docker-archive:FILE)")

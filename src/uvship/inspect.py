@@ -1,0 +1,127 @@
+"""What an image holds, layer by layer, and why each layer changed since the last build."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from . import oci
+from .cache import cache_root
+from .errors import InputError
+from .oci._blobs import open_decompressed
+
+
+def open_image(ref: str) -> oci.Image:
+    """`oci:DIR[:TAG]`, `docker-archive:FILE`, or a path (a directory is an OCI layout)."""
+    if ref.startswith("oci:"):
+        path, tag = oci.parse_layout_ref(ref)
+        return oci.read_layout(path, tag, verify=False)
+    if ref.startswith("docker-archive:"):
+        return oci.read_docker_archive(ref.split(":", 1)[1])
+    p = Path(ref)
+    if p.is_dir():
+        return oci.read_layout(p, verify=False)
+    if p.is_file():
+        return oci.read_docker_archive(p)
+    raise InputError(f"{ref}: no such image (expected oci:DIR[:TAG], docker-archive:FILE, "
+                     "or the path of a layout or archive)")
+
+
+def _record(digest: str | None) -> dict[str, Any] | None:
+    if not digest:
+        return None
+    rec = cache_root() / "images" / f"{digest.split(':', 1)[1]}.json"
+    return json.loads(rec.read_text()) if rec.is_file() else None
+
+
+def _layer_holds(layer: oci.Layer, top: int = 6) -> dict[str, int]:
+    from .build import _contents
+
+    entries = []
+    with open_decompressed(layer.path, layer.compression) as f, \
+            tarfile.open(fileobj=f, mode="r|") as tar:
+        entries = [_SizedEntry(m.name, m.size) for m in tar if m.isfile()]
+    return _contents(entries, top)  # type: ignore[arg-type]
+
+
+class _SizedEntry:
+    """An archive member seen only by name and size."""
+
+    kind = "file"
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path = path
+        self._size = size
+
+    def size(self) -> int:
+        return self._size
+
+
+def inspect(ref: str) -> dict[str, Any]:
+    """Each layer: size, role, what made it, what it holds, and what changed since the
+    build that last wrote the same output (as this machine's uvship cache remembers)."""
+    img = open_image(ref)
+    rec = _record(img.digest)
+    prev = _record(rec.get("previous")) if rec else None
+    info = {x["digest"]: x for x in (rec or {}).get("layers", [])}
+    prev_by_role = {x["role"]: x for x in (prev or {}).get("layers", [])}
+    history = [h for h in img.config_dict().get("history", []) if not h.get("empty_layer")]
+    layers_out = []
+    for n, layer in enumerate(img.layers):
+        li = info.get(layer.digest)
+        created_by = li["created_by"] if li else (
+            history[n].get("created_by", "") if n < len(history) else "")
+        holds = li["contents"] if li and li.get("contents") else _layer_holds(layer)
+        entry: dict[str, Any] = {
+            "digest": layer.digest, "size": layer.size, "media_type": layer.media_type,
+            "role": li["role"] if li else "base", "created_by": created_by,
+            "holds": holds,
+        }
+        if rec is None:
+            entry["changed"] = None
+        elif li is None:
+            entry["changed"] = "base layer"
+        elif prev is None:
+            entry["changed"] = "first build of this output"
+        else:
+            entry["changed"] = _why(li, prev_by_role.get(li["role"]))
+        layers_out.append(entry)
+    cfg = img.config_dict()
+    return {
+        "reference": ref, "digest": img.digest,
+        "platform": f"{cfg.get('os')}/{cfg.get('architecture')}",
+        "size": sum(x.size for x in img.layers),
+        "config": cfg.get("config", {}),
+        "previous": rec.get("previous") if rec else None,
+        "layers": layers_out,
+    }
+
+
+def _why(now: dict[str, Any], before: dict[str, Any] | None) -> str:
+    if before is None:
+        return "new layer"
+    if before["digest"] == now["digest"]:
+        return "unchanged"
+    a, b = before.get("inputs", {}), now.get("inputs", {})
+    reasons = []
+    pa, pb = a.get("packages", {}), b.get("packages", {})
+    for name in sorted(set(pa) | set(pb)):
+        if name not in pa:
+            reasons.append(f"added {name} {pb[name]}")
+        elif name not in pb:
+            reasons.append(f"removed {name} {pa[name]}")
+        elif pa[name] != pb[name]:
+            reasons.append(f"{name} {pa[name]} -> {pb[name]}")
+    sa, sb = a.get("sources", {}), b.get("sources", {})
+    changed = sorted(k for k in set(sa) | set(sb) if sa.get(k) != sb.get(k))
+    for k in changed[:10]:
+        what = "added" if k not in sa else "removed" if k not in sb else "changed"
+        reasons.append(f"{k.split(':', 1)[-1]} {what}")
+    if len(changed) > 10:
+        reasons.append(f"... and {len(changed) - 10} more files")
+    for k in ("version", "source", "components"):
+        if a.get(k) != b.get(k) and (k in a or k in b):
+            reasons.append(f"{k}: {a.get(k)} -> {b.get(k)}")
+    return "; ".join(reasons) or "inputs changed (uvship or uv version, options)"
