@@ -50,3 +50,20 @@ def test_fixed_metadata(tmp_path, monkeypatch):
     assert {(m.uid, m.gid, m.uname, m.gname) for m in members.values()} == {(0, 0, "", "")}
     assert data[4:8] == b"\0\0\0\0"  # gzip header mtime 0
     assert info.size == len(data)
+
+
+def test_compressed_bytes_do_not_depend_on_write_sizes(monkeypatch):
+    """ISA-L compresses the same bytes differently when they come in other slices."""
+    import random
+
+    rnd = random.Random(7)
+    data = bytes(rnd.getrandbits(8) for _ in range(300_000)) * 12  # some redundancy
+    outs = set()
+    for step in (4096, 65536, 1 << 20, 777_777):
+        sink = io.BytesIO()
+        comp = layers._compressor("gzip", sink)
+        for i in range(0, len(data), step):
+            comp.write(data[i:i + step])
+        comp.close()
+        outs.add(sink.getvalue())
+    assert len(outs) == 1

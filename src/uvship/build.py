@@ -429,8 +429,8 @@ def remember(image: Image, output: str) -> None:
     previous = json.loads(slot.read_text()).get("digest") if slot.is_file() else None
     rec = cache_root() / "images" / f"{image.digest.split(':', 1)[1]}.json"
     old = json.loads(rec.read_text()) if rec.is_file() else {}
-    if previous == image.digest:
-        previous = old.get("previous")
+    if previous == image.digest or previous is None:
+        previous = old.get("previous")  # a rebuild, or another output of the same build
     data = {"digest": image.digest, "output": output, "previous": previous,
             "layers": list(image.layer_info)}
     for path, value in ((rec, data), (slot, {"digest": image.digest})):

@@ -148,20 +148,51 @@ class ArchiveInfo:
     compression: Compression
 
 
+class _FixedChunks(io.RawIOBase):
+    """Feeds ``sink`` in chunks of exactly _CHUNK bytes, whatever the sizes written to it.
+
+    ISA-L's stream compressor decides its blocks by the calls it gets: the same bytes in
+    other slices compress to other (valid) bytes. Fixed slices make a layer's digest depend
+    on its content only.
+    """
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+        self.buf = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[override]
+        self.buf += b
+        while len(self.buf) >= _CHUNK:
+            self.sink.write(bytes(self.buf[:_CHUNK]))
+            del self.buf[:_CHUNK]
+        return len(b)
+
+    def close(self) -> None:
+        if not self.closed:
+            if self.buf:
+                self.sink.write(bytes(self.buf))
+                self.buf.clear()
+            self.sink.close()
+        super().close()
+
+
 def _compressor(kind: Compression, sink: BinaryIO):
     if kind == "gzip":
         from isal import igzip
 
         # filename "" and mtime 0 keep the gzip header free of names and times.
-        return igzip.IGzipFile(filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL,
-                               mtime=0)
+        return _FixedChunks(igzip.IGzipFile(filename="", mode="wb", fileobj=sink,
+                                            compresslevel=GZIP_LEVEL, mtime=0))
     if kind == "zstd":
         import zstandard
 
         params = zstandard.ZstdCompressionParameters.from_level(ZSTD_LEVEL, threads=-1)
-        return zstandard.ZstdCompressor(compression_params=params).stream_writer(
+        return _FixedChunks(zstandard.ZstdCompressor(compression_params=params).stream_writer(
             sink, closefd=False
-        )
+        ))
     return None
 
 

@@ -17,7 +17,7 @@ def main() -> None:
 
         print(f"hello-web ok python={sys.version_info[0]}.{sys.version_info[1]} "
               f"pydantic_core={pydantic_core.__version__} prefix={sys.prefix} "
-              f"module={hello_web.__file__}")
+              f"module={hello_web.__file__} uid={os.getuid()}")
         return
     import uvicorn
 
