@@ -85,7 +85,7 @@ def python_downloads(tmp_path_factory) -> dict[str, str]:
     from uvship.python.pack import pack
 
     d = tmp_path_factory.mktemp("python-downloads")
-    packed = pack(TEST_PYTHON, d)
+    packed = pack(TEST_PYTHON, d, strip=True)  # as uv installs them: install_only_stripped
     return {
         "UV_PYTHON_DOWNLOADS_JSON_URL": str(packed.downloads_json),
         "UV_PYTHON_INSTALL_DIR": str(d / "installs"),

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError, InputError, UvshipError
-
-try:
-    __version__ = version("uvship")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
 
 if TYPE_CHECKING:
     from .api import Uv, UvBuild, UvWorkspace
@@ -24,6 +18,14 @@ _LAZY = {"Uv": "api", "UvBuild": "api", "UvWorkspace": "api", "UvVenv": "bundle"
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # importlib.metadata costs ~40 ms to import: only when the version is asked for
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("uvship")
+        except PackageNotFoundError:  # a source tree that is not installed
+            return "0.0.0"
     if name in _LAZY:
         from importlib import import_module
 

@@ -163,9 +163,15 @@ class UvBuild:
         _venv.check_lock(self.ws)
         interp = self.interpreter(plan)
         _build.check_base(base, interp)
-        env = _venv.stage(self.ws, plan, interp, progress=self.progress)
-        image = _build.copy_venv(base, env, compression=spec.compression,
-                                 progress=self.progress)
+        # the interpreter and runtime layers need no uv: they are made while uv syncs
+        started = _build.start_layers(base, interp, plan.python_path, spec.compression)
+        try:
+            env = _venv.stage(self.ws, plan, interp, progress=self.progress,
+                              on_tier=started.tier_ready)
+            image = _build.copy_venv(base, env, compression=spec.compression,
+                                     progress=self.progress, started=started)
+        finally:
+            started.pool.shutdown(wait=True, cancel_futures=True)
         return _build.finish_image(image, env, self.ws, entrypoint, spec)
 
     def bundle(self, output: str | Path) -> _bundle.BundleResult:

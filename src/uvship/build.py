@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ from .errors import InputError
 from .images import Image
 from .layers import Compression
 from .progress import NullProgress, Progress
+from .python.interpreter import Interpreter
 from .venv import StagedEnv, Tier
 
 # Bumped when the bytes a layer holds change for the same inputs.
-_LAYER_FORMAT = 1
+_LAYER_FORMAT = 3
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -111,18 +112,17 @@ def _contents(entries: list[layers.Entry], top: int = 8) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------- the layers
-def interpreter_layer(env: StagedEnv, compression: Compression) -> BuiltLayer:
-    i, plan = env.interpreter, env.plan
-    key = key_of("interpreter", _LAYER_FORMAT, i.key, plan.python_path, compression)
+def interpreter_layer(i: Interpreter, python_path: str, compression: Compression) -> BuiltLayer:
+    key = key_of("interpreter", _LAYER_FORMAT, i.key, python_path, compression)
 
     def describe():
-        return (f"uvship: CPython {i.version_str} ({i.source}) at {plan.python_path}",
+        return (f"uvship: CPython {i.version_str} ({i.source}) at {python_path}",
                 {f"cpython {i.version_str}": _tree_size(i.root)},
                 {"version": i.version_str, "source": i.source, "libc": i.libc,
                  "min_glibc": i.min_glibc})
 
     return cached_layer("interpreter", key,
-                        lambda: layers.scan(i.root, plan.python_path), compression, describe)
+                        lambda: layers.scan(i.root, python_path), compression, describe)
 
 
 def _tree_size(root: Path) -> int:
@@ -166,49 +166,65 @@ def tier_sources(env: StagedEnv, tier: Tier) -> dict[str, str]:
     return out
 
 
-def runtime_layer(env: StagedEnv, compression: Compression,
-                  skip: frozenset[str] = frozenset()) -> BuiltLayer | None:
-    """The scratch runtime the interpreter and the environment need, minus ``skip`` paths."""
+def runtime_layer(i: Interpreter, compression: Compression) -> BuiltLayer:
+    """The scratch runtime of the interpreter: its glibc closure, CAs, zoneinfo, passwd.
+
+    It depends on the interpreter and this host only, so it is made while uv syncs;
+    what extension modules need beyond it goes into ``extra_runtime_layer``.
+    """
     from . import runtime
 
-    i = env.interpreter
-    needed = sorted({n for t in env.tiers for n in t.needed})
-    key = key_of("runtime", _LAYER_FORMAT, i.key, needed, i.machine, _host_id(), compression,
-                 sorted(skip), _version("certifi"), _version("tzdata"))
+    key = key_of("runtime", _LAYER_FORMAT, i.key, i.machine, _host_id(), compression,
+                 _version("certifi"), _version("tzdata"))
     made: dict[str, Any] = {}
 
-    def runtime_now():
-        if "rt" not in made:
-            made["rt"] = runtime.scratch_runtime([i.root, env.root],
-                                                 machine=i.machine or "x86_64")
-        return made["rt"]
-
-    if skip:
-        # a second environment in the same image: only what the first runtime lacks
-        missing = [e for e in runtime_now().entries if e.path not in skip and e.kind != "dir"]
-        if not missing:
-            return None
+    def make() -> list[layers.Entry]:
+        rt = runtime.scratch_runtime([i.root], machine=i.machine or "x86_64")
+        made["rt"] = rt
+        return rt.entries
 
     def describe():
-        comps = runtime_now().components
+        rt = made["rt"]
+        comps = rt.components
         glibc = next((c["version"] for c in comps if c["name"] == "glibc"), "?")
         return (f"uvship: runtime: glibc {glibc}, CA certificates, time zones, passwd",
-                {}, {"components": {c["name"]: c.get("version") for c in comps}})
+                {}, {"components": {c["name"]: c.get("version") for c in comps},
+                     "paths": sorted(e.path for e in rt.entries)})
 
-    return cached_layer("runtime", key,
-                        lambda: [e for e in runtime_now().entries if e.path not in skip],
-                        compression, describe)
+    return cached_layer("runtime", key, make, compression, describe)
+
+
+def extra_runtime_layer(env: StagedEnv, compression: Compression,
+                        have: frozenset[str]) -> BuiltLayer | None:
+    """What the environment's extension modules load from the host beyond ``have``, or None."""
+    needed = {n for t in env.tiers for n in t.needed}
+    provided = {p.rsplit("/", 1)[-1] for p in have}
+    if needed <= provided:
+        return None
+    shipped = {f.rsplit("/", 1)[-1] for t in env.tiers for f in t.files if ".so" in f}
+    if needed <= provided | shipped:
+        return None
+    i = env.interpreter
+    key = key_of("runtime-extra", _LAYER_FORMAT, i.key, sorted(needed), _host_id(),
+                 sorted(have), compression)
+    from . import runtime
+
+    rt = runtime.scratch_runtime([i.root, env.root], machine=i.machine or "x86_64")
+    extra = [e for e in rt.entries if e.path not in have]
+    if not [e for e in extra if e.kind != "dir"]:
+        return None
+
+    def describe():
+        libs = sorted({Path(e.path).name for e in extra if e.kind != "dir"})
+        return (f"uvship: runtime for extension modules: {', '.join(libs)}", {},
+                {"paths": sorted(e.path for e in extra)})
+
+    return cached_layer("runtime", key, lambda: extra, compression, describe)
 
 
 def runtime_paths(built: BuiltLayer) -> frozenset[str]:
-    """The paths a runtime layer holds (read back from its blob: cheap, it is small)."""
-    import tarfile
-
-    from .oci._blobs import open_decompressed
-
-    with open_decompressed(built.layer.path, built.layer.compression) as f, \
-            tarfile.open(fileobj=f, mode="r|") as tar:
-        return frozenset(m.name.rstrip("/") for m in tar)
+    """The paths a runtime layer holds (kept in its cache record)."""
+    return frozenset(built.inputs.get("paths", ()))
 
 
 def _host_id() -> list[Any]:
@@ -225,60 +241,94 @@ def _host_id() -> list[Any]:
 
 
 def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
+    """The version of certifi or tzdata, whose files the runtime layer holds.
 
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
+    Read from the modules themselves: importlib.metadata costs ~40 ms to import.
+    """
+    if dist == "certifi":
+        import certifi
+
+        return certifi.__version__
+    import tzdata
+
+    return tzdata.IANA_VERSION
 
 
 # ---------------------------------------------------------------------- copy_venv
 def copy_venv(image: Image, env: StagedEnv, *, set_env_vars: bool = True,
               compression: Compression = "gzip", progress: Progress | None = None,
-              pool: ThreadPoolExecutor | None = None,
-              interpreter_future: Future[BuiltLayer] | None = None) -> Image:
+              started: StartedLayers | None = None) -> Image:
     """``image`` with the environment's runtime (scratch only), interpreter and tier layers."""
     progress = progress or NullProgress()
     plan = env.plan
     if not image.is_scratch:
         check_base(image, env.interpreter)
+    own = started is None
+    started = started or start_layers(image, env.interpreter, plan.python_path, compression)
     built: list[BuiltLayer] = []
-    runtime_future = None
-    own_pool = pool is None
-    pool = pool or ThreadPoolExecutor(2)
     try:
-        if image.is_scratch:
-            runtime_future = pool.submit(runtime_layer, env, compression, image.runtime_paths)
-        interp = interpreter_future or pool.submit(interpreter_layer, env, compression)
-        tiers = [pool.submit(tier_layer, env, t, compression) for t in env.tiers if t.files]
+        tiers = [started.tiers.get(t.key) or started.pool.submit(tier_layer, env, t, compression)
+                 for t in env.tiers if t.files]
         with progress.step("writing layers"):
-            if runtime_future is not None:
-                rt = runtime_future.result()
-                if rt is not None:
-                    built.append(rt)
-            ib = interp.result()
+            have = set(image.runtime_paths)
+            if started.runtime is not None:
+                rt = started.runtime.result()
+                built.append(rt)
+                have |= runtime_paths(rt)
+            if image.is_scratch:
+                extra = extra_runtime_layer(env, compression, frozenset(have))
+                if extra is not None:
+                    built.append(extra)
+                    have |= runtime_paths(extra)
+            ib = started.interpreter.result()
             if ib.layer.digest not in {layer.digest for layer in image.oci.layers}:
                 built.append(ib)
             built.extend(f.result() for f in tiers)
     finally:
-        if own_pool:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            started.pool.shutdown(wait=True, cancel_futures=True)
     img = image.oci
-    paths = set(image.runtime_paths)
     for b in built:
         img = img.with_layer(b.layer, created_by=b.created_by)
-        if b.role == "runtime":
-            paths |= runtime_paths(b)
-    out = replace(image, oci=img, runtime_paths=frozenset(paths),
+    out = replace(image, oci=img, runtime_paths=frozenset(have),
                   venvs=(*image.venvs, plan.env_path),
                   layer_info=(*image.layer_info, *({"digest": b.layer.digest, "role": b.role,
                                                      "key": b.key, "created_by": b.created_by,
                                                      "contents": b.contents,
-                                                     "inputs": b.inputs} for b in built)))
+                                                     "inputs": _public_inputs(b.inputs)}
+                                                    for b in built)))
     if set_env_vars:
         out = _with_env_vars(out, env)
     return out
+
+
+def _public_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in inputs.items() if k != "paths"}
+
+
+@dataclass
+class StartedLayers:
+    """Layers that depend only on the interpreter and the host, started before uv runs."""
+
+    pool: ThreadPoolExecutor
+    interpreter: Future[BuiltLayer]
+    runtime: Future[BuiltLayer] | None
+    compression: Compression = "gzip"
+    tiers: dict[str, Future[BuiltLayer]] = field(default_factory=dict)
+
+    def tier_ready(self, env: StagedEnv, tier: Tier) -> None:
+        """Write a tier's layer while the next tier is staged (``venv.stage``'s on_tier)."""
+        if tier.files:
+            self.tiers[tier.key] = self.pool.submit(tier_layer, env, tier, self.compression)
+
+
+def start_layers(image: Image, interp: Interpreter, python_path: str,
+                 compression: Compression) -> StartedLayers:
+    pool = ThreadPoolExecutor(2, thread_name_prefix="uvship-layer")
+    runtime = (pool.submit(runtime_layer, interp, compression)
+               if image.is_scratch and not image.runtime_paths else None)
+    return StartedLayers(pool, pool.submit(interpreter_layer, interp, python_path,
+                                           compression), runtime, compression)
 
 
 def _with_env_vars(image: Image, env: StagedEnv) -> Image:
@@ -301,11 +351,11 @@ def check_base(image: Image, interp) -> None:
     The facts of a base are kept by its digest: reading its layers costs a few tenths of
     a second, too much for every rebuild.
     """
+    if image.is_scratch:
+        return
     from .basecheck import BaseFacts, base_facts
     from .basecheck import check_base as _check
 
-    if image.is_scratch:
-        return
     rec = cache_root() / "base-facts" / f"{image.digest.split(':', 1)[1]}.json"
     if rec.is_file():
         facts = BaseFacts(**{k: tuple(v) if isinstance(v, list) else v

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, layers
+from . import layers
 from .errors import InputError
 from .plan import Plan
 from .python.interpreter import Interpreter
@@ -71,6 +71,8 @@ class UvVenv:
 
 def manifest(env: StagedEnv) -> dict[str, Any]:
     """A small description of an environment: interpreter, platform, paths, packages."""
+    from . import __version__
+
     plan, i = env.plan, env.interpreter
     exe = f"{plan.python_path}/{i.executable}"
     return {

@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from . import __version__
 from .errors import CommandError, UvshipError
 
 
@@ -37,10 +36,14 @@ _err: Any = _LazyConsole()
 
 
 class RichProgress:
-    """Shows each long step with a spinner on stderr, then a line with its duration."""
+    """Each long step on stderr: a rich spinner on a terminal, then a line with its time.
+
+    Off a terminal (CI, pipes) the lines are plain text and rich is never imported.
+    """
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
+        self.tty = sys.stderr.isatty()
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -48,19 +51,30 @@ class RichProgress:
             yield
             return
         t0 = time.perf_counter()
-        with _err.status(f"{escape(name)} ..."):
+        if self.tty:
+            with _err.status(f"{escape(name)} ..."):
+                yield
+            _err.print(f"[green]✓[/] {escape(name)} [dim]({time.perf_counter() - t0:.2f}s)[/]")
+        else:
             yield
-        _err.print(f"[green]✓[/] {escape(name)} [dim]({time.perf_counter() - t0:.2f}s)[/]")
+            sys.stderr.write(f"✓ {name} ({time.perf_counter() - t0:.2f}s)\n")
 
     def note(self, message: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self.tty:
             _err.print(f"[dim]{escape(message)}[/]")
+        else:
+            sys.stderr.write(message + "\n")
 
 
 def _fail(exc: UvshipError) -> None:
-    _err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
-    if exc.hint:
-        _err.print(f"[bold cyan]hint:[/] {escape(exc.hint)}", soft_wrap=True)
+    if sys.stderr.isatty():
+        _err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+        if exc.hint:
+            _err.print(f"[bold cyan]hint:[/] {escape(exc.hint)}", soft_wrap=True)
+    else:
+        sys.stderr.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
     sys.exit(1)
 
 
@@ -116,7 +130,7 @@ def _build_from(project: str, kw: dict[str, Any]):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="uvship")
+@click.version_option(package_name="uvship", prog_name="uvship")
 def main() -> None:
     """Ship uv projects: relocatable bundles and daemonless, reproducible OCI images."""
 
@@ -232,7 +246,8 @@ def inspect_cmd(image: str, as_json: bool) -> None:
     for n, layer in enumerate(data["layers"], 1):
         lines.append(f"{n:>2}  {_size(layer['size']):>9}  {layer['role']:<12} "
                      f"{layer['created_by']}")
-        holds = ", ".join(f"{k} {_size(v)}" for k, v in list(layer["holds"].items())[:5])
+        biggest = sorted(layer["holds"].items(), key=lambda kv: -kv[1])[:5]
+        holds = ", ".join(f"{k} {_size(v)}" for k, v in biggest)
         lines.append(f"      holds: {holds}")
         if layer["changed"] is not None:
             lines.append(f"      since the last build: {layer['changed']}")
@@ -272,7 +287,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        _err.print("[bold red]error:[/] cancelled; nothing was written to the output")
+        sys.stderr.write("error: cancelled; nothing was written to the output\n")
         sys.exit(130)
     except CommandError as exc:
         _fail(exc)

@@ -60,7 +60,16 @@ class Image:
 
     @classmethod
     def from_reference(cls, ref: str, platform: str = "linux/amd64") -> Image:
-        """`scratch`, `oci:DIR[:TAG]` or `docker-archive:FILE`."""
+        """`scratch`, `oci:DIR[:TAG]` or `docker-archive:FILE`; errors name the reference."""
+        try:
+            return cls._from_reference(ref, platform)
+        except InputError as exc:
+            if exc.message.startswith(f"--base {ref}"):
+                raise
+            raise InputError(f"--base {ref}: {exc.message}", hint=exc.hint) from None
+
+    @classmethod
+    def _from_reference(cls, ref: str, platform: str) -> Image:
         if ref == SCRATCH:
             return cls.scratch(platform)
         if ref.startswith("oci:"):

@@ -36,6 +36,11 @@ ZONEINFO = "usr/share/zoneinfo"
 # Libraries glibc dlopens by soname, so no DT_NEEDED names them: libgcc_s for the stack
 # unwinding of pthread_cancel/pthread_exit and backtrace().
 _DLOPENED = ("libgcc_s.so.1",)
+# The rest of glibc that compiled wheels (manylinux, built against older glibc) list in
+# DT_NEEDED even where newer glibc merged them into libc: shipping them with the base
+# runtime keeps the runtime layer the same whatever the environment holds.
+_GLIBC_FAMILY = ("libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
+                 "libresolv.so.2")
 # Before glibc 2.34 the files and dns NSS modules are separate, dlopened libraries.
 _OLD_NSS = ("libnss_files.so.2", "libnss_dns.so.2")
 _ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64"}
@@ -82,7 +87,8 @@ def scratch_runtime(elf_roots: list[Path], *, machine: str) -> Runtime:
     if ref is None:
         raise InputError(f"{', '.join(map(str, roots))}: no program found (no ELF file with "
                          "a loader, PT_INTERP); expected an interpreter tree", hint=HINT)
-    libs = _closure([p for p, _ in files], [_host_library(s, ref) for s in _DLOPENED])
+    libs = _closure([p for p, _ in files],
+                    [_host_library(s, ref) for s in (*_DLOPENED, *_GLIBC_FAMILY)])
     libc = libs.get("libc.so.6")
     if libc is None:
         raise InputError(f"this host: no glibc libc.so.6 for {machine} found in "

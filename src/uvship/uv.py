@@ -36,9 +36,18 @@ def uv_bin() -> str:
 
 @cache
 def uv_version() -> str:
-    """The version of the uv binary in use, e.g. '0.13.9'."""
+    """The version of the uv binary in use, e.g. '0.13.9' (remembered by the binary's stat)."""
+    from .cache import cache_root, key_of
+
+    st = os.stat(uv_bin())
+    rec = cache_root() / "uv-versions" / key_of(uv_bin(), st.st_size, st.st_mtime_ns)
+    if rec.is_file():
+        return rec.read_text()
     out = run(["--version"], what="uv --version").stdout.split()
-    return out[1] if len(out) > 1 else out[0]
+    version = out[1] if len(out) > 1 else out[0]
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    rec.write_text(version)
+    return version
 
 
 def run(

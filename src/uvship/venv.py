@@ -13,7 +13,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,19 +274,30 @@ def _file_hash(p: Path) -> str:
 
 # ---------------------------------------------------------------------- staging
 def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
-          progress: Progress | None = None) -> StagedEnv:
-    """Stage every tier of ``plan``, reusing cached tiers; returns the complete environment."""
+          progress: Progress | None = None,
+          on_tier: Callable[[StagedEnv, Tier], None] | None = None) -> StagedEnv:
+    """Stage every tier of ``plan``, reusing cached tiers; returns the complete environment.
+
+    ``on_tier`` is called as each tier is ready (with the environment so far), so its layer
+    can be written while uv works on the next one.
+    """
     progress = progress or NullProgress()
     keys = tier_keys(ws, plan, interp)
     tiers: list[Tier] = []
     prev: Tier | None = None
     for name in TIERS:
-        tier = _load(name, keys[name])
+        if name == "local" and not plan.local_members and prev is not None:
+            # nothing local between the dependencies and the project: no uv run needed
+            tier = Tier(name, keys[name], prev.root, (), (), (), ())
+        else:
+            tier = _load(name, keys[name])
         if tier is None:
             with progress.step(_STEP_NAMES[name]):
                 tier = _build_tier(ws, plan, interp, name, keys[name], prev)
         tiers.append(tier)
         prev = tier
+        if on_tier is not None:
+            on_tier(StagedEnv(plan, interp, tuple(tiers)), tier)
     return StagedEnv(plan, interp, tuple(tiers))
 
 

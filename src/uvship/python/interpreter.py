@@ -15,7 +15,6 @@ from .. import _proc, uv
 from ..cache import cache_root, cached_dir, key_of
 from ..errors import CommandError, InputError
 from ..progress import NullProgress, Progress
-from . import elf
 from .bytecode import compile_files, python_files
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
@@ -112,6 +111,31 @@ def resolve(
 
 # ---------------------------------------------------------------------- uv-managed
 def _find_managed(request: str | None, project_dir: Path) -> Path | None:
+    """`uv python find --managed-python`, remembered until the managed installs change."""
+    import os
+
+    install_dir = Path(os.environ.get("UV_PYTHON_INSTALL_DIR") or (
+        Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share") / "uv/python"))
+    pins = [(d / ".python-version").read_text() if (d / ".python-version").is_file() else None
+            for d in (project_dir, *project_dir.parents)]
+    try:
+        stamp = install_dir.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    rec = cache_root() / "python-finds" / key_of(request, str(project_dir), pins, str(install_dir),
+                                                 stamp, os.environ.get("UV_PYTHON"))
+    if stamp is not None and rec.is_file():
+        found = Path(rec.read_text())
+        if found.exists():
+            return found
+    exe = _run_find(request, project_dir)
+    if exe is not None and stamp is not None:
+        rec.parent.mkdir(parents=True, exist_ok=True)
+        rec.write_text(str(exe))
+    return exe
+
+
+def _run_find(request: str | None, project_dir: Path) -> Path | None:
     args = ["python", "find", "--managed-python", "--no-python-downloads"]
     if request:
         args.append(request)
@@ -207,6 +231,7 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
 
 def _write_facts(out: Path, rel_exe: str) -> None:
     """What the rest of uvship needs to know of a prepared tree, read once from its ELF files."""
+    from . import elf
 
     root = out / "tree"
     elf_files = [p for p in [root / rel_exe, *sorted(root.glob("lib/*.so*")),

@@ -1,0 +1,193 @@
+"""`uvship build` with bad input: one clear error before any layer work, nothing half-written."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from uvship import layers, oci
+
+from .conftest import HOST_DIR, ROOT, uvship
+
+GLIBC_LAYOUT = HOST_DIR / "images" / "oci" / "glibc-bookworm"
+GLIBC_ARCHIVE = HOST_DIR / "images" / "docker-archive" / "glibc-bookworm.tar"
+
+
+def assert_fails(proc, *fragments: str) -> None:
+    """Exit 1, nothing on stdout, an `error:` naming every fragment, no layer work done."""
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    err = proc.stderr[proc.stderr.index("error: "):] if "error: " in proc.stderr else ""
+    assert err, proc.stderr
+    flat = " ".join(err.split())
+    for f in fragments:
+        assert " ".join(f.split()) in flat, (f, proc.stderr)
+    for work in ("installing third-party", "installing local", "installing the project",
+                 "writing layers", "writing oci", "writing docker"):
+        assert work not in proc.stderr, proc.stderr
+
+
+def outputs(tmp_path: Path) -> list[str]:
+    return ["-o", f"oci:{tmp_path / 'out'}", "-o", f"docker-archive:{tmp_path / 'img.tar'}"]
+
+
+def nothing_written(tmp_path: Path) -> None:
+    assert not (tmp_path / "out").exists() and not (tmp_path / "img.tar").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_unknown_base(project, tmp_path):
+    src = project("hello-web")
+    proc = uvship("build", str(src), "--base", "python:3.12-slim", *outputs(tmp_path))
+    assert_fails(proc, "--base python:3.12-slim: unknown kind of base image",
+                 "expected `scratch`, `oci:DIR[:TAG]` or `docker-archive:FILE`")
+    nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["blob", "index"])
+def test_corrupt_oci_layout(project, tmp_path, damage):
+    src = project("hello-web")
+    base = tmp_path / "base"
+    shutil.copytree(GLIBC_LAYOUT, base)
+    if damage == "blob":
+        layer = oci.read_layout(base).layers[0]
+        p = base / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
+        p.chmod(0o644)
+        data = bytearray(p.read_bytes())
+        data[100] ^= 0xFF
+        p.write_bytes(bytes(data))
+        expect = layer.digest.split(":", 1)[1][:12]
+    else:
+        (base / "index.json").write_text("{not json")
+        expect = "index.json"
+    proc = uvship("build", str(src), "--base", f"oci:{base}", *outputs(tmp_path))
+    assert_fails(proc, expect)
+    nothing_written(tmp_path)
+
+
+def test_truncated_docker_archive(project, tmp_path):
+    src = project("hello-web")
+    bad = tmp_path / "base.tar"
+    bad.write_bytes(GLIBC_ARCHIVE.read_bytes()[: GLIBC_ARCHIVE.stat().st_size // 2])
+    proc = uvship("build", str(src), "--base", f"docker-archive:{bad}", *outputs(tmp_path))
+    assert_fails(proc, str(bad))
+    nothing_written(tmp_path)
+
+
+def _layout_with(tmp_path: Path, img: oci.Image, name: str) -> Path:
+    path = tmp_path / name
+    oci.write_layout(img, path, tags=["t"])
+    return path
+
+
+def test_base_of_another_architecture(project, managed_python, tmp_path):
+    src = project("hello-web")
+    arm = oci.read_layout(GLIBC_LAYOUT).with_platform("linux", "arm64")
+    base = _layout_with(tmp_path, arm, "arm-base")
+    proc = uvship("build", str(src), "--base", f"oci:{base}:t", *outputs(tmp_path))
+    assert_fails(proc, f"--base oci:{base}:t:", "no image for platform linux/amd64",
+                 "found platforms: linux/arm64")
+    nothing_written(tmp_path)
+
+
+def test_musl_base_under_a_glibc_interpreter(project, managed_python, tmp_path):
+    src = project("hello-web")
+    blob = tmp_path / "musl-layer.tar.gz"
+    entries = layers.normalize([
+        layers.Entry("lib/ld-musl-x86_64.so.1", "file", 0o755, data=b"\x7fELF musl loader"),
+        layers.Entry("bin/sh", "symlink", 0o777, target="/bin/busybox"),
+    ])
+    with blob.open("wb") as f:
+        info = layers.write_tar(entries, f)
+    musl = oci.Image.scratch().with_layer(oci.Layer.from_archive(info, blob))
+    base = _layout_with(tmp_path, musl, "musl-base")
+    proc = uvship("build", str(src), "--base", f"oci:{base}", *outputs(tmp_path))
+    assert_fails(proc, "the image's C library is musl, expected glibc")
+    nothing_written(tmp_path)
+
+
+def test_no_console_script_and_no_entrypoint(project, tmp_path):
+    src = project("no-script")
+    proc = uvship("build", str(src), *outputs(tmp_path))
+    assert_fails(proc, "no-script: no console script in [project.scripts]", "--entrypoint")
+    nothing_written(tmp_path)
+
+
+def test_several_console_scripts_and_no_entrypoint(project, uv_bin, tmp_path):
+    src = project("hello-web")
+    pp = src / "pyproject.toml"
+    pp.write_text(pp.read_text().replace(
+        'hello-web = "hello_web.__main__:main"',
+        'hello-web = "hello_web.__main__:main"\nhello-admin = "hello_web.__main__:main"'))
+    from .conftest import run
+
+    run([uv_bin, "lock", "-q"], cwd=src)
+    proc = uvship("build", str(src), *outputs(tmp_path))
+    assert_fails(proc, "several console scripts (hello-admin, hello-web), expected one",
+                 "--entrypoint hello-admin")
+    nothing_written(tmp_path)
+
+
+def test_entrypoint_that_does_not_exist(project, managed_python, tmp_path):
+    src = project("hello-web")
+    proc = uvship("build", str(src), "--entrypoint", "nope", *outputs(tmp_path))
+    assert proc.returncode == 1
+    assert "--entrypoint nope: no such script in the environment's bin/" in proc.stderr
+    assert "hello-web" in proc.stderr  # what there is
+    nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("spec", ["docker-archive:{t}/missing/img.tar", "oci:{t}/afile/out",
+                                  "tarball:{t}/x"])
+def test_unwritable_or_unknown_output(project, tmp_path, spec):
+    src = project("hello-web")
+    (tmp_path / "afile").write_text("x")
+    out = spec.format(t=tmp_path)
+    proc = uvship("build", str(src), "-o", out)
+    assert_fails(proc, f"--output {out}")
+
+
+def test_ctrl_c_mid_build_leaves_nothing(project, managed_python, tmp_path):
+    src = project("hello-web")
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    cache = tmp_path / "fresh-cache"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvship", "build", str(src), "-o", f"oci:{outdir / 'lay'}",
+         "-o", f"docker-archive:{outdir / 'img.tar'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "UVSHIP_CACHE_DIR": str(cache)},
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (cache / "tmp").is_dir() and list((cache / "tmp").glob("tiers-*")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stdout == "" and "Traceback" not in stderr
+    assert "error: cancelled" in stderr
+    assert list(outdir.iterdir()) == []
+    assert list((cache / "tmp").iterdir()) == []
+    # no cached tier or layer without its content
+    for rec in (cache / "tiers").glob("*"):
+        assert (rec / ".complete").is_file(), rec
+    for rec in (cache / "layers").glob("*.json"):
+        blob = cache / "blobs" / "sha256" / rec.read_text().split('"digest": "sha256:')[1][:64]
+        assert blob.is_file(), rec
+    # and the next build works
+    again = uvship("build", str(src), "-o", f"oci:{outdir / 'lay'}",
+                   env={"UVSHIP_CACHE_DIR": str(cache)})
+    assert again.returncode == 0, again.stderr
+    assert io.StringIO(again.stdout).read().startswith(f"oci:{outdir / 'lay'}@sha256:")
