@@ -172,13 +172,13 @@ def runtime_layer(i: Interpreter, compression: Compression) -> BuiltLayer:
     It depends on the interpreter and this host only, so it is made while uv syncs;
     what extension modules need beyond it goes into ``extra_runtime_layer``.
     """
-    from . import runtime
-
     key = key_of("runtime", _LAYER_FORMAT, i.key, i.machine, _host_id(), compression,
                  _version("certifi"), _version("tzdata"))
     made: dict[str, Any] = {}
 
     def make() -> list[layers.Entry]:
+        from . import runtime
+
         rt = runtime.scratch_runtime([i.root], machine=i.machine or "x86_64")
         made["rt"] = rt
         return rt.entries

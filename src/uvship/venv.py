@@ -515,11 +515,11 @@ def _metadata(path: Path) -> dict[str, str]:
 
 def _needed(env: Path, added: list[str]) -> list[str]:
     """DT_NEEDED of the ELF files a tier added (extension modules, bundled libraries)."""
-    from .python import elf
-
     needed: set[str] = set()
     for rel in added:
         if rel.endswith(".so") or ".so." in rel:
+            from .python import elf
+
             p = env / rel
             if p.is_file() and not p.is_symlink():
                 info = elf.read_elf(p)

@@ -8,7 +8,6 @@ import importlib.util
 import os
 import py_compile
 import sys
-from concurrent.futures import ProcessPoolExecutor
 
 MAGIC = importlib.util.MAGIC_NUMBER
 
@@ -53,6 +52,8 @@ def main():
     if len(jobs) < 64 or workers == 1:
         failed = sum(map(_work, jobs))
     else:
+        from concurrent.futures import ProcessPoolExecutor  # only when there is much to do
+
         with ProcessPoolExecutor(workers) as ex:
             failed = sum(ex.map(_work, jobs, chunksize=32))
     sys.stdout.write(f"{len(jobs)} {failed}\n")

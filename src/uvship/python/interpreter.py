@@ -19,7 +19,7 @@ from .bytecode import compile_files, python_files
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 4
+_PREPARE_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
     def build(out: Path) -> None:
         tree = out / "tree"
         shutil.copytree(src_root, tree, symlinks=True)
-        _remove_uv_markers(tree)
+        _trim(tree)
         if compile_bytecode:
             compile_files(
                 tree / rel_exe, python_files([tree / "lib"]), strip=tree, prefix=python_path
@@ -196,10 +196,27 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
     return _describe(entry, version, "managed", str(src_root), key)
 
 
-def _remove_uv_markers(tree: Path) -> None:
-    # uv-managed installs may carry files that only make sense to uv on this machine.
-    for name in ("BUILD", "EXTERNALLY-MANAGED"):
-        for p in tree.glob(f"lib/python3*/{name}"):
+# Parts of a CPython install a shipped application does not run: GUI toolkits, the
+# interactive help texts, pip's bootstrap wheels, the 2to3 converter, tests, headers and
+# build files for compiling extensions, and the programs that go with them.
+_TRIM_STDLIB = ("ensurepip", "idlelib", "tkinter", "turtledemo", "lib2to3", "pydoc_data",
+                "test", "__phello__", "turtle.py")
+_TRIM_TREE = ("include", "share", "lib/pkgconfig", "bin/idle3*", "bin/pydoc3*", "bin/2to3*",
+              "bin/python3*-config", "lib/python3*/lib-dynload/_tkinter*",
+              "lib/python3*/__pycache__/turtle.*", "lib/python3*/config-3*/*.a")
+
+
+def _trim(tree: Path) -> None:
+    """Remove what a shipped interpreter does not need (and uv's markers for this machine)."""
+    doomed = [*tree.glob("lib/python3*/BUILD"), *tree.glob("lib/python3*/EXTERNALLY-MANAGED")]
+    for name in _TRIM_STDLIB:
+        doomed += tree.glob(f"lib/python3*/{name}")
+    for pattern in _TRIM_TREE:
+        doomed += tree.glob(pattern)
+    for p in doomed:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
             p.unlink()
 
 
@@ -217,6 +234,7 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
     def build(out: Path) -> None:
         tree = out / "tree"
         pp = portable.make_portable(path, tree, strip=strip)
+        _trim(tree)
         if compile_bytecode:
             compile_files(
                 tree / pp.executable, python_files([tree / "lib"]), strip=tree, prefix=python_path
