@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layers
+from ._fs import atomic_file, check_writable_parent
 from .errors import InputError
 from .plan import Plan
 from .python.interpreter import Interpreter
@@ -127,16 +128,7 @@ def output_kind(output: Path) -> str:
 
 def check_output(output: Path) -> None:
     """Fail before any work if ``output`` cannot be written or must not be replaced."""
-    parent = output.absolute().parent
-    if not parent.is_dir():
-        raise InputError(f"--output {output}: the directory {parent} does not exist",
-                         hint="create it first, or choose another output path")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".uvship-probe-", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise InputError(f"--output {output}: cannot write in {parent} ({exc.strerror})") from None
+    check_writable_parent(output, f"--output {output}")
     if output.is_dir() and not output.is_symlink():
         if any(output.iterdir()) and not (output / MANIFEST_NAME).is_file():
             raise InputError(
@@ -164,15 +156,8 @@ def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
     output = output.absolute()
     files = sum(1 for _ in layers.iter_files(entries_))
     if output_kind(output) == "tar.gz":
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                info = layers.write_tar(entries_, f, compression="gzip")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, output)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_file(output) as f:
+            info = layers.write_tar(entries_, f, compression="gzip")
         return BundleResult(output, "tar.gz", info.digest.split(":", 1)[1], info.size, files)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     old = None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import oci
+from ._fs import check_writable_parent
 from .cache import cache_root
 from .errors import InputError
 
@@ -148,19 +149,7 @@ class Output:
 
     def check(self) -> None:
         """Fail before any work when the output cannot be written."""
-        import tempfile
-
-        parent = self.path.absolute().parent
-        if not parent.is_dir():
-            raise InputError(f"--output {self}: the directory {parent} does not exist",
-                             hint="create it first, or choose another output path")
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".uvship-probe-", dir=parent)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            raise InputError(f"--output {self}: cannot write in {parent} ({exc.strerror})"
-                             ) from None
+        check_writable_parent(self.path, f"--output {self}")
         if self.kind == "oci" and self.path.exists() and not self.path.is_dir():
             raise InputError(f"--output {self}: exists and is not a directory")
         if self.kind == "docker-archive" and self.path.is_dir():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import layers
+from .._fs import atomic_file
 from ..errors import InputError
 from . import portable
 from .bytecode import compile_files, python_files
@@ -54,15 +55,8 @@ def pack(
         name = f"cpython-{major}.{minor}.{patch}-{arch}-unknown-linux-{libc}-install_only.tar.gz"
         archive = dest / name
         entries = layers.scan(Path(tmp) / "python", "python")
-        fd, part = tempfile.mkstemp(prefix=f".{name}.", dir=dest)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                info_ = layers.write_tar(entries, f, compression="gzip")
-            os.chmod(part, 0o644)
-            os.replace(part, archive)
-        except BaseException:
-            os.unlink(part)
-            raise
+        with atomic_file(archive) as f:
+            info_ = layers.write_tar(entries, f, compression="gzip")
     key = f"cpython-{major}.{minor}.{patch}-linux-{arch}-{libc}"
     listing_path = dest / "downloads.json"
     listing = json.loads(listing_path.read_text()) if listing_path.is_file() else {}
