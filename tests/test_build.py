@@ -218,3 +218,46 @@ def test_workspace_package_and_two_venvs_in_one_image(project, managed_python, b
                    "/srv/b/.venv/bin/python", "/srv/b/.venv/bin/conflict-b").stdout
     assert out_a.strip() == "conflict-a idna=3.7 prefix=/srv/a/.venv"
     assert out_b.strip() == "conflict-b idna=3.10 prefix=/srv/b/.venv"
+
+
+def test_image_options_from_pyproject_and_zstd(project, managed_python, tmp_path, loaded):
+    src = project("hello-web")
+    pp = src / "pyproject.toml"
+    pp.write_text(pp.read_text() + '\n[tool.uvship]\ncompression = "zstd"\n'
+                  'env = ["GREETING=hi"]\nlabel = ["team=web"]\ncmd = ["--check"]\n'
+                  'user = "4242"\n')
+    tag = unique_tag("zstd")
+    build_ok(str(src), "-o", f"oci:{tmp_path / 'lay'}", "-o",
+             f"docker-archive:{tmp_path / 'img.tar'}", "-t", tag, "--label", "team=cli")
+    img = oci.read_layout(tmp_path / "lay")
+    assert {x.media_type for x in img.layers} == {oci.OCI_LAYER_ZSTD}
+    cfg = img.config_dict()["config"]
+    assert "GREETING=hi" in cfg["Env"] and cfg["User"] == "4242"
+    assert cfg["Labels"]["team"] == "cli"  # the command line wins over pyproject.toml
+    assert cfg["Cmd"] == ["--check"]
+    loaded(tmp_path / "img.tar", tag)
+    out = podman("run", "--rm", "--pull=never", tag).stdout
+    assert "hello-web ok" in out and "uid=4242" in out
+
+
+def test_two_builds_at_once_share_the_cache(project, managed_python, tmp_path, monkeypatch):
+    """Two builds racing on one empty cache both succeed, with one digest and no debris."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    src = project("hello-web")
+    cache = tmp_path / "shared-cache"
+    env = {**os.environ, "UVSHIP_CACHE_DIR": str(cache)}
+    procs = [subprocess.Popen([sys.executable, "-m", "uvship", "build", str(src), "--json",
+                               "-o", f"oci:{tmp_path / f'out{n}'}"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in (1, 2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    digests = {json.loads(r[0])["digest"] for r in results}
+    assert len(digests) == 1
+    assert list((cache / "tmp").iterdir()) == []
+    for d in (cache / "tiers").iterdir():
+        assert (d / ".complete").is_file()

@@ -113,7 +113,7 @@ def build_options(f):
     return f
 
 
-def _build_from(project: str, kw: dict[str, Any]):
+def _build_from(project: str, kw: dict[str, Any], **image_options: Any):
     quiet = kw.pop("quiet")
     compile_ = kw.pop("compile_")
     from .api import Uv
@@ -124,7 +124,7 @@ def _build_from(project: str, kw: dict[str, Any]):
         extras=kw.pop("extra"), all_extras=kw.pop("all_extras"), groups=kw.pop("group"),
         python=kw.pop("python"), python_path=kw.pop("python_path"),
         venv_path=kw.pop("venv_path"), mode=kw.pop("mode"), compile=compile_,
-        strip=kw.pop("strip"),
+        strip=kw.pop("strip"), **image_options,
     )
     return b.with_progress(RichProgress(quiet))
 
@@ -192,25 +192,36 @@ def build(project: str, outputs: tuple[str, ...], tags: tuple[str, ...], base: s
           entrypoint: str | None, cmd: tuple[str, ...], env_vars: tuple[str, ...],
           labels: tuple[str, ...], user: str | None, workdir: str | None,
           compression: str | None, **kw: Any) -> None:
-    """Build an OCI image of PROJECT without a container engine."""
+    """Build an OCI image of PROJECT without a container engine.
+
+    Every option can also be set in [tool.uvship] of pyproject.toml (same names); the
+    command line wins.
+    """
     as_json = kw.pop("as_json")
     with _errors():
         from . import build as _build
         from .images import parse_output
 
-        try:
-            env_pairs, label_pairs = _pairs(env_vars, "--env"), _pairs(labels, "--label")
-        except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
         outs = [parse_output(o) for o in outputs]
         for o in outs:
             o.check()
-        b = _build_from(project, kw)
+        b = _build_from(project, kw, base=base, entrypoint=entrypoint, cmd=cmd,
+                        env=env_vars, label=labels, user=user, workdir=workdir,
+                        compression=compression, tag=tags)
+        o_ = b.options
+        try:
+            env_pairs, label_pairs = _pairs(o_.env, "--env"), _pairs(o_.label, "--label")
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
+        if o_.compression not in (None, "gzip", "zstd"):
+            raise click.UsageError(f"compression {o_.compression!r}: expected gzip or zstd")
+        tags = o_.tag
         spec = _build.ImageSpec(
-            entrypoint=entrypoint, cmd=cmd or None, env=env_pairs, labels=label_pairs,
-            user=user or "65532:65532", workdir=workdir,
-            compression=compression or "gzip",  # type: ignore[arg-type]
+            entrypoint=o_.entrypoint, cmd=o_.cmd or None, env=env_pairs, labels=label_pairs,
+            user=o_.user or "65532:65532", workdir=o_.workdir,
+            compression=o_.compression or "gzip",  # type: ignore[arg-type]
         )
+        base = o_.base
         image = b.image(base or "scratch", spec)
         written = []
         for o in outs:

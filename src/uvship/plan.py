@@ -33,6 +33,16 @@ class Options:
     mode: Mode = "venv"
     compile: bool = True
     strip: bool = False
+    # image options (`uvship build`)
+    base: str | None = None
+    entrypoint: str | None = None
+    cmd: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()  # KEY=VALUE
+    label: tuple[str, ...] = ()  # KEY=VALUE
+    user: str | None = None
+    workdir: str | None = None
+    compression: str | None = None
+    tag: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], source: str) -> Options:
