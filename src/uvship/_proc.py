@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,15 +37,7 @@ def run(
             else:
                 full_env[k] = v
     try:
-        proc = subprocess.run(
-            args,
-            cwd=cwd,
-            env=full_env,
-            input=input,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = _run_killable(args, cwd, full_env, input)
     except FileNotFoundError as exc:
         raise CommandError(
             f"{what or args[0]}: cannot run {args[0]!r}: not found",
@@ -63,3 +57,22 @@ def run(
             hint=hint,
         )
     return proc
+
+
+def _run_killable(args: list[str], cwd, env, input) -> subprocess.CompletedProcess[str]:
+    """subprocess.run in a process group of its own, killed whole when we are interrupted.
+
+    uv and the byte-compiler start children of their own; on Ctrl-C they must all be gone
+    before the staging directory they write into is removed, or they write into it again.
+    """
+    with subprocess.Popen(args, cwd=cwd, env=env, text=True, start_new_session=True,
+                          stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        try:
+            out, err = p.communicate(input)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            raise
+    return subprocess.CompletedProcess(args, p.returncode, out, err)

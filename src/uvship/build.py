@@ -63,7 +63,7 @@ def cached_layer(role: str, key: str, make_entries: Callable[[], list[layers.Ent
     if not contents:
         contents = _contents(entries)
     blobs = _blob_dir()
-    fd, tmp = tempfile.mkstemp(prefix=".layer-", dir=blobs)
+    fd, tmp = tempfile.mkstemp(prefix=f".layer-{os.getpid()}-", dir=blobs)
     try:
         with os.fdopen(fd, "wb") as f:
             info = layers.write_tar(entries, f, compression=compression)

@@ -28,10 +28,24 @@ def key_of(*parts: Any) -> str:
 
 
 def tempdir(kind: str) -> Path:
-    """A fresh private directory inside the cache (same filesystem, so renames are atomic)."""
+    """A fresh private directory inside the cache (same filesystem, so renames are atomic).
+
+    Its name carries this process's id, so an interrupted process can find and remove
+    what it left even when the interruption came between creating and using it.
+    """
     base = cache_root() / "tmp"
     base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-", dir=base))
+
+
+def remove_own_temps() -> None:
+    """Remove every temporary directory this process made in the cache (after Ctrl-C)."""
+    base = cache_root() / "tmp"
+    if base.is_dir():
+        for d in base.glob(f"*-{os.getpid()}-*"):
+            shutil.rmtree(d, ignore_errors=True)
+    for f in (cache_root() / "blobs" / "sha256").glob(f".layer-{os.getpid()}-*"):
+        f.unlink(missing_ok=True)
 
 
 def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:

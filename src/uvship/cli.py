@@ -298,6 +298,9 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
+        from .cache import remove_own_temps
+
+        remove_own_temps()
         sys.stderr.write("error: cancelled; nothing was written to the output\n")
         sys.exit(130)
     except CommandError as exc:
