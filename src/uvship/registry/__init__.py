@@ -1,0 +1,35 @@
+"""OCI registries over the distribution API: references, credentials, pull and push."""
+
+from __future__ import annotations
+
+from .auth import TOKENS, RegistryAuth, TokenCache, parse_challenge, repository_scope
+from .client import ALL_MANIFEST_TYPES, CHUNK_SIZE, Registry, TransferStats
+from .credentials import Credentials, docker_config_path, find_credentials
+from .errors import AuthenticationError, ErrorDetail, RegistryError, redact_url
+from .pull import blob_path
+from .reference import DOCKER_HUB, DOCKER_HUB_API, Reference
+from .retry import RetryPolicy
+
+__all__ = [
+    "ALL_MANIFEST_TYPES",
+    "CHUNK_SIZE",
+    "DOCKER_HUB",
+    "DOCKER_HUB_API",
+    "TOKENS",
+    "AuthenticationError",
+    "Credentials",
+    "ErrorDetail",
+    "Reference",
+    "Registry",
+    "RegistryAuth",
+    "RegistryError",
+    "RetryPolicy",
+    "TokenCache",
+    "TransferStats",
+    "blob_path",
+    "docker_config_path",
+    "find_credentials",
+    "parse_challenge",
+    "redact_url",
+    "repository_scope",
+]

@@ -1,0 +1,62 @@
+"""Trying registry operations again, with exponential backoff, when the failure may pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .errors import AuthenticationError, RegistryError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to try: at most ``attempts`` tries, the waits doubling from
+    ``initial_delay`` up to ``max_delay``, and no new try once ``total`` seconds have passed
+    since the first."""
+
+    attempts: int = 5
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    total: float = 20.0
+
+    def delay(self, failures: int, error: RegistryError) -> float:
+        """The wait after the ``failures``-th failure (Retry-After if the server sent one)."""
+        wait = min(self.initial_delay * (2 ** (failures - 1)), self.max_delay)
+        if error.retry_after is not None:
+            wait = min(max(wait, error.retry_after), self.max_delay)
+        return wait
+
+    def run(self, operation: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep,
+            clock: Callable[[], float] = time.monotonic) -> T:
+        """``operation()``, tried again on retryable RegistryErrors; an operation must be safe
+        to start over (an upload starts a new upload session each time)."""
+        start = clock()
+        failures = 0
+        while True:
+            try:
+                return operation()
+            except AuthenticationError:
+                raise  # retryable or not, a refused login does not pass with time
+            except RegistryError as exc:
+                failures += 1
+                if not exc.retryable:
+                    raise
+                elapsed = clock() - start
+                wait = self.delay(failures, exc)
+                if failures >= self.attempts or elapsed + wait > self.total:
+                    raise _exhausted(exc, failures, elapsed) from None
+                sleep(wait)
+
+
+def _exhausted(exc: RegistryError, attempts: int, elapsed: float) -> RegistryError:
+    tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+    return RegistryError(
+        f"{exc.message} (gave up after {tries} in {elapsed:.1f} s)",
+        method=exc.method, url=exc.url, status=exc.status, errors=exc.errors, retryable=True,
+        retry_after=exc.retry_after, attempts=attempts,
+        hint=exc.hint or "the registry failed repeatedly; check that it is up and reachable, "
+                         "then push again (blobs already uploaded are not sent again)")
