@@ -47,9 +47,10 @@ def nothing_written(tmp_path: Path) -> None:
 
 def test_unknown_base(project, tmp_path):
     src = project("hello-web")
-    proc = uvship("build", str(src), "--base", "python:3.12-slim", *outputs(tmp_path))
-    assert_fails(proc, "--base python:3.12-slim: unknown kind of base image",
-                 "expected `scratch`, `oci:DIR[:TAG]` or `docker-archive:FILE`")
+    proc = uvship("build", str(src), "--base", "Not A Base!", *outputs(tmp_path))
+    assert_fails(proc, "--base Not A Base!: unknown kind of base image",
+                 "expected `scratch`, `oci:DIR[:TAG]`, `docker-archive:FILE` or a registry "
+                 "reference")
     nothing_written(tmp_path)
 
 

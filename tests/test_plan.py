@@ -18,7 +18,8 @@ def test_every_option_can_be_set_in_pyproject():
         "mode": "system", "compile": False, "strip": True,
         "base": "oci:/b", "entrypoint": "app", "cmd": ["--port", "80"], "env": ["A=1"],
         "label": ["team=x"], "user": "1000", "workdir": "/srv", "compression": "zstd",
-        "tag": ["app:1"],
+        "tag": ["app:1"], "push": ["registry.example/app:1"],
+        "cache-repo": "registry.example/cache", "insecure-registry": ["registry.example"],
     }
     assert {k.replace("-", "_") for k in cfg} == {f.name for f in fields(Options)}
     opts = Options.from_config(cfg, "pyproject.toml")

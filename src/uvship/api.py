@@ -159,20 +159,44 @@ class UvBuild:
         plan = self.plan
         entrypoint = _build.choose_entrypoint(self.ws, plan, spec)
         if isinstance(base, str):
-            base = Image.from_reference(base, plan.platform)
+            base = Image.from_reference(base, plan.platform, self.options.insecure_registry)
         _venv.check_lock(self.ws)
         interp = self.interpreter(plan)
         _build.check_base(base, interp)
         # the interpreter and runtime layers need no uv: they are made while uv syncs
         started = _build.start_layers(base, interp, plan.python_path, spec.compression)
+        fetch = on_built = None
+        if self.options.cache_repo:
+            fetch, on_built = self._shared_cache(plan, interp, spec.compression)
         try:
             env = _venv.stage(self.ws, plan, interp, progress=self.progress,
-                              on_tier=started.tier_ready)
+                              on_tier=started.tier_ready, fetch=fetch, on_built=on_built)
             image = _build.copy_venv(base, env, compression=spec.compression,
                                      progress=self.progress, started=started)
         finally:
             started.pool.shutdown(wait=True, cancel_futures=True)
         return _build.finish_image(image, env, self.ws, entrypoint, spec)
+
+    def _shared_cache(self, plan: Plan, interp: Any, compression: str):
+        """Hooks that fetch missing tiers from --cache-repo and publish the ones uv made."""
+        from . import build as _build
+        from .remote_cache import RemoteCache
+
+        remote = RemoteCache(self.options.cache_repo or "", self.options.insecure_registry)
+
+        def fetch(name: str, key: str, prev: Any):
+            with self.progress.step(f"looking for the {name} tier in {remote.ref}"):
+                tier = remote.fetch(name, key, plan, interp, prev)
+            if tier is not None:
+                self.progress.note(f"{name}: reused from {remote.ref} (uv not run)")
+            return tier
+
+        def on_built(env: Any, tier: Any) -> None:
+            if tier.files:
+                with self.progress.step(f"sharing the {tier.name} tier in {remote.ref}"):
+                    remote.store(tier, _build.tier_layer(env, tier, compression))  # type: ignore[arg-type]
+
+        return fetch, on_built
 
     def bundle(self, output: str | Path) -> _bundle.BundleResult:
         """Build the environment and write it as a directory or a reproducible .tar.gz."""

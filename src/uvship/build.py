@@ -135,8 +135,15 @@ def _tree_size(root: Path) -> int:
     return total
 
 
+def tier_layer_key(tier_key: str, compression_or_media_type: str) -> str:
+    """The cache key of a tier's layer (a media type names its compression)."""
+    compression = oci.types.LAYER_COMPRESSION.get(compression_or_media_type,
+                                                  compression_or_media_type)
+    return key_of("tier-layer", _LAYER_FORMAT, tier_key, compression)
+
+
 def tier_layer(env: StagedEnv, tier: Tier, compression: Compression) -> BuiltLayer:
-    key = key_of("tier-layer", _LAYER_FORMAT, tier.key, compression)
+    key = tier_layer_key(tier.key, compression)
     dists = sorted(tier.distributions, key=lambda d: d.name)
 
     def describe():

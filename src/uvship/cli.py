@@ -173,8 +173,14 @@ class UsageError(Exception):
 
 @main.command()
 @click.argument("project", default=".", type=click.Path())
-@click.option("-o", "--output", "outputs", multiple=True, required=True,
+@click.option("-o", "--output", "outputs", multiple=True,
               help="oci:DIR[:TAG] or docker-archive:FILE (repeatable).")
+@click.option("--push", "push_refs", multiple=True,
+              help="Push to a registry reference, e.g. registry.example/app:1.0 (repeatable).")
+@click.option("--cache-repo", help="A registry repository that shares built layers "
+              "between machines.")
+@click.option("--insecure-registry", "insecure", multiple=True,
+              help="A registry reached without TLS verification (repeatable).")
 @click.option("-t", "--tag", "tags", multiple=True,
               help="Image name:tag for docker-archive outputs, tag for OCI layouts.")
 @click.option("--base", default=None,
@@ -188,7 +194,9 @@ class UsageError(Exception):
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default=None,
               help="Layer compression [default: gzip].")
 @build_options
-def build(project: str, outputs: tuple[str, ...], tags: tuple[str, ...], base: str | None,
+def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
+          cache_repo: str | None, insecure: tuple[str, ...], tags: tuple[str, ...],
+          base: str | None,
           entrypoint: str | None, cmd: tuple[str, ...], env_vars: tuple[str, ...],
           labels: tuple[str, ...], user: str | None, workdir: str | None,
           compression: str | None, **kw: Any) -> None:
@@ -207,8 +215,16 @@ def build(project: str, outputs: tuple[str, ...], tags: tuple[str, ...], base: s
             o.check()
         b = _build_from(project, kw, base=base, entrypoint=entrypoint, cmd=cmd,
                         env=env_vars, label=labels, user=user, workdir=workdir,
-                        compression=compression, tag=tags)
+                        compression=compression, tag=tags, push=push_refs,
+                        cache_repo=cache_repo, insecure_registry=insecure)
         o_ = b.options
+        if not outs and not o_.push:
+            raise click.UsageError("nothing to write: give --output and/or --push")
+        if o_.push:
+            from .registry import Reference
+
+            for r in o_.push:
+                Reference.parse(r)  # a bad reference fails before any work
         try:
             env_pairs, label_pairs = _pairs(o_.env, "--env"), _pairs(o_.label, "--label")
         except UsageError as exc:
@@ -229,8 +245,16 @@ def build(project: str, outputs: tuple[str, ...], tags: tuple[str, ...], base: s
                 if o.write(image, tags):
                     written.append(str(o))
             _build.remember(image, str(o))
-        if not written:
+        if outs and not written:
             b.progress.note(f"up to date: {', '.join(map(str, outs))}")
+        for r in o_.push:
+            outs.append(r)  # type: ignore[arg-type]
+        if o_.push:
+            with b.progress.step(f"pushing {', '.join(o_.push)}"):
+                image.publish(*o_.push, insecure=o_.insecure_registry)
+            written += list(o_.push)
+            for r in o_.push:
+                _build.remember(image, r)
         data = {
             "digest": image.digest, "outputs": [str(o) for o in outs], "written": written,
             "platform": str(image.oci.platform), "size": sum(x.size for x in image.oci.layers),
@@ -242,13 +266,15 @@ def build(project: str, outputs: tuple[str, ...], tags: tuple[str, ...], base: s
 
 @main.command("inspect")
 @click.argument("image")
+@click.option("--insecure-registry", "insecure", multiple=True,
+              help="A registry reached without TLS verification (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-def inspect_cmd(image: str, as_json: bool) -> None:
+def inspect_cmd(image: str, insecure: tuple[str, ...], as_json: bool) -> None:
     """Show each layer of IMAGE: size, what it holds, why it changed since the last build."""
     with _errors():
         from .inspect import inspect
 
-        data = inspect(image)
+        data = inspect(image, insecure)
     if as_json:
         _emit(data, True, "")
         return

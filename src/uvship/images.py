@@ -15,8 +15,17 @@ from .cache import cache_root
 from .errors import InputError
 
 SCRATCH = "scratch"
-_REFERENCE_HINT = ("expected `scratch`, `oci:DIR[:TAG]` or `docker-archive:FILE`; registry "
-                   "references are not supported yet")
+_REFERENCE_HINT = ("expected `scratch`, `oci:DIR[:TAG]`, `docker-archive:FILE` or a registry "
+                   "reference such as `registry.example/team/base:1.0`")
+
+
+def _looks_like_reference(ref: str) -> bool:
+    """A registry reference rather than a local path: a name, maybe a host, a tag or digest."""
+    import re
+
+    return bool(re.fullmatch(r"[a-z0-9]([a-z0-9._:-]*[a-z0-9])?(/[a-z0-9._-]+)*"
+                             r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?",
+                             ref)) and ("/" in ref or ":" in ref or "@" in ref)
 
 
 @dataclass(frozen=True)
@@ -60,17 +69,19 @@ class Image:
         return cls(img, Base(f"docker-archive:{path}", img.digest))
 
     @classmethod
-    def from_reference(cls, ref: str, platform: str = "linux/amd64") -> Image:
-        """`scratch`, `oci:DIR[:TAG]` or `docker-archive:FILE`; errors name the reference."""
+    def from_reference(cls, ref: str, platform: str = "linux/amd64",
+                       insecure: tuple[str, ...] = ()) -> Image:
+        """`scratch`, `oci:DIR[:TAG]`, `docker-archive:FILE` or a registry reference;
+        errors name the reference."""
         try:
-            return cls._from_reference(ref, platform)
+            return cls._from_reference(ref, platform, insecure)
         except InputError as exc:
             if exc.message.startswith(f"--base {ref}"):
                 raise
             raise InputError(f"--base {ref}: {exc.message}", hint=exc.hint) from None
 
     @classmethod
-    def _from_reference(cls, ref: str, platform: str) -> Image:
+    def _from_reference(cls, ref: str, platform: str, insecure: tuple[str, ...]) -> Image:
         if ref == SCRATCH:
             return cls.scratch(platform)
         if ref.startswith("oci:"):
@@ -85,7 +96,22 @@ class Image:
                 raise InputError(f"--base {ref}: no such file {path}")
             img = oci.read_docker_archive(path)
             return cls(img, Base(ref, img.digest))
+        if _looks_like_reference(ref):
+            return cls.from_registry(ref, platform, insecure)
         raise InputError(f"--base {ref}: unknown kind of base image ({_REFERENCE_HINT})")
+
+    @classmethod
+    def from_registry(cls, ref: str, platform: str = "linux/amd64",
+                      insecure: tuple[str, ...] = ()) -> Image:
+        """A base image from a registry: the manifest for ``platform`` (an index is followed),
+        its layers pulled into the local cache (verified by digest, kept for next time)."""
+        from .registry import Reference, Registry
+
+        r = Reference.parse(ref)
+        with Registry(r.registry, insecure=insecure) as reg:
+            img = reg.resolve_image(r, platform)
+            img = reg.pull_layers(r, img)
+        return cls(img, Base(str(r), img.digest))
 
     @property
     def is_scratch(self) -> bool:
@@ -133,6 +159,25 @@ class Image:
         out = parse_output(output)
         out.check()
         out.write(self, tags)
+        return self.digest
+
+    def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> str:
+        """Push the image to registry references (several tags of one repository go in one
+        push: blobs once, then the manifest, then each tag); returns the digest."""
+        from .registry import Reference, Registry
+
+        parsed = [Reference.parse(r) for r in refs]
+        mount = []
+        if self.base.digest and not self.is_scratch and not self.base.name.startswith(
+                ("oci:", "docker-archive:")):
+            mount = [Reference.parse(self.base.name)]
+        groups: dict[tuple[str, str], list] = {}
+        for r in parsed:
+            groups.setdefault((r.registry, r.repository), []).append(r)
+        for (registry, _), group in groups.items():
+            with Registry(registry, insecure=insecure) as reg:
+                same = [m for m in mount if m.registry == registry]
+                reg.push_image(self.oci, group, mount_from=same)
         return self.digest
 
 

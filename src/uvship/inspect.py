@@ -13,7 +13,7 @@ from .errors import InputError
 from .oci._blobs import open_decompressed
 
 
-def open_image(ref: str) -> oci.Image:
+def open_image(ref: str, insecure: tuple[str, ...] = ()) -> oci.Image:
     """`oci:DIR[:TAG]`, `docker-archive:FILE`, or a path (a directory is an OCI layout)."""
     if ref.startswith("oci:"):
         path, tag = oci.parse_layout_ref(ref)
@@ -25,8 +25,12 @@ def open_image(ref: str) -> oci.Image:
         return oci.read_layout(p, verify=False)
     if p.is_file():
         return oci.read_docker_archive(p)
+    from .images import Image, _looks_like_reference
+
+    if _looks_like_reference(ref):
+        return Image.from_registry(ref, insecure=insecure).oci
     raise InputError(f"{ref}: no such image (expected oci:DIR[:TAG], docker-archive:FILE, "
-                     "or the path of a layout or archive)")
+                     "a registry reference, or the path of a layout or archive)")
 
 
 def _record(digest: str | None) -> dict[str, Any] | None:
@@ -59,10 +63,10 @@ class _SizedEntry:
         return self._size
 
 
-def inspect(ref: str) -> dict[str, Any]:
+def inspect(ref: str, insecure: tuple[str, ...] = ()) -> dict[str, Any]:
     """Each layer: size, role, what made it, what it holds, and what changed since the
     build that last wrote the same output (as this machine's uvship cache remembers)."""
-    img = open_image(ref)
+    img = open_image(ref, insecure)
     rec = _record(img.digest)
     prev = _record(rec.get("previous")) if rec else None
     info = {x["digest"]: x for x in (rec or {}).get("layers", [])}
@@ -76,7 +80,7 @@ def inspect(ref: str) -> dict[str, Any]:
         holds = li["contents"] if li and li.get("contents") else _layer_holds(layer)
         entry: dict[str, Any] = {
             "digest": layer.digest, "size": layer.size, "media_type": layer.media_type,
-            "role": li["role"] if li else "base", "created_by": created_by,
+            "role": li["role"] if li else _role_of(created_by), "created_by": created_by,
             "holds": holds,
         }
         if rec is None:
@@ -125,3 +129,15 @@ def _why(now: dict[str, Any], before: dict[str, Any] | None) -> str:
         if a.get(k) != b.get(k) and (k in a or k in b):
             reasons.append(f"{k}: {a.get(k)} -> {b.get(k)}")
     return "; ".join(reasons) or "inputs changed (uvship or uv version, options)"
+
+
+def _role_of(created_by: str) -> str:
+    """A uvship layer names its role in its history ("uvship: dependencies: ..."), so an
+    image built elsewhere still shows them; any other layer came with the base."""
+    if created_by.startswith("uvship: "):
+        word = created_by[len("uvship: "):].split(":", 1)[0].split(" ", 1)[0]
+        if word in ("runtime", "dependencies", "local", "project"):
+            return word
+        if word == "CPython":
+            return "interpreter"
+    return "base"

@@ -43,6 +43,10 @@ class Options:
     workdir: str | None = None
     compression: str | None = None
     tag: tuple[str, ...] = ()
+    # registries
+    push: tuple[str, ...] = ()
+    cache_repo: str | None = None
+    insecure_registry: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], source: str) -> Options:

@@ -275,11 +275,14 @@ def _file_hash(p: Path) -> str:
 # ---------------------------------------------------------------------- staging
 def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
           progress: Progress | None = None,
-          on_tier: Callable[[StagedEnv, Tier], None] | None = None) -> StagedEnv:
+          on_tier: Callable[[StagedEnv, Tier], None] | None = None,
+          fetch: Callable[[str, str, Tier | None], Tier | None] | None = None,
+          on_built: Callable[[StagedEnv, Tier], None] | None = None) -> StagedEnv:
     """Stage every tier of ``plan``, reusing cached tiers; returns the complete environment.
 
     ``on_tier`` is called as each tier is ready (with the environment so far), so its layer
-    can be written while uv works on the next one.
+    can be written while uv works on the next one. ``fetch`` may supply a tier missing from
+    the local cache (a shared cache); ``on_built`` hears of each tier uv had to make.
     """
     progress = progress or NullProgress()
     keys = tier_keys(ws, plan, interp)
@@ -290,11 +293,16 @@ def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
             # nothing local between the dependencies and the project: no uv run needed
             tier = Tier(name, keys[name], prev.root, (), (), (), ())
         else:
-            tier = _load(name, keys[name])
+            tier = load_tier(name, keys[name])
+        if tier is None and fetch is not None:
+            tier = fetch(name, keys[name], prev)
+        built = tier is None
         if tier is None:
             with progress.step(_STEP_NAMES[name]):
                 tier = _build_tier(ws, plan, interp, name, keys[name], prev)
         tiers.append(tier)
+        if built and on_built is not None:
+            on_built(StagedEnv(plan, interp, tuple(tiers)), tier)
         prev = tier
         if on_tier is not None:
             on_tier(StagedEnv(plan, interp, tuple(tiers)), tier)
@@ -310,7 +318,7 @@ def _meta_path(key: str) -> Path:
     return cache_root() / "tiers" / key / "tier.json"
 
 
-def _load(name: str, key: str) -> Tier | None:
+def load_tier(name: str, key: str) -> Tier | None:
     meta = _meta_path(key)
     if not (meta.parent / ".complete").is_file():
         return None
@@ -360,7 +368,7 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         }, sort_keys=True))
 
     cached_dir("tiers", key, build)
-    loaded = _load(name, key)
+    loaded = load_tier(name, key)
     assert loaded is not None
     return loaded
 
