@@ -1,0 +1,539 @@
+"""`uvship doctor`: read Dockerfiles, .dockerignore and compose files; find uv-in-Docker mistakes.
+
+The Dockerfile reader follows BuildKit's grammar where it matters for the checks: parser
+directives (`# escape=`), line continuations (comment and blank lines inside them dropped),
+heredocs, JSON (exec) and shell forms, flags, stages, and ARG/ENV values with `$VAR`
+substitution. The checks themselves are in doctor_rules.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+import yaml  # PyYAML: compose files are full YAML (anchors, flow style, block scalars)
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .doctor_rules import Finding
+
+INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
+                "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
+                "WORKDIR"}
+_DIRECTIVE = re.compile(r"#\s*(syntax|escape|check)\s*=\s*(.*?)\s*$", re.IGNORECASE)
+_HEREDOC = re.compile(r"<<(-?)(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
+_FLAG = re.compile(r"--([A-Za-z][A-Za-z0-9-]*)(?:=(\S*))?(?:\s+|$)")
+_VAR = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_]\w*))")
+_EXEC_FORM = {"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME"}
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """`$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:+alt}` as BuildKit substitutes them;
+    an unknown variable is left as written (its value is not knowable here)."""
+    def sub(m: re.Match[str]) -> str:
+        name = m[1] or m[4]
+        value, op, word = env.get(name), m[2], m[3] or ""
+        if op in (":-", "-"):
+            return value if value or (op == "-" and value is not None) else word
+        if op in (":+", "+"):
+            return word if value or (op == "+" and value is not None) else ""
+        return value if value is not None else m[0]
+    return _VAR.sub(sub, text)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction: its keyword, first line, flags, arguments and the state before it."""
+
+    cmd: str
+    line: int
+    args: str  # after the flags, as written (variables not substituted)
+    flags: tuple[tuple[str, str], ...] = ()
+    exec_form: tuple[str, ...] | None = None
+    heredocs: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # ARG and ENV values in effect
+    workdir: str = "/"
+
+    def flag(self, name: str) -> list[str]:
+        return [expand(v, self.env) for k, v in self.flags if k == name]
+
+    @property
+    def script(self) -> str:
+        """What a RUN runs, as shell text (heredoc bodies included)."""
+        if self.exec_form is not None:
+            return shlex.join(self.exec_form)
+        return "\n".join([self.args, *self.heredocs])
+
+    @property
+    def words(self) -> list[str]:
+        """The arguments split as the shell would, variables substituted."""
+        if self.exec_form is not None:
+            return [expand(w, self.env) for w in self.exec_form]
+        try:
+            return [expand(w, self.env) for w in shlex.split(self.args)]
+        except ValueError:
+            return [expand(w, self.env) for w in self.args.split()]
+
+    def mounts(self) -> list[dict[str, str]]:
+        """`RUN --mount=...` options as dicts (type defaults to bind, as in BuildKit)."""
+        out = []
+        for spec in self.flag("mount"):
+            opts: dict[str, str] = {"type": "bind"}
+            for part in spec.split(","):
+                k, _, v = part.partition("=")
+                opts[k.strip().lower()] = v.strip()
+            out.append(opts)
+        return out
+
+
+@dataclass
+class Stage:
+    index: int
+    name: str | None
+    base: str  # image reference (substituted) or an earlier stage's name
+    line: int
+    parent: Stage | None
+    instructions: list[Instruction] = field(default_factory=list)
+    envs: dict[str, str] = field(default_factory=dict)  # ENV values at its end
+    workdir: str = "/"  # WORKDIR at its end
+
+    def chain(self) -> list[Stage]:
+        """This stage and the stages it is built FROM, oldest first."""
+        return [*(self.parent.chain() if self.parent else []), self]
+
+    def chain_instructions(self) -> list[Instruction]:
+        return [i for s in self.chain() for i in s.instructions]
+
+
+@dataclass
+class Dockerfile:
+    path: Path
+    stages: list[Stage]
+    directives: dict[str, str]
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    def stage(self, ref: str) -> Stage | None:
+        """The stage a `--from=` or FROM names (by name or index), None for an image."""
+        for s in self.stages:
+            if (s.name and s.name == ref.lower()) or str(s.index) == ref:
+                return s
+        return None
+
+    def shipped(self, target: Stage | None = None) -> list[Stage]:
+        """Stages whose files can reach ``target`` (default: the final stage)."""
+        seen: dict[int, Stage] = {}
+        todo = [target or self.final]
+        while todo:
+            s = todo.pop()
+            if s.index in seen:
+                continue
+            seen[s.index] = s
+            todo.extend(s.chain())
+            for i in s.instructions:
+                refs = i.flag("from") if i.cmd in ("COPY", "ADD") else []
+                refs += [m["from"] for m in i.mounts() if "from" in m] if i.cmd == "RUN" else []
+                todo.extend(st for r in refs if (st := self.stage(r)) is not None)
+        return [seen[k] for k in sorted(seen)]
+
+
+def _logical_lines(path: Path, lines: list[str], start: int, escape: str):
+    """(first line number, text, heredoc bodies) for each instruction."""
+    cont = re.compile(re.escape(escape) + r"[ \t]*$")
+    i = start
+    while i < len(lines):
+        raw = lines[i]
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            i += 1
+            continue
+        first, parts = i + 1, []
+        while True:
+            m = cont.search(raw)
+            if not m:
+                parts.append(raw)
+                i += 1
+                break
+            parts.append(raw[:m.start()])
+            i += 1
+            # Comment and blank lines inside a continuation are dropped (BuildKit does).
+            while i < len(lines) and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
+                i += 1
+            if i >= len(lines):
+                break
+            raw = lines[i]
+        text = "".join(parts).strip()
+        bodies = []
+        word = text.split(None, 1)[0].upper()
+        if word in ("RUN", "COPY", "ADD"):
+            for strip_tabs, _q, name in _HEREDOC.findall(text):
+                body = []
+                while True:
+                    if i >= len(lines):
+                        raise InputError(f"{path}:{first}: heredoc <<{name} is never closed "
+                                         f"(expected a line holding only {name})")
+                    ln = lines[i].lstrip("\t") if strip_tabs else lines[i]
+                    i += 1
+                    if ln.rstrip() == name:
+                        break
+                    body.append(ln)
+                bodies.append("\n".join(body))
+        yield first, text, tuple(bodies)
+
+
+def _pairs(args: str, env: Mapping[str, str], legacy_ok: bool) -> list[tuple[str, str | None]]:
+    """`KEY=VALUE ...` (or the legacy `KEY VALUE`) of ENV, ARG and LABEL."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        words = args.split()
+    if legacy_ok and words and "=" not in words[0]:
+        return [(words[0], expand(args.split(None, 1)[1].strip() if len(words) > 1 else "", env))]
+    out: list[tuple[str, str | None]] = []
+    for w in words:
+        k, eq, v = w.partition("=")
+        out.append((k, expand(v, env) if eq else None))
+    return out
+
+
+def parse_dockerfile(path: Path) -> Dockerfile:
+    """Read a Dockerfile; anything BuildKit would refuse to parse is an InputError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (expected a Dockerfile)") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory (expected a Dockerfile)") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text (expected a Dockerfile)") from None
+    lines = [ln.rstrip("\r") for ln in text.split("\n")]
+    directives, start = {}, 0
+    while start < len(lines) and (m := _DIRECTIVE.match(lines[start])):
+        directives[m[1].lower()] = m[2]
+        start += 1
+    escape = directives.get("escape", "\\")
+    if escape not in ("\\", "`"):
+        raise InputError(f"{path}:{start}: escape={escape!r} (expected \\ or `)")
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    args: dict[str, str] = {}
+    envs: dict[str, str] = {}
+    workdir = "/"
+    for line, text, bodies in _logical_lines(path, lines, start, escape):
+        word, _, rest = text.partition(" ")
+        cmd, rest = word.upper(), rest.strip()
+        if cmd not in INSTRUCTIONS:
+            raise InputError(f"{path}:{line}: unknown instruction {word!r} (expected one of "
+                             "FROM, RUN, COPY, ENV, ...)", hint="is this a Dockerfile?")
+        flags = []
+        while cmd in ("FROM", "RUN", "COPY", "ADD", "HEALTHCHECK") and (m := _FLAG.match(rest)):
+            flags.append((m[1].lower(), m[2] or ""))
+            rest = rest[m.end():]
+        exec_form = None
+        if cmd in _EXEC_FORM and rest.startswith("["):
+            try:
+                value = json.loads(rest)
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    exec_form = tuple(value)
+            except json.JSONDecodeError:
+                pass  # BuildKit falls back to the shell form
+        if cmd == "FROM":
+            words = rest.split()
+            if not words:
+                raise InputError(f"{path}:{line}: FROM without an image")
+            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            base = expand(words[0], global_args)
+            parent = next((s for s in stages if s.name == base.lower()), None)
+            stages.append(Stage(len(stages), name, base, line, parent))
+            args = {}
+            # ENV and WORKDIR carry over to a stage built FROM another; ARG values do not.
+            envs = dict(parent.envs) if parent else {}
+            workdir = parent.workdir if parent else "/"
+            stages[-1].envs, stages[-1].workdir = envs, workdir
+            continue
+        if not stages:
+            if cmd != "ARG":
+                raise InputError(f"{path}:{line}: {cmd} before any FROM (expected FROM first; "
+                                 "only ARG may precede it)")
+            global_args.update({k: v or "" for k, v in _pairs(rest, global_args, False)})
+            continue
+        inst = Instruction(cmd, line, rest, tuple(flags), exec_form, bodies,
+                           {**args, **envs}, workdir)
+        stages[-1].instructions.append(inst)
+        if cmd == "ARG":
+            for k, v in _pairs(rest, {**args, **envs}, False):
+                args[k] = v if v is not None else global_args.get(k, "")
+        elif cmd == "ENV":
+            for k, v in _pairs(rest, {**args, **envs}, True):
+                envs[k] = v or ""
+        elif cmd == "WORKDIR":
+            wd = expand(rest, {**args, **envs}).strip().strip("\"'")
+            workdir = stages[-1].workdir = str(PurePosixPath(workdir, wd))
+    if not stages:
+        raise InputError(f"{path}: no FROM instruction (expected a Dockerfile with a stage)")
+    return Dockerfile(path, stages, directives)
+
+
+# ---------------------------------------------------------------------- .dockerignore
+@dataclass(frozen=True)
+class IgnoreFile:
+    """A .dockerignore: patterns in order, the last match wins, `!` re-includes."""
+
+    path: Path
+    patterns: tuple[tuple[re.Pattern[str], bool, int], ...]  # regex, excluded?, line
+
+    @classmethod
+    def read(cls, path: Path) -> IgnoreFile:
+        pats = []
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text (expected a .dockerignore)") from None
+        for n, raw in enumerate(text.splitlines(), 1):
+            p = raw.strip()
+            if not p or p.startswith("#"):
+                continue
+            negate = p.startswith("!")
+            p = p[1:].strip() if negate else p
+            p = os.path.normpath(p.lstrip("/")).replace(os.sep, "/")
+            pats.append((re.compile(_glob_regex(p)), not negate, n))
+        return cls(path, tuple(pats))
+
+    def excludes(self, rel: str) -> bool:
+        """Whether the context path ``rel`` (or a directory above it) is left out."""
+        parts = rel.strip("/").split("/")
+        candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+        out = False
+        for rx, excluded, _ in self.patterns:
+            if any(rx.fullmatch(c) for c in candidates):
+                out = excluded
+        return out
+
+
+def _glob_regex(pattern: str) -> str:
+    """moby/patternmatcher's glob: `*` and `?` within a segment, `**` across them."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and (j := pattern.find("]", i + 1)) > i:
+            body = pattern[i + 1:j]
+            out.append("[" + ("^" + body[1:] if body.startswith(("!", "^")) else body) + "]")
+            i = j
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def ignore_file_for(dockerfile: Path, context: Path) -> IgnoreFile | None:
+    """The ignore file a build uses: `<Dockerfile>.dockerignore` beside it, else the
+    context's .dockerignore (BuildKit's and podman's order)."""
+    for p in (dockerfile.with_name(dockerfile.name + ".dockerignore"),
+              context / ".dockerignore", context / ".containerignore"):
+        if p.is_file():
+            return IgnoreFile.read(p)
+    return None
+
+
+# ---------------------------------------------------------------------- compose files
+@dataclass(frozen=True)
+class Volume:
+    type: str  # bind | volume | tmpfs
+    source: str | None
+    target: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Watch:
+    action: str
+    path: str
+    target: str | None
+    ignore: tuple[str, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    line: int
+    context: Path | None  # None: no build section (an image only)
+    dockerfile: Path | None
+    target: str | None
+    volumes: tuple[Volume, ...]
+    watch: tuple[Watch, ...]
+
+
+@dataclass(frozen=True)
+class Compose:
+    path: Path
+    services: tuple[Service, ...]
+
+
+def read_compose(path: Path) -> Compose:
+    """The parts of a compose file the checks read, with the line of each."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (expected a compose file)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise InputError(f"{where}: not valid YAML "
+                         f"({getattr(exc, 'problem', None) or exc})") from None
+    top = _map(root)
+    if root is None or not isinstance(root, yaml.MappingNode) or "services" not in top:
+        raise InputError(f"{path}: no `services:` mapping (expected a compose file)")
+    services = []
+    for name, node in _map(top["services"]).items():
+        s = _map(node)
+        context = dockerfile = target = None
+        if "build" in s:
+            b = s["build"]
+            bm = _map(b) if isinstance(b, yaml.MappingNode) else {"context": b}
+            context = (path.parent / (_str(bm.get("context")) or ".")).resolve()
+            dockerfile = context / (_str(bm.get("dockerfile")) or "Dockerfile")
+            target = _str(bm.get("target"))
+        vols = tuple(v for n in _seq(s.get("volumes")) if (v := _volume(n)) is not None)
+        watch = []
+        for w in _seq(_map(s.get("develop")).get("watch")):
+            wm = _map(w)
+            watch.append(Watch(_str(wm.get("action")) or "", _str(wm.get("path")) or "",
+                               _str(wm.get("target")),
+                               tuple(_str(i) or "" for i in _seq(wm.get("ignore"))),
+                               w.start_mark.line + 1))
+        services.append(Service(name, node.start_mark.line + 1, context, dockerfile, target,
+                                vols, tuple(watch)))
+    return Compose(path, tuple(services))
+
+
+def _map(node) -> dict:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _seq(node) -> list:
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _str(node) -> str | None:
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else None
+
+
+def _volume(node) -> Volume | None:
+    line = node.start_mark.line + 1
+    if (m := _map(node)):
+        target = _str(m.get("target"))
+        kind = _str(m.get("type")) or "volume"
+        return Volume(kind, _str(m.get("source")), target, line) if target else None
+    spec = _str(node)
+    if not spec:
+        return None
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return Volume("volume", None, parts[0], line)  # anonymous volume
+    source, target = parts[0], parts[1]
+    kind = "bind" if source.startswith((".", "/", "~", "$")) else "volume"
+    return Volume(kind, source, target, line)
+
+
+# ---------------------------------------------------------------------- the run
+_DOCKERFILE = re.compile(r"(Dockerfile|Containerfile)(\..+)?|.+\.(Dockerfile|dockerfile)")
+_COMPOSE = re.compile(r"(docker-)?compose(\.[\w.-]+)?\.ya?ml")
+_SKIP = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox",
+         ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+
+
+def _kind(name: str) -> str | None:
+    if _COMPOSE.fullmatch(name):
+        return "compose"
+    if _DOCKERFILE.fullmatch(name) and not name.endswith((".dockerignore", ".containerignore")):
+        return "dockerfile"
+    return None
+
+
+def find_files(path: Path) -> list[tuple[str, Path]]:
+    """(kind, path) of each Dockerfile and compose file at or under ``path``."""
+    if path.is_file():
+        return [(_kind(path.name) or "dockerfile", path)]
+    if not path.is_dir():
+        raise InputError(f"{path}: no such file or directory (expected a Dockerfile, a "
+                         "compose file or a directory holding them)")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP)
+        found += [(k, Path(dirpath) / f) for f in sorted(filenames) if (k := _kind(f))]
+    if not found:
+        raise InputError(f"{path}: no Dockerfile or compose file here (expected Dockerfile, "
+                         "Containerfile, *.Dockerfile or compose.yaml)")
+    return found
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `uvship doctor` found: the files it read and each finding, in file order."""
+
+    root: Path
+    files: tuple[Path, ...]
+    findings: tuple[Finding, ...]
+
+    def count(self, level: str) -> int:
+        return sum(f.level == level for f in self.findings)
+
+
+def diagnose(path: Path | str) -> Report:
+    """Read every Dockerfile and compose file at ``path`` and check them."""
+    from .doctor_rules import check_compose, check_dockerfile
+
+    path = Path(path)
+    files = find_files(path)
+    root = path if path.is_dir() else path.parent
+    composes = [read_compose(p) for k, p in files if k == "compose"]
+    # A Dockerfile a compose file builds is checked with that build's context (and checked
+    # even when it lies outside ``path``).
+    contexts: dict[Path, Path] = {}
+    for s in (s for c in composes for s in c.services):
+        if s.dockerfile is not None and s.context is not None and s.dockerfile.is_file():
+            if s.dockerfile.resolve() not in {p.resolve() for _, p in files}:
+                files.append(("dockerfile", s.dockerfile))
+            contexts.setdefault(s.dockerfile.resolve(), s.context)
+    findings = []
+    read: list[Path] = []
+    for kind, p in files:
+        if kind == "dockerfile":
+            df = parse_dockerfile(p)
+            context = contexts.get(p.resolve(), p.parent)
+            ignore = ignore_file_for(p, context)
+            findings += check_dockerfile(df, context, ignore)
+            read += [p] + ([ignore.path] if ignore else [])
+    for c in composes:
+        findings += check_compose(c)
+        read.append(c.path)
+    findings.sort(key=lambda f: (str(f.path), f.line, f.rule.id))
+    return Report(root, tuple(dict.fromkeys(read)), tuple(findings))

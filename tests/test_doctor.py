@@ -1,0 +1,286 @@
+"""`uvship doctor`: the parser, each rule on its corpus case (tests/doctor/), outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from uvship.doctor import IgnoreFile, diagnose, parse_dockerfile, read_compose
+from uvship.doctor_rules import RULES, commands
+from uvship.errors import InputError
+
+from .conftest import uvship
+
+CORPUS = Path(__file__).parent / "doctor"
+CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+
+
+def expected(case: Path) -> set[tuple[str, str, int]]:
+    """(rule, file, line) from the case's markers: `# expect: UVnnn` on a Dockerfile comment
+    line marks the next instruction; at the end of a YAML line it marks that line."""
+    out = set()
+    for f in sorted(p for p in case.iterdir() if p.is_file()):
+        lines = f.read_text().splitlines()
+        for n, line in enumerate(lines, 1):
+            m = re.search(r"#\s*expect:\s*((?:UV\d{3}\s*)+)$", line)
+            if not m:
+                continue
+            target = n
+            if line.lstrip().startswith("#"):  # a comment line: the next instruction
+                target = next(k for k in range(n + 1, len(lines) + 1)
+                              if lines[k - 1].strip() and not lines[k - 1].lstrip().startswith("#"))
+            out |= {(rule, f.name, target) for rule in m[1].split()}
+    return out
+
+
+def found(path: Path) -> set[tuple[str, str, int]]:
+    return {(f.rule.id, f.path.name, f.line) for f in diagnose(path).findings}
+
+
+# ---------------------------------------------------------------------------- the corpus
+def test_every_rule_has_a_positive_and_a_negative_case():
+    assert len(RULES) >= 15
+    by_rule = {c.split("-")[0] for c in CASES}
+    assert by_rule == set(RULES)
+    for case in CASES:
+        assert (CORPUS / case / "bad").is_dir() and (CORPUS / case / "good").is_dir()
+        assert case.split("-")[0] in {r for r, _, _ in expected(CORPUS / case / "bad")}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rule_finds_its_mistake(case):
+    bad = CORPUS / case / "bad"
+    assert found(bad) == expected(bad)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rule_is_quiet_on_the_fix(case):
+    good = CORPUS / case / "good"
+    assert diagnose(good).findings == ()
+
+
+def test_whole_corpus_through_the_cli_fails_with_every_rule():
+    proc = uvship("doctor", str(CORPUS), "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    assert {f["rule"] for f in data["findings"]} == set(RULES)
+    for f in data["findings"]:
+        assert f["message"] and f["fix"] and f["line"] >= 1 and Path(f["file"]).is_file()
+    assert proc.stderr == ""
+
+
+def test_text_output_names_file_line_why_and_fix():
+    bad = CORPUS / "UV004-sync-not-locked" / "bad"
+    proc = uvship("doctor", str(bad))
+    assert proc.returncode == 1
+    first, fix = proc.stdout.splitlines()[:2]
+    assert first.startswith(f"{bad / 'Dockerfile'}:11: UV004 error: `uv sync` runs without")
+    assert "re-resolves" in first
+    assert fix == "    fix: " + RULES["UV004"].fix
+    assert proc.stdout.splitlines()[-1].startswith("1 finding(s) in 2 file(s): 1 error(s)")
+
+
+def test_warnings_pass_unless_fail_on_warning():
+    bad = CORPUS / "UV005-deps-and-code-in-one-layer" / "bad"
+    assert uvship("doctor", str(bad)).returncode == 0
+    proc = uvship("doctor", str(bad), "--fail-on", "warning")
+    assert proc.returncode == 1 and "UV005 warning" in proc.stdout
+    good = CORPUS / "UV005-deps-and-code-in-one-layer" / "good"
+    proc = uvship("doctor", str(good), "--fail-on", "note")
+    assert (proc.returncode, proc.stdout.strip()) == (0, "no problems found in 2 file(s)")
+
+
+def test_sarif_has_the_required_structure():
+    proc = uvship("doctor", str(CORPUS / "UV002-venv-hidden-by-bind-mount"), "--format", "sarif")
+    assert proc.returncode == 1, proc.stderr
+    sarif = json.loads(proc.stdout)
+    assert sarif["version"] == "2.1.0" and "sarif-2.1.0" in sarif["$schema"]
+    (run,) = sarif["runs"]
+    driver = run["tool"]["driver"]
+    assert driver["name"] and driver["version"]
+    rule_ids = [r["id"] for r in driver["rules"]]
+    assert rule_ids == list(RULES)
+    for r in driver["rules"]:
+        assert r["shortDescription"]["text"] and r["fullDescription"]["text"]
+        assert r["defaultConfiguration"]["level"] in ("error", "warning", "note")
+    base = run["originalUriBaseIds"]["SRCROOT"]["uri"]
+    assert base.startswith("file:///") and base.endswith("/")
+    (result,) = run["results"]
+    assert result["ruleId"] == "UV002" and rule_ids[result["ruleIndex"]] == "UV002"
+    assert result["level"] == "error" and result["message"]["text"]
+    (loc,) = result["locations"]
+    art = loc["physicalLocation"]["artifactLocation"]
+    assert art == {"uri": "bad/compose.yaml", "uriBaseId": "SRCROOT"}
+    assert loc["physicalLocation"]["region"]["startLine"] == 5
+    assert {a["location"]["uri"] for a in run["artifacts"]} >= {"bad/compose.yaml",
+                                                                 "good/compose.yaml"}
+
+
+# ---------------------------------------------------------------------------- generated files
+@pytest.mark.parametrize("variant", ["venv", "system", "managed-python"])
+@pytest.mark.parametrize("name,args", [("hello-web", ()), ("ws", ("--package", "ws-app"))])
+def test_generated_files_have_no_findings(project, name, args, variant):
+    src = project(name)
+    gen = uvship("dockerfile", str(src), *args, "--variant", variant, "--python", "3.11")
+    assert gen.returncode == 0, gen.stderr
+    proc = uvship("doctor", str(src), "--fail-on", "note")
+    assert (proc.returncode, proc.stdout.strip()) == (0, "no problems found in 3 file(s)")
+
+
+def test_editable_install_copied_with_its_source_is_fine(tmp_path):
+    """uv's standalone example: the interpreter and the whole /app (venv and source) are
+    copied in two COPYs, so its editable install still finds the source."""
+    write(tmp_path, ".venv\n.git\n.env\n", ".dockerignore")
+    df = write(tmp_path, """\
+FROM ghcr.io/astral-sh/uv:0.13.9-bookworm-slim AS builder
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_DEV=1 UV_PYTHON_INSTALL_DIR=/python
+RUN uv python install 3.12
+WORKDIR /app
+COPY uv.lock pyproject.toml /app/
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --locked --no-install-project
+COPY . /app
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --locked
+FROM debian:bookworm-slim
+COPY --from=builder /python /python
+COPY --from=builder /app /app
+USER 999
+""")
+    assert diagnose(df).findings == ()
+    df.write_text(df.read_text().replace("COPY --from=builder /app /app",
+                                         "COPY --from=builder /app/.venv /app/.venv"))
+    assert found(df) == {("UV007", "Dockerfile", 11)}
+
+
+# ---------------------------------------------------------------------------- the parser
+def write(tmp_path: Path, text: str, name: str = "Dockerfile") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_parser_continuations_comments_heredocs_and_forms(tmp_path):
+    df = parse_dockerfile(write(tmp_path, """\
+# syntax=docker/dockerfile:1
+ARG BASE=python:3.12-slim
+FROM ${BASE} AS build
+ENV A=1 B="two words" \\
+# a comment inside a continuation is dropped
+
+    C=${BASE:-none}x
+RUN echo one \\
+    && echo two
+RUN <<EOF
+uv sync --locked
+EOF
+COPY <<-EOT /etc/conf
+	key=value
+	EOT
+CMD ["app", "--port", "80"]
+FROM build
+WORKDIR /app
+WORKDIR sub
+"""))
+    assert df.directives == {"syntax": "docker/dockerfile:1"}
+    build, child = df.stages
+    assert (build.name, build.base, build.line) == ("build", "python:3.12-slim", 3)
+    env, run1, run2, copy, cmd = build.instructions
+    assert (env.line, run1.line, run2.line, copy.line, cmd.line) == (4, 8, 10, 13, 16)
+    assert child.envs == {"A": "1", "B": "two words", "C": "nonex"}
+    assert run1.script == "echo one     && echo two"
+    assert run2.heredocs == ("uv sync --locked",)
+    assert copy.heredocs == ("key=value",)
+    assert cmd.exec_form == ("app", "--port", "80")
+    assert child.parent is build and child.workdir == "/app/sub"
+    assert [c.words for c in commands(run1)] == [("echo", "one"), ("echo", "two")]
+    assert commands(run2)[0].uv == ("sync", "--locked")
+
+
+def test_parser_escape_directive_and_flags(tmp_path):
+    df = parse_dockerfile(write(tmp_path, "# escape=`\nFROM alpine\n"
+                                "RUN --mount=type=cache,target=/root/.cache/uv `\n"
+                                "    --mount=type=bind,source=uv.lock,target=/src/uv.lock `\n"
+                                "    uv sync --frozen\n"))
+    (run,) = df.final.instructions
+    assert run.line == 3 and run.args == "uv sync --frozen"
+    assert [m["type"] for m in run.mounts()] == ["cache", "bind"]
+    assert run.mounts()[1]["source"] == "uv.lock"
+
+
+def test_shell_commands_split_and_env():
+    from uvship.doctor import Instruction
+
+    run = Instruction("RUN", 1, "export UV_LOCKED=1; X=y uv --no-progress sync > /dev/null "
+                                "# uv pip install junk\n. /v/bin/activate")
+    sync, activate = commands(run)
+    assert sync.uv == ("sync",) and sync.true("UV_LOCKED") and sync.env["X"] == "y"
+    assert not sync.last and activate.last and activate.words == (".", "/v/bin/activate")
+
+
+def test_dockerignore_matching(tmp_path):
+    ig = IgnoreFile.read(write(tmp_path, "# comment\n/.venv/\n**/*.pyc\n.git\n!.git/keep\n",
+                               ".dockerignore"))
+    assert ig.excludes(".venv") and ig.excludes(".venv/bin/python")
+    assert ig.excludes("a/b/c.pyc") and ig.excludes("c.pyc")
+    assert ig.excludes(".git/HEAD") and not ig.excludes(".git/keep")
+    assert not ig.excludes("src/app.py") and not ig.excludes("pkg/.venv")
+
+
+def test_compose_reading(tmp_path):
+    c = read_compose(write(tmp_path, """\
+services:
+  web:
+    build: {context: ., target: dev}
+    volumes: [".:/src", "/app/.venv", {type: bind, source: ./data, target: /data}]
+    develop:
+      watch:
+        - {action: sync, path: ., target: /src, ignore: [.venv/]}
+""", "compose.yaml"))
+    (web,) = c.services
+    assert web.target == "dev" and web.context == tmp_path.resolve()
+    assert [(v.type, v.target, v.line) for v in web.volumes] == [
+        ("bind", "/src", 4), ("volume", "/app/.venv", 4), ("bind", "/data", 4)]
+    assert web.watch[0].ignore == (".venv/",) and web.watch[0].line == 7
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("text,error", [
+    ("FROM alpine\nRUNN echo\n", ":2: unknown instruction 'RUNN'"),
+    ("# only a comment\n", ": no FROM instruction"),
+    ("RUN echo\n", ":1: RUN before any FROM"),
+    ("FROM alpine\nRUN <<EOF\necho\n", ":2: heredoc <<EOF is never closed"),
+    ("FROM\n", ":1: FROM without an image"),
+])
+def test_unparsable_dockerfile_is_a_clear_error(tmp_path, text, error):
+    p = write(tmp_path, text)
+    proc = uvship("doctor", str(p))
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"error: {p}{error}"), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_binary_dockerfile_is_a_clear_error(tmp_path):
+    p = tmp_path / "Dockerfile"
+    p.write_bytes(b"\xff\xfe\x00FROM")
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        parse_dockerfile(p)
+
+
+def test_missing_path_and_empty_directory(tmp_path):
+    proc = uvship("doctor", str(tmp_path / "nope"))
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr.startswith(f"error: {tmp_path / 'nope'}: no such file or directory")
+    proc = uvship("doctor", str(tmp_path))
+    assert proc.returncode == 1 and "no Dockerfile or compose file here" in proc.stderr
+
+
+def test_unparsable_compose_is_a_clear_error(tmp_path):
+    p = write(tmp_path, "services:\n  web:\n    build: [unclosed\n", "compose.yaml")
+    proc = uvship("doctor", str(p))
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert re.match(rf"error: {re.escape(str(p))}:\d+: not valid YAML", proc.stderr)
+    p.write_text("- just\n- a list\n")
+    proc = uvship("doctor", str(p))
+    assert "no `services:` mapping" in proc.stderr
