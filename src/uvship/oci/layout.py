@@ -92,8 +92,10 @@ class _Layout:
         doc = load_json(data, where)
         if not isinstance(doc, dict) or not isinstance(doc.get("manifests"), list):
             raise InputError(f"{where}: expected an image index with a 'manifests' list")
+        # artifacts that refer to an image (an SBOM, a signature) are not images themselves
         return [Descriptor.from_json(d, f"{where}: manifests[{i}]")
-                for i, d in enumerate(doc["manifests"])]
+                for i, d in enumerate(doc["manifests"])
+                if not (isinstance(d, dict) and d.get("artifactType"))]
 
 
 def read_layout(path: str | os.PathLike[str], tag: str | None = None,

@@ -1,0 +1,178 @@
+"""SBOMs: what the example's environment really holds, reproducibly; in layouts and registries."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from uvship import Uv, runtime, sbom
+from uvship.registry import Registry
+
+from .conftest import run
+from .registry_fixtures import registry_fixture  # noqa: F401
+
+# What `uvship sbom` is once cli.py registers the command (cli.py is not edited here).
+_CLI = ("import sys; from uvship.cli import main; from uvship.cli_sbom import audit, sbom; "
+        "main.add_command(audit); main.add_command(sbom); sys.argv[0] = 'uvship'; main()")
+
+
+def cli(*args: str):
+    return run([sys.executable, "-c", _CLI, *args], check=False)
+
+
+def installed(env) -> dict[str, str]:
+    """canonical name -> version of every dist-info in the staged venv."""
+    site = env.root / f"lib/python{env.interpreter.minor}/site-packages"
+    out = {}
+    for d in site.glob("*.dist-info"):
+        meta = dict(line.split(": ", 1) for line in (d / "METADATA").read_text().splitlines()
+                    if line.startswith(("Name: ", "Version: ")))
+        out[canonicalize_name(meta["Name"])] = meta["Version"]
+    return out
+
+
+def python_components(doc) -> dict[str, dict]:
+    return {canonicalize_name(c["name"]): c for c in doc["components"]
+            if c["bom-ref"].startswith("python:")}
+
+
+@pytest.fixture
+def example(project, managed_python):
+    """The example project, staged (env) with the components of its scratch runtime."""
+    src = project("hello-web")
+    b = Uv(src).workspace().build()
+    env = b.stage()
+    rt = runtime.scratch_runtime([env.interpreter.root], machine=env.interpreter.machine)
+    return b, env, rt.components
+
+
+def test_lists_exactly_the_venv_and_is_reproducible(example, project, tmp_path, monkeypatch):
+    b, env, comps = example
+    data = sbom.sbom_for(env, runtime_components=comps)
+    doc = json.loads(data)
+    assert (doc["bomFormat"], doc["specVersion"]) == ("CycloneDX", "1.5")
+    assert "timestamp" not in doc["metadata"]
+    got = python_components(doc)
+    assert {n: c["version"] for n, c in got.items()} == installed(env)
+    assert len(got) > 10  # FastAPI and its dependencies
+
+    lock = {p["name"]: p for p in b.ws.lock["package"]}
+    for name, c in got.items():
+        props = {p["name"]: p["value"] for p in c["properties"]}
+        if name == "hello-web":  # the project: local, so no PyPI purl and no hashes
+            assert props["uvship:local"] == "true" and "purl" not in c and "hashes" not in c
+            continue
+        assert c["purl"] == f"pkg:pypi/{name}@{c['version']}"
+        # the one hash of the wheel that was installed, as uv.lock has it
+        wheel = next(w for w in lock[name]["wheels"]
+                     if w["url"].endswith("/" + props["uvship:installed-from"]))
+        assert c["hashes"] == [{"alg": "SHA-256",
+                                "content": wheel["hash"].removeprefix("sha256:")}]
+    assert got["fastapi"]["licenses"] and got["pydantic-core"]["hashes"]
+    others = {c["bom-ref"]: c for c in doc["components"] if "python:" not in c["bom-ref"]}
+    assert others["interpreter:cpython"]["version"] == env.interpreter.version_str
+    assert any(c["name"] == "libc6" and c["purl"].startswith("pkg:deb/")
+               for c in others.values())
+    assert any(c["name"] == "certifi" for c in others.values())
+
+    # A second checkout staged into an empty cache (uv syncs and compiles again): same bytes.
+    monkeypatch.setenv("UVSHIP_CACHE_DIR", str(tmp_path / "other-cache"))
+    other = Uv(project("hello-web", tmp_path / "elsewhere")).workspace().build().stage()
+    assert other.root != env.root
+    assert sbom.sbom_for(other, runtime_components=comps) == data
+
+    # a time only when asked: SOURCE_DATE_EPOCH, or the clock
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    dated = json.loads(sbom.sbom_for(env, runtime_components=comps))
+    assert dated["metadata"]["timestamp"] == "2023-11-14T22:13:20Z"
+    assert dated["serialNumber"] != doc["serialNumber"]  # derived from the content
+    now = json.loads(sbom.sbom_for(env, timestamp=True))["metadata"]["timestamp"]
+    assert now.startswith("20") and now != dated["metadata"]["timestamp"]
+
+
+def test_valid_cyclonedx_1_5(example):
+    cdx = pytest.importorskip("cyclonedx.validation.json",
+                              reason="cyclonedx-python-lib (dev) not installed")
+    from cyclonedx.schema import SchemaVersion
+
+    _, env, comps = example
+    data = sbom.sbom_for(env, runtime_components=comps, timestamp=True)
+    assert cdx.JsonStrictValidator(SchemaVersion.V1_5).validate_str(data.decode()) is None
+
+
+def test_in_an_oci_layout(example, tmp_path):
+    b, env, comps = example
+    image = b.image("scratch")
+    lay = tmp_path / "lay"
+    image.export(f"oci:{lay}")
+    data = sbom.sbom_for(env, runtime_components=comps)
+    assert sbom.write_sbom_beside(lay, data) == lay
+
+    index = json.loads((lay / "index.json").read_text())
+    art = [d for d in index["manifests"] if d.get("artifactType") == sbom.CDX_MEDIA_TYPE]
+    assert len(art) == 1  # listed untagged: a tag names an image
+    assert "org.opencontainers.image.ref.name" not in art[0].get("annotations", {})
+    manifest = json.loads((lay / "blobs/sha256" / art[0]["digest"][7:]).read_text())
+    assert manifest["subject"]["digest"] == image.digest
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    # other tools still read the image (by its tag)
+    info = json.loads(run(["skopeo", "inspect", f"oci:{lay}:latest"]).stdout)
+    assert info["Digest"] == image.digest
+
+    assert sbom.read_from_layout(lay) == data == sbom.read_from_layout(lay, "latest")
+    proc = cli("sbom", f"oci:{lay}:latest")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, data.decode(), "")
+
+    # a newer SBOM of the same image replaces the older one in the index
+    again = sbom.sbom_for(env, runtime_components=comps, timestamp=True)
+    sbom.write_sbom_beside(lay, again)
+    index = json.loads((lay / "index.json").read_text())
+    assert len(index["manifests"]) == 2 and sbom.read_from_layout(lay) == again
+
+
+def test_beside_bundles(tmp_path):
+    tarball = tmp_path / "app.tar.gz"
+    tarball.write_bytes(b"stand-in")
+    assert sbom.write_sbom_beside(tarball, b"{}\n") == tmp_path / "app.tar.gz.cdx.json"
+    proc = cli("sbom", str(tarball))
+    assert (proc.returncode, proc.stdout) == (0, "{}\n")
+    bundle_dir = tmp_path / "bundle"
+    bundle_dir.mkdir()
+    (bundle_dir / "uvship-bundle.json").write_text("{}")
+    assert sbom.write_sbom_beside(bundle_dir, b"{}\n") == bundle_dir / sbom.BUNDLE_DIR_SBOM
+    proc = cli("sbom", str(tmp_path / "nothing-here.tar.gz"))
+    assert proc.returncode == 1 and "nothing-here.tar.gz" in proc.stderr
+
+
+def test_attached_to_a_pushed_image_found_through_the_tag_fallback(example, registry):
+    b, env, comps = example
+    image = b.image("scratch")
+    ref = registry.ref("sbom-app", "1.0")
+    image.publish(ref)
+    data = sbom.sbom_for(env, runtime_components=comps)
+    mark = registry.mark()
+    with Registry(registry.host) as reg:
+        attached = sbom.attach_to_registry(reg, ref, image.digest, data)
+        # distribution 2.8 has no referrers API: the sha256-<hex> tag lists the SBOM
+        assert registry.count("GET", rf"/referrers/{image.digest}$", since=mark, status=404)
+        assert attached.via == "tag" and attached.tag == "sha256-" + image.digest[7:]
+        again = sbom.attach_to_registry(reg, ref, image.digest, data)
+        assert again == attached
+    fallback = registry.ref("sbom-app", attached.tag)
+    raw = json.loads(run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{fallback}"]).stdout)
+    assert [(d["digest"], d["artifactType"]) for d in raw["manifests"]] == [
+        (attached.digest, sbom.CDX_MEDIA_TYPE)]  # listed once, though attached twice
+
+    assert sbom.find_sbom(ref) == data
+    proc = cli("sbom", ref)
+    assert (proc.returncode, proc.stdout) == (0, data.decode())
+    # the image itself is untouched
+    info = json.loads(run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"]).stdout)
+    assert info["Digest"] == image.digest
+
+    proc = cli("sbom", registry.ref("sbom-app", "missing"))
+    assert proc.returncode == 1 and "missing" in proc.stderr
