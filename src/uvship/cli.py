@@ -335,5 +335,14 @@ def _errors() -> Iterator[None]:
         _fail(exc)
 
 
+from .cli_docker import dockerfile_cmd, doctor_cmd  # noqa: E402  (they use helpers above)
+from .cli_sbom import audit as _audit_cmd  # noqa: E402
+from .cli_sbom import sbom as _sbom_cmd  # noqa: E402
+
+main.add_command(dockerfile_cmd)
+main.add_command(doctor_cmd)
+main.add_command(_audit_cmd)
+main.add_command(_sbom_cmd)
+
 if __name__ == "__main__":
     main()
