@@ -175,7 +175,13 @@ class UvBuild:
                                      progress=self.progress, started=started)
         finally:
             started.pool.shutdown(wait=True, cancel_futures=True)
-        return _build.finish_image(image, env, self.ws, entrypoint, spec)
+        image = _build.finish_image(image, env, self.ws, entrypoint, spec)
+        from dataclasses import replace as _replace
+
+        from .sbom import sbom_for
+
+        return _replace(image, sbom=sbom_for(env, ws=self.ws,
+                                             runtime_components=image.runtime_components))
 
     def _shared_cache(self, plan: Plan, interp: Any, compression: str):
         """Hooks that fetch missing tiers from --cache-repo and publish the ones uv made."""
@@ -204,4 +210,8 @@ class UvBuild:
         _bundle.check_output(output)
         env = self.stage()
         with self.progress.step(f"writing {output}"):
-            return _bundle.write_bundle(env, output)
+            res = _bundle.write_bundle(env, output)
+        from .sbom import sbom_for, write_sbom_beside
+
+        write_sbom_beside(res.output, sbom_for(env, ws=self.ws))
+        return res

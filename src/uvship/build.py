@@ -21,7 +21,7 @@ from .python.interpreter import Interpreter
 from .venv import StagedEnv, Tier
 
 # Bumped when the bytes a layer holds change for the same inputs.
-_LAYER_FORMAT = 3
+_LAYER_FORMAT = 4
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -196,7 +196,7 @@ def runtime_layer(i: Interpreter, compression: Compression) -> BuiltLayer:
         glibc = next((c["version"] for c in comps if c["name"] == "glibc"), "?")
         return (f"uvship: runtime: glibc {glibc}, CA certificates, time zones, passwd",
                 {}, {"components": {c["name"]: c.get("version") for c in comps},
-                     "paths": sorted(e.path for e in rt.entries)})
+                     "paths": sorted(e.path for e in rt.entries), "sbom": comps})
 
     return cached_layer("runtime", key, make, compression, describe)
 
@@ -298,6 +298,7 @@ def copy_venv(image: Image, env: StagedEnv, *, set_env_vars: bool = True,
     for b in built:
         img = img.with_layer(b.layer, created_by=b.created_by)
     out = replace(image, oci=img, runtime_paths=frozenset(have),
+                  runtime_components=(*image.runtime_components, *runtime_components(built)),
                   venvs=(*image.venvs, plan.env_path),
                   layer_info=(*image.layer_info, *({"digest": b.layer.digest, "role": b.role,
                                                      "key": b.key, "created_by": b.created_by,
@@ -310,7 +311,12 @@ def copy_venv(image: Image, env: StagedEnv, *, set_env_vars: bool = True,
 
 
 def _public_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in inputs.items() if k != "paths"}
+    return {k: v for k, v in inputs.items() if k not in ("paths", "sbom")}
+
+
+def runtime_components(built: list[BuiltLayer]) -> list[dict[str, Any]]:
+    """What the runtime layers added, as the SBOM lists it."""
+    return [c for b in built if b.role == "runtime" for c in b.inputs.get("sbom", [])]
 
 
 @dataclass

@@ -152,6 +152,9 @@ def bundle(project: str, output: str, **kw: Any) -> None:
         env = b.stage()
         with b.progress.step(f"writing {out}"):
             res = _bundle.write_bundle(env, out)
+            from .sbom import sbom_for, write_sbom_beside
+
+            write_sbom_beside(res.output, sbom_for(env, ws=b.ws))
         data = {"output": str(res.output), "kind": res.kind, "sha256": res.sha256,
                 "size": res.size, "files": res.files, "manifest": _bundle.manifest(env)}
     _emit(data, as_json, str(res.output))

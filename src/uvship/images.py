@@ -49,6 +49,9 @@ class Image:
     runtime_paths: frozenset[str] = frozenset()
     venvs: tuple[str, ...] = ()
     layer_info: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    runtime_components: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    # the CycloneDX SBOM of what uvship put in, written and pushed with the image
+    sbom: bytes | None = field(default=None, compare=False, repr=False)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -178,6 +181,10 @@ class Image:
             with Registry(registry, insecure=insecure) as reg:
                 same = [m for m in mount if m.registry == registry]
                 reg.push_image(self.oci, group, mount_from=same)
+                if self.sbom is not None:
+                    from .sbom import attach_to_registry
+
+                    attach_to_registry(reg, group[0], self.digest, self.sbom)
         return self.digest
 
 
@@ -207,6 +214,10 @@ class Output:
         if self.kind == "oci":
             names = [self.tag] if self.tag else [_tag_part(t) for t in tags] or ["latest"]
             oci.write_layout(image.oci, self.path, tags=names)
+            if image.sbom is not None:
+                from .sbom import add_to_layout
+
+                add_to_layout(self.path, image.sbom, tag=names[0])
         else:
             oci.write_docker_archive(image.oci, self.path, tags=list(tags))
         self._remember(image, tags)

@@ -19,7 +19,7 @@ from .bytecode import compile_files, python_files
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 5
+_PREPARE_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
         tree = out / "tree"
         shutil.copytree(src_root, tree, symlinks=True)
         _trim(tree)
+        rewrite_prefix(tree, [str(src_root), str(exe.parent.parent)], python_path)
         if compile_bytecode:
             compile_files(
                 tree / rel_exe, python_files([tree / "lib"]), strip=tree, prefix=python_path
@@ -203,7 +204,32 @@ _TRIM_STDLIB = ("ensurepip", "idlelib", "tkinter", "turtledemo", "lib2to3", "pyd
                 "test", "__phello__", "turtle.py")
 _TRIM_TREE = ("include", "share", "lib/pkgconfig", "bin/idle3*", "bin/pydoc3*", "bin/2to3*",
               "bin/python3*-config", "lib/python3*/lib-dynload/_tkinter*",
-              "lib/python3*/__pycache__/turtle.*", "lib/python3*/config-3*/*.a")
+              "lib/python3*/__pycache__/turtle.*", "lib/python3*/config-3*")
+# Where a CPython records its own install prefix: rewritten so that no build-host path
+# ends up in a shipped tree (and sysconfig tells the truth about the final path).
+_PREFIX_FILES = ("lib/python3*/_sysconfigdata_*.py", "lib/python3*/_sysconfig_vars_*.json")
+
+
+def rewrite_prefix(tree: Path, old: list[str], new: str) -> None:
+    """Replace the install prefixes ``old`` by ``new`` in the files that record them.
+
+    Their bytecode is removed so that it is compiled again from the new text.
+    """
+    olds = sorted({o.rstrip("/") for o in old if o and o.rstrip("/") not in ("", "/usr",
+                                                                             "/usr/local")},
+                  key=len, reverse=True)
+    if not olds:
+        return
+    for pattern in _PREFIX_FILES:
+        for f in tree.glob(pattern):
+            text = f.read_text()
+            changed = text
+            for o in olds:
+                changed = changed.replace(o, new.rstrip("/"))
+            if changed != text:
+                f.write_text(changed)
+                for pyc in f.parent.glob(f"__pycache__/{f.stem}.*.pyc"):
+                    pyc.unlink()
 
 
 def _trim(tree: Path) -> None:
@@ -235,6 +261,7 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
         tree = out / "tree"
         pp = portable.make_portable(path, tree, strip=strip)
         _trim(tree)
+        rewrite_prefix(tree, [str(info.prefix), str(info.base_prefix)], python_path)
         if compile_bytecode:
             compile_files(
                 tree / pp.executable, python_files([tree / "lib"]), strip=tree, prefix=python_path

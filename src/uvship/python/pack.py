@@ -49,6 +49,11 @@ def pack(
         # Ship bytecode as python-build-standalone does (co_filename under /install):
         # builds then only check it instead of compiling the standard library.
         tree = Path(tmp) / "python"
+        # as python-build-standalone does: the prefix is /install, which uv rewrites to
+        # wherever it installs the archive
+        from .interpreter import rewrite_prefix
+
+        rewrite_prefix(tree, [str(info.prefix), str(info.base_prefix)], "/install")
         compile_files(tree / made.executable, python_files([tree / "lib"]), strip=tree,
                       prefix="/install")
         libc = "musl" if made.libc == "musl" else "gnu"
