@@ -12,7 +12,8 @@ from .. import _proc
 _WORKER = Path(__file__).with_name("_compile_worker.py")
 
 
-def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: str) -> int:
+def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: str,
+                  emulator=None) -> int:
     """Compile ``files`` with ``python`` (the target's version) for the path they will have.
 
     ``prefix`` replaces ``strip`` in co_filename. Existing hash-based pycs are kept and
@@ -29,13 +30,14 @@ def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: s
     try:
         # -B: the worker's own imports must not drop timestamp pycs into the tree;
         # -s/-E-free: PYTHONHASHSEED must reach it (frozensets are marshalled in hash order).
-        out = _proc.run(
-            [python, "-B", "-s", str(_WORKER), listfile, str(strip).rstrip("/"),
-             prefix.rstrip("/")],
-            env={"PYTHONHASHSEED": "0", "PYTHONPATH": "", "PYTHONHOME": "",
-                 "PYTHONSTARTUP": "", "PYTHONDONTWRITEBYTECODE": "1"},
-            what="byte-compiling",
-        )
+        cmd = [python, "-B", "-s", str(_WORKER), listfile, str(strip).rstrip("/"),
+               prefix.rstrip("/")]
+        env = {"PYTHONHASHSEED": "0", "PYTHONPATH": "", "PYTHONHOME": "",
+               "PYTHONSTARTUP": "", "PYTHONDONTWRITEBYTECODE": "1"}
+        if emulator is not None:  # a Python of another machine, run through qemu-user
+            cmd = emulator.command(cmd)
+            env |= emulator.env
+        out = _proc.run(cmd, env=env, what="byte-compiling")
     finally:
         os.unlink(listfile)
     return int(out.stdout.split()[1])

@@ -255,7 +255,9 @@ def tree_machines(root: Path) -> set[str]:
 _DEFAULT_LIB_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 
-def _parse_ld_so_conf(conf: Path, seen: set[Path]) -> list[str]:
+def _parse_ld_so_conf(conf: Path, seen: set[Path], *, root: Path | None = None) -> list[str]:
+    """The directories ``conf`` lists; with ``root``, absolute includes are inside it (the
+    directories returned stay as the loader there spells them)."""
     if conf in seen or not conf.is_file():
         return []
     seen.add(conf)
@@ -268,8 +270,10 @@ def _parse_ld_so_conf(conf: Path, seen: set[Path]) -> list[str]:
             for pattern in line.split()[1:]:
                 if not os.path.isabs(pattern):
                     pattern = str(conf.parent / pattern)
+                elif root is not None:
+                    pattern = str(root) + pattern
                 for inc in sorted(glob.glob(pattern)):
-                    dirs += _parse_ld_so_conf(Path(inc), seen)
+                    dirs += _parse_ld_so_conf(Path(inc), seen, root=root)
         elif line.startswith("hwcap"):
             continue
         else:
@@ -288,6 +292,65 @@ def system_library_dirs(conf: str = "/etc/ld.so.conf") -> tuple[str, ...]:
     return tuple(dict.fromkeys(d for d in dirs if os.path.isdir(d)))
 
 
+def sysroot_library_dirs(sysroot: Path) -> tuple[str, ...]:
+    """The directories a loader inside ``sysroot`` searches after RUNPATH, as host paths.
+
+    The sysroot's etc/ld.so.conf (its includes taken inside the sysroot too), or every
+    etc/ld.so.conf.d/*.conf when there is none (a root extracted from packages has no
+    libc-bin), then the loader's defaults: Debian's multiarch directories come from those
+    conf files (libc6 ships one).
+    """
+    root = Path(sysroot)
+    conf = root / "etc/ld.so.conf"
+    seen: set[Path] = set()
+    if conf.is_file():
+        dirs = _parse_ld_so_conf(conf, seen, root=root)
+    else:
+        dirs = []
+        for inc in sorted((root / "etc/ld.so.conf.d").glob("*.conf")):
+            dirs += _parse_ld_so_conf(inc, seen, root=root)
+    dirs += list(_DEFAULT_LIB_DIRS)
+    found = (str(path_in_root(root, d)) for d in dirs)
+    return tuple(dict.fromkeys(d for d in found if os.path.isdir(d)))
+
+
+def path_in_root(root: Path, path: str | os.PathLike[str]) -> Path:
+    """Where ``path``, as a program chrooted in ``root`` sees it, is on this host: links
+    followed inside ``root``, absolute ones too (/usr/lib/x.py -> /etc/x.py stays in it)."""
+    root = Path(root)
+    out = root
+    parts = [p for p in Path(path).parts if p not in ("/", "")]
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            out = out.parent if out != root else root
+            continue
+        nxt = out / part
+        if nxt.is_symlink():
+            hops += 1
+            if hops > 40:
+                return nxt  # a loop: let the caller find nothing there
+            target = os.readlink(nxt)
+            parts = [p for p in Path(target).parts if p not in ("/", "")] + parts
+            if os.path.isabs(target):
+                out = root
+            continue
+        out = nxt
+    return out
+
+
+def has_symbols(path: str | os.PathLike[str]) -> bool:
+    """True when the ELF file ``path`` has a symbol table (.symtab): `strip` would shrink it."""
+    with open(path, "rb") as f:
+        try:
+            return ELFFile(f).get_section_by_name(".symtab") is not None
+        except (ELFError, ValueError, KeyError) as exc:
+            raise InputError(
+                f"{path}: has an ELF header but cannot be read as ELF: {exc}"
+            ) from None
+
+
 def _expand(entry: str, origin: Path) -> str | None:
     entry = entry.replace("${ORIGIN}", "$ORIGIN").replace("$ORIGIN", str(origin))
     # $LIB and $PLATFORM depend on the loader's build; such entries are not followed.
@@ -300,6 +363,7 @@ def resolve_closure(
     extra_dirs: Iterable[Path] = (),
     include_libc: bool = False,
     exclude: Iterable[str] = (),
+    sysroot: Path | None = None,
 ) -> dict[str, Path]:
     """The transitive shared-library closure of ``files``: soname -> resolved host path.
 
@@ -309,9 +373,26 @@ def resolve_closure(
     With ``include_libc`` False (a portable Python for hosts that have a libc), glibc's and
     musl's own libraries and the loader are left out and not followed; with it True (a
     from-scratch image) they are included, the PT_INTERP loader too. ``exclude`` names more
-    sonames to leave out. Raises UvshipError naming the file and the soname not found.
+    sonames to leave out. With ``sysroot`` (the root of another system, e.g. an arm64 one
+    extracted from packages), the files are programs of that system: absolute RUNPATH
+    entries and the loader are looked up inside it, and its library directories
+    (sysroot_library_dirs) replace this host's. Raises UvshipError naming the file and the
+    soname not found.
     """
     extra = [str(d) for d in extra_dirs]
+    root = Path(sysroot).absolute() if sysroot is not None else None
+    sysdirs = sysroot_library_dirs(root) if root is not None else system_library_dirs()
+
+    def expand(entry: str, origin: Path) -> str | None:
+        got = _expand(entry, origin)
+        if root is None or got is None or "$ORIGIN" in entry or "${ORIGIN}" in entry:
+            return got
+        return str(path_in_root(root, got))
+
+    def real(path: Path) -> Path:
+        if root is not None and path.is_relative_to(root):
+            return path_in_root(root, "/" + str(path.relative_to(root)))
+        return path.resolve()
     skip = set(exclude)
     infos: dict[Path, ElfInfo] = {}
 
@@ -330,8 +411,10 @@ def resolve_closure(
         if info is None:
             raise InputError(f"{f}: is not an ELF file; expected a program or shared library")
         queue.append((f, info))
-        if include_libc and info.interpreter and os.path.exists(info.interpreter):
-            found.setdefault(os.path.basename(info.interpreter), Path(info.interpreter).resolve())
+        if include_libc and info.interpreter:
+            interp = path_in_root(root, info.interpreter) if root else Path(info.interpreter)
+            if interp.exists():
+                found.setdefault(os.path.basename(info.interpreter), real(interp))
     while queue:
         path, info = queue.popleft()
         for soname in info.needed:
@@ -339,17 +422,19 @@ def resolve_closure(
                 continue
             if not include_libc and is_libc_soname(soname):
                 continue
-            hit = _lookup(soname, path, info, extra, info_of)
+            hit = _lookup(soname, path, info, extra, info_of, sysdirs, expand)
             if hit is None:
-                searched = [e for e in (_expand(r, path.parent) for r in info.runpath) if e]
+                searched = [e for e in (expand(r, path.parent) for r in info.runpath) if e]
+                where = f"the library dirs of {root}" if root else "the system library dirs"
                 raise UvshipError(
                     f"{path}: needs shared library {soname}, which was not found "
                     f"(searched RUNPATH {searched or 'none'}, "
                     f"{'extra dirs ' + str(extra) + ', ' if extra else ''}"
-                    f"and the system library dirs {list(system_library_dirs())})",
-                    hint=f"install the system package that provides {soname}",
+                    f"and {where} {list(sysdirs)})",
+                    hint=f"install the {'' if root is None else 'sysroot '}system package "
+                    f"that provides {soname}",
                 )
-            found[soname] = hit.resolve()
+            found[soname] = real(hit)
             queue.append((hit, infos[hit]))
     return dict(sorted(found.items()))
 
@@ -360,12 +445,15 @@ def _lookup(
     info: ElfInfo,
     extra: list[str],
     info_of: Callable[[Path], ElfInfo | None],
+    sysdirs: tuple[str, ...],
+    expand: Callable[[str, Path], str | None],
 ) -> Path | None:
     if "/" in soname:  # a DT_NEEDED with a slash is a path, not searched for
-        cand = Path(soname) if os.path.isabs(soname) else path.parent / soname
+        cand = Path(expand(soname, path.parent) or soname) if os.path.isabs(soname) else (
+            path.parent / soname)
         return cand if cand.is_file() and info_of(cand) is not None else None
-    runpath = [e for e in (_expand(r, path.parent) for r in info.runpath) if e]
-    for d in [*runpath, *extra, *system_library_dirs()]:
+    runpath = [e for e in (expand(r, path.parent) for r in info.runpath) if e]
+    for d in [*runpath, *extra, *sysdirs]:
         cand = Path(d, soname)
         if not cand.is_file():
             continue

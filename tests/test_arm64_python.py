@@ -1,0 +1,286 @@
+"""An aarch64 CPython on this x86_64 host: Debian's arm64 python3.11 (scripts/make-arm64-python)
+made relocatable under qemu-user, packed as a uv download, installed by uv, given aarch64
+wheels, and run in an arm64 image under podman."""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from uvship import layers
+from uvship.errors import InputError
+from uvship.oci import Image, Layer
+from uvship.oci.docker_archive import write_docker_archive
+from uvship.python.elf import (
+    iter_elf_files,
+    path_in_root,
+    read_elf,
+    resolve_closure,
+    sysroot_library_dirs,
+    tree_machines,
+)
+from uvship.python.pack import pack
+from uvship.python.portable import inspect_python
+
+from .conftest import HOST_DIR, ROOT, podman, run
+
+SCRIPT = ROOT / "scripts" / "make-arm64-python"
+BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+PY = "usr/bin/python3.11"
+
+
+def _binfmt_enabled() -> bool:
+    try:
+        return BINFMT.read_text().splitlines()[0].strip() == "enabled"
+    except (OSError, IndexError):
+        return False
+
+
+# uv and the byte-compiler start the aarch64 interpreter themselves: only binfmt_misc can
+# run it for them (an explicit qemu-aarch64-static would do for uvship's own calls).
+pytestmark = pytest.mark.skipif(
+    not _binfmt_enabled(),
+    reason=f"qemu-user for aarch64 is not registered with binfmt_misc ({BINFMT} missing or "
+    "disabled); scripts/setup-host registers it",
+)
+
+
+@pytest.fixture(scope="module")
+def sysroot() -> Path:
+    """Debian's arm64 python3.11 and the libraries it loads, extracted (cached across runs)."""
+    root = HOST_DIR / "arm64" / "root"
+    if os.geteuid() != 0 and not (root / PY).is_file():
+        pytest.skip(f"{root} is missing and making it needs root: run {SCRIPT} as root")
+    proc = run([SCRIPT, "--quiet"], check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"{SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr}")
+    assert proc.stdout.strip() == str(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def packed(sysroot: Path, tmp_path_factory):
+    """The arm64 python packed as a uv download (timed: the report quotes it)."""
+    dest = tmp_path_factory.mktemp("arm64-downloads")
+    # pack byte-compiles the stdlib with the copy itself: binfmt_misc starts it under qemu,
+    # which needs the loader and glibc of the sysroot.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QEMU_LD_PREFIX", str(sysroot))
+        t0 = time.monotonic()
+        result = pack(sysroot / PY, dest, strip=True)
+        print(f"pack of the arm64 python: {time.monotonic() - t0:.1f} s")
+    return result
+
+
+@pytest.fixture(scope="module")
+def uv_env(packed, tmp_path_factory) -> dict[str, str]:
+    """uv pointed at the packed download, with Python installs of its own."""
+    d = tmp_path_factory.mktemp("arm64-uv")
+    return {**os.environ, "UV_PYTHON_DOWNLOADS_JSON_URL": str(packed.downloads_json),
+            "UV_PYTHON_INSTALL_DIR": str(d / "installs"),
+            # kept off PATH: an aarch64 python3.11 there would shadow the host's
+            "UV_PYTHON_BIN_DIR": str(d / "bin")}
+
+
+@pytest.fixture(scope="module")
+def installed(uv_bin, uv_env, packed) -> Path:
+    """The aarch64 python installed by `uv python install`: the root of its tree."""
+    # A request names the architecture: `3.11` alone means this host's x86_64.
+    proc = run([uv_bin, "python", "install", "--no-bin", "cpython-3.11-linux-aarch64-gnu"],
+               env=uv_env)
+    assert packed.key in proc.stderr
+    root = Path(uv_env["UV_PYTHON_INSTALL_DIR"]) / packed.key
+    assert (root / "bin/python3.11").is_file()
+    return root
+
+
+@pytest.fixture(scope="module")
+def venv(uv_bin, uv_env, installed, sysroot, tmp_path_factory) -> Path:
+    """A relocatable venv of the aarch64 python with a compiled-extension wheel (markupsafe)."""
+    proj = tmp_path_factory.mktemp("arm64-project")
+    (proj / "pyproject.toml").write_text(
+        '[project]\nname = "arm64-app"\nversion = "1.0"\nrequires-python = ">=3.11"\n'
+        'dependencies = ["markupsafe>=2"]\n\n[tool.uv]\npackage = false\n')
+    run([uv_bin, "lock", "--quiet", "--python", sys.executable], cwd=proj, env=uv_env)
+    python = installed / "bin/python3.11"
+    env = {**uv_env, "UV_PROJECT_ENVIRONMENT": str(proj / "venv"),
+           # uv runs the interpreter to query it (binfmt_misc -> qemu): the sysroot gives it
+           # its loader and glibc
+           "QEMU_LD_PREFIX": str(sysroot)}
+    run([uv_bin, "venv", "--quiet", "--relocatable", "--no-config", "--python", python,
+         proj / "venv"], cwd=proj, env=env)
+    t0 = time.monotonic()
+    run([uv_bin, "sync", "--quiet", "--frozen", "--no-dev", "--no-editable", "--link-mode",
+         "copy", "--python-platform", "aarch64-manylinux_2_28", "--python", python],
+        cwd=proj, env=env)
+    print(f"uv sync --python-platform aarch64-manylinux_2_28: {time.monotonic() - t0:.2f} s")
+    return proj / "venv"
+
+
+# ---- the sysroot and what uvship reads from it ------------------------------------------
+
+
+def test_script_is_idempotent(sysroot: Path):
+    t0 = time.monotonic()
+    proc = run([SCRIPT], check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{sysroot}\n"
+    assert "up to date" in proc.stderr
+    assert time.monotonic() - t0 < 10
+
+
+def test_inspect_runs_it_under_qemu_and_finds_its_sysroot(sysroot: Path):
+    info = inspect_python(sysroot / PY)
+    assert (info.machine, info.version[:2]) == ("aarch64", (3, 11))
+    assert info.emulator is not None and info.emulator.sysroot == sysroot
+    assert info.stdlib == sysroot / "usr/lib/python3.11"  # this host's path into the sysroot
+    assert info.executable == sysroot / PY
+    assert inspect_python(sysroot / PY, sysroot=sysroot) == info
+
+
+def test_inspect_errors_for_foreign_interpreters(sysroot: Path, tmp_path: Path):
+    alone = tmp_path / "bin/python3.11"
+    alone.parent.mkdir()
+    shutil.copy2(sysroot / PY, alone)
+    with pytest.raises(InputError, match=r"aarch64 program.*no directory above it holds its "
+                       r"loader /lib/ld-linux-aarch64.so.1") as exc:
+        inspect_python(alone)
+    assert "sysroot" in (exc.value.hint or "")
+    with pytest.raises(InputError, match=r"has no /lib/ld-linux-aarch64.so.1, the loader"):
+        inspect_python(alone, sysroot=tmp_path)
+    with pytest.raises(InputError, match=f"runs on this {os.uname().machine} host"):
+        inspect_python(Path(sys.executable), sysroot=sysroot)
+
+
+def test_closure_and_links_resolve_inside_the_sysroot(sysroot: Path):
+    dirs = sysroot_library_dirs(sysroot)
+    assert dirs[:2] == (f"{sysroot}/lib/aarch64-linux-gnu", f"{sysroot}/usr/lib/aarch64-linux-gnu")
+    modules = [p for p in (sysroot / "usr/lib/python3.11/lib-dynload").glob("*.so")
+               if not p.name.startswith("nis.")]  # libnsl: not in the sysroot on purpose
+    closure = resolve_closure([sysroot / PY, *modules], sysroot=sysroot)
+    assert {"libssl.so.3", "libcrypto.so.3", "libffi.so.8", "libsqlite3.so.0", "libz.so.1",
+            "libexpat.so.1"} <= set(closure)
+    for soname, path in closure.items():
+        assert path.is_relative_to(sysroot), (soname, path)
+        assert read_elf(path).machine == "aarch64", (soname, path)
+    with_libc = resolve_closure([sysroot / PY], sysroot=sysroot, include_libc=True)
+    assert with_libc["ld-linux-aarch64.so.1"].is_relative_to(sysroot)
+    # Debian links sitecustomize.py to /etc/python3.11/...: the sysroot's, not this host's
+    assert path_in_root(sysroot, "/usr/lib/python3.11/sitecustomize.py") == (
+        sysroot / "etc/python3.11/sitecustomize.py")
+
+
+# ---- packed, installed by uv, given wheels ------------------------------------------------
+
+
+def test_pack_makes_an_aarch64_uv_download(packed, sysroot: Path, tmp_path: Path):
+    version = ".".join(map(str, inspect_python(sysroot / PY).version))
+    assert packed.key == f"cpython-{version}-linux-aarch64-gnu"
+    assert packed.archive.name == f"cpython-{version}-aarch64-unknown-linux-gnu-install_only.tar.gz"
+    entry = json.loads(packed.downloads_json.read_text())[packed.key]
+    assert (entry["arch"]["family"], entry["libc"]) == ("aarch64", "gnu")
+    with tarfile.open(packed.archive) as tar:
+        tar.extractall(tmp_path, filter="tar")
+    tree = tmp_path / "python"
+    assert tree_machines(tree) == {"aarch64"}
+    for path, info in iter_elf_files(tree):
+        assert all(r.startswith("$ORIGIN") for r in info.runpath), (path, info.runpath)
+    assert (tree / "lib/libssl.so.3").is_file()
+    assert (tree / "lib/python3.11/sitecustomize.py").read_bytes() == (
+        sysroot / "etc/python3.11/sitecustomize.py").read_bytes()
+    if sys.version_info[:2] == (3, 11):  # same magic number: this Python can read the pyc
+        pyc = tree / "lib/python3.11/__pycache__/os.cpython-311.pyc"
+        code = marshal.loads(pyc.read_bytes()[16:])
+        assert code.co_filename == "/install/lib/python3.11/os.py"
+
+
+def test_uv_installs_it_and_syncs_aarch64_wheels(venv: Path, installed: Path):
+    cfg = (venv / "pyvenv.cfg").read_text()
+    assert "relocatable = true" in cfg
+    assert "-linux-aarch64-gnu/bin" in cfg  # uv kept the aarch64 interpreter
+    (speedups,) = (venv / "lib/python3.11/site-packages/markupsafe").glob("_speedups*.so")
+    assert speedups.name.endswith("-aarch64-linux-gnu.so")
+    assert read_elf(speedups).machine == "aarch64"
+    assert tree_machines(venv) == {"aarch64"}
+    assert tree_machines(installed) == {"aarch64"}
+
+
+# ---- an arm64 image ---------------------------------------------------------------------
+
+
+def _glibc_rootfs(dest: Path) -> Path:
+    """Only Debian's arm64 libc6 and libgcc-s1: no shell, no Python, no other library."""
+    debs = HOST_DIR / "arm64" / "debs"
+    for name in ("libc6", "libgcc-s1"):
+        found = sorted(debs.glob(f"{name}_*_arm64.deb"))
+        assert found, f"{debs}: no {name} .deb; run {SCRIPT} --force"
+        run(["dpkg-deb", "-x", found[-1], dest])
+    shutil.rmtree(dest / "usr/share", ignore_errors=True)
+    return dest
+
+
+def _layer(entries: list, out: Path) -> Layer:
+    with out.open("wb") as f:
+        info = layers.write_tar(layers.normalize(entries), f)
+    return Layer.from_archive(info, out)
+
+
+@pytest.fixture
+def arm64_tag():
+    tag = f"localhost/uvship-test/arm64-python:{uuid.uuid4().hex[:12]}"
+    yield tag
+    subprocess.run(["podman", "rmi", "-f", tag], capture_output=True)
+
+
+@pytest.mark.podman
+def test_arm64_image_runs_under_podman(installed: Path, venv: Path, tmp_path: Path, arm64_tag):
+    rootfs = _glibc_rootfs(tmp_path / "rootfs")
+    # The venv laid out for /opt/venv with the interpreter at /opt/python, as uvship does.
+    venv_entries = [e for e in layers.scan(venv, "opt/venv")
+                    if e.path not in ("opt/venv/pyvenv.cfg", "opt/venv/bin/python")]
+    cfg = "".join("home = /opt/python/bin\n" if ln.startswith("home") else ln
+                  for ln in (venv / "pyvenv.cfg").read_text().splitlines(keepends=True))
+    venv_entries += [
+        layers.Entry("opt/venv/pyvenv.cfg", "file", data=cfg.encode()),
+        layers.Entry("opt/venv/bin/python", "symlink", 0o777,
+                     target="/opt/python/bin/python3.11"),
+    ]
+    trees = {"base": layers.scan(rootfs), "python": layers.scan(installed, "opt/python"),
+             "venv": venv_entries}
+    for name, entries in trees.items():  # every ELF file in the layers is aarch64
+        files = [e.source for e in layers.iter_files(entries) if e.source is not None]
+        machines = {info.machine for _, info in iter_elf_files(files)}
+        assert machines == {"aarch64"}, (name, machines)
+    image = Image.scratch("linux/arm64")
+    for name, entries in trees.items():
+        image = image.with_layer(_layer(entries, tmp_path / f"{name}.tar.gz"))
+    image = image.with_env("PATH", "/opt/venv/bin:/opt/python/bin")
+    archive = tmp_path / "image.tar"
+    write_docker_archive(image, archive, tags=[arm64_tag])
+    podman("load", "-i", archive)
+    assert podman("image", "inspect", "--format", "{{.Architecture}}",
+                  arm64_tag).stdout.strip() == "arm64"
+
+    t0 = time.monotonic()
+    out = podman("run", "--rm", "--pull=never", "--platform", "linux/arm64", arm64_tag,
+                 "/opt/python/bin/python3.11", "-c",
+                 "import platform, ssl, sqlite3, ctypes, lzma, decimal; "
+                 "print(platform.machine(), ssl.OPENSSL_VERSION)").stdout
+    print(f"podman run (arm64 under qemu): {time.monotonic() - t0:.1f} s")
+    assert out.startswith("aarch64 OpenSSL 3."), out
+    out = podman("run", "--rm", "--pull=never", "--platform", "linux/arm64", arm64_tag,
+                 "python", "-c",
+                 "import sys, markupsafe, markupsafe._speedups as s; "
+                 "print(sys.prefix, markupsafe.escape('<a>'), s.__file__.split('.')[-2])"
+                 ).stdout
+    assert out.split() == ["/opt/venv", "&lt;a&gt;", "cpython-311-aarch64-linux-gnu"], out
