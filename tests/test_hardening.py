@@ -104,3 +104,37 @@ def test_pushed_image_has_its_sbom(project, managed_python, registry):
     assert proc.returncode == 0, proc.stderr
     bom = json.loads(proc.stdout)
     assert any(c["name"] == "fastapi" for c in bom["components"])
+
+
+@pytest.mark.parametrize("path, patterns, expected", [
+    ("app/fixtures/big.json", ("app/fixtures/**",), True),
+    ("app/fixtures", ("app/fixtures",), True),
+    ("app/data/x.md", ("**/*.md",), True),
+    ("app/data/keep.md", ("**/*.md", "!app/data/keep.md"), False),
+    ("app/core.py", ("**/*.md",), False),
+    ("app/fixtures2/x", ("app/fixtures",), False),
+])
+def test_exclude_patterns(path, patterns, expected):
+    from uvship.venv import excluded
+
+    assert excluded(path, patterns) is expected
+
+
+def test_excluded_data_files_stay_out(project, managed_python, tmp_path):
+    src = project("hello-web")
+    data = src / "src/hello_web/fixtures"
+    data.mkdir()
+    (data / "sample.json").write_text('{"big": true}\n')
+    (src / "src/hello_web/NOTES.md").write_text("notes\n")
+    pp = src / "pyproject.toml"
+    pp.write_text(pp.read_text() + '\n[tool.uvship]\nexclude = ["hello_web/fixtures/**"]\n')
+    proc = uvship("build", str(src), "--exclude", "**/*.md", "--exclude",
+                  "hello_web/fixtures/**", "-o", f"oci:{tmp_path / 'lay'}")
+    assert proc.returncode == 0, proc.stderr
+    names = [n for n, _ in layer_files(tmp_path / "lay")]
+    site = "app/.venv/lib/python3.12/site-packages/"
+    assert site + "hello_web/__init__.py" in names
+    assert not [n for n in names if "fixtures" in n or n.endswith("NOTES.md")]
+    record = next(d for n, d in layer_files(tmp_path / "lay")
+                  if n.startswith(site + "hello_web-") and n.endswith("RECORD"))
+    assert b"fixtures" not in record and b"NOTES.md" not in record

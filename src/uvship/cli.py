@@ -104,6 +104,10 @@ def build_options(f):
                      help="venv (default) or system: install into the interpreter's prefix."),
         click.option("--compile/--no-compile", "compile_", default=None,
                      help="Byte-compile for the final paths [default: compile]."),
+        click.option("--exclude", multiple=True,
+                     help="A .dockerignore-style pattern (relative to site-packages) for files "
+                     "of the local packages to leave out, e.g. 'myapp/fixtures/**' "
+                     "(repeatable; `!pattern` re-includes)."),
         click.option("--strip/--no-strip", default=None,
                      help="Strip a local interpreter's binaries (--python PATH only)."),
         click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result."),
@@ -124,7 +128,7 @@ def _build_from(project: str, kw: dict[str, Any], **image_options: Any):
         extras=kw.pop("extra"), all_extras=kw.pop("all_extras"), groups=kw.pop("group"),
         python=kw.pop("python"), python_path=kw.pop("python_path"),
         venv_path=kw.pop("venv_path"), mode=kw.pop("mode"), compile=compile_,
-        strip=kw.pop("strip"), **image_options,
+        strip=kw.pop("strip"), exclude=kw.pop("exclude"), **image_options,
     )
     return b.with_progress(RichProgress(quiet))
 

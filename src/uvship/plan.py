@@ -33,6 +33,8 @@ class Options:
     mode: Mode = "venv"
     compile: bool = True
     strip: bool = False
+    # .dockerignore-style patterns for files of the local packages (project data files)
+    exclude: tuple[str, ...] = ()
     # image options (`uvship build`)
     base: str | None = None
     entrypoint: str | None = None
@@ -113,6 +115,7 @@ class Plan:
     compile: bool
     strip: bool
     platform: str
+    exclude: tuple[str, ...] = ()
 
     @property
     def env_path(self) -> str:
@@ -162,4 +165,5 @@ def make_plan(ws: Workspace, opts: Options) -> Plan:
         compile=opts.compile,
         strip=opts.strip,
         platform=host_platform(),
+        exclude=opts.exclude,
     )

@@ -190,7 +190,8 @@ def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
     from . import uv as _uv
 
     common = key_of("tier", _FORMAT, _uv.uv_version(), interp.key, plan.mode, plan.env_path,
-                    plan.python_path, plan.compile, plan.platform, selection_args(plan))
+                    plan.python_path, plan.compile, plan.platform, selection_args(plan),
+                    plan.exclude)
     lock_meta = {k: ws.lock.get(k) for k in ("version", "requires-python", "resolution-markers",
                                              "supported-markers", "options")}
     every = ws.local_closure(plan.selected, extras=plan.extras, all_extras=plan.all_extras,
@@ -348,6 +349,8 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             _check_venv(env, interp)
         site = f"lib/python{interp.minor}/site-packages"
         _remove_junk(env, site, plan.mode, before)
+        if plan.exclude and name != "dependencies":
+            _exclude_data_files(env, site, before, plan.exclude)
         # the venv's own files (pyvenv.cfg, bin/python, activate) belong to the first tier
         base = set() if prev is None and plan.mode == "venv" else before
         added = sorted(set(_listing(env)) - base)
@@ -538,3 +541,65 @@ def _needed(env: Path, added: list[str]) -> list[str]:
 
 def stage_work_dir() -> Path:
     return tempdir("stage")
+
+
+def _pattern(glob: str):
+    """A .dockerignore-style pattern (`*`, `?`, `**`) as a regex over /-separated paths."""
+    import re
+
+    out, i = "", 0
+    glob = glob.strip().strip("/")
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif glob.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif glob[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif glob[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(glob[i]), i + 1
+    return re.compile(f"(?:{out})(?:/.*)?$")
+
+
+def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``rel`` (a path in site-packages) is excluded; a later `!pattern` re-includes,
+    as in .dockerignore."""
+    out = False
+    for p in patterns:
+        negate = p.startswith("!")
+        if _pattern(p[1:] if negate else p).match(rel):
+            out = not negate
+    return out
+
+
+def _exclude_data_files(env: Path, site: str, before: set[str],
+                        patterns: tuple[str, ...]) -> None:
+    """Remove the files of the newly installed local packages that ``patterns`` exclude
+    (never their metadata), and their RECORD lines."""
+    site_root = env / site
+    for dist_info in sorted(site_root.glob("*.dist-info")):
+        if f"{site}/{dist_info.name}" in before:
+            continue
+        record = dist_info / "RECORD"
+        if not record.is_file():
+            continue
+        keep = []
+        for row in csv.reader(io.StringIO(record.read_text())):
+            if not row:
+                continue
+            rel = os.path.normpath(row[0])
+            # the metadata and the scripts outside site-packages always stay
+            if not rel.startswith(("..", dist_info.name + "/")) and excluded(rel, patterns):
+                target = site_root / rel
+                target.unlink(missing_ok=True)
+                for parent in target.parents:  # directories the exclusion emptied go too
+                    if parent == site_root or not parent.is_dir() or any(parent.iterdir()):
+                        break
+                    parent.rmdir()
+                continue
+            keep.append(row)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(keep)
+        _replace_text(record, buf.getvalue())
