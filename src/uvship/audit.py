@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _proc, uv
+from ._glob import glob_pattern
 from .errors import CommandError
 from .workspace import find_workspaces
 
@@ -80,20 +81,7 @@ class Targets:
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """A path glob as a regex: ``*`` and ``?`` stay within one directory, ``**`` crosses
     them (``**/tests/**``, ``legacy/*``); a trailing ``/`` is ignored."""
-    out, i = "", 0
-    pattern = pattern.strip().rstrip("/") or "."
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out)
+    return re.compile(glob_pattern(pattern.strip().rstrip("/") or "."))
 
 
 def find_targets(root: Path | str, exclude: Iterable[str] = ()) -> Targets:

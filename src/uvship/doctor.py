@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import yaml  # PyYAML: compose files are full YAML (anchors, flow style, block scalars)
 
+from ._glob import glob_pattern
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -306,7 +307,7 @@ class IgnoreFile:
             negate = p.startswith("!")
             p = p[1:].strip() if negate else p
             p = os.path.normpath(p.lstrip("/")).replace(os.sep, "/")
-            pats.append((re.compile(_glob_regex(p)), not negate, n))
+            pats.append((re.compile(glob_pattern(p)), not negate, n))
         return cls(path, tuple(pats))
 
     def excludes(self, rel: str) -> bool:
@@ -318,36 +319,6 @@ class IgnoreFile:
             if any(rx.fullmatch(c) for c in candidates):
                 out = excluded
         return out
-
-
-def _glob_regex(pattern: str) -> str:
-    """moby/patternmatcher's glob: `*` and `?` within a segment, `**` across them."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and (j := pattern.find("]", i + 1)) > i:
-            body = pattern[i + 1:j]
-            out.append("[" + ("^" + body[1:] if body.startswith(("!", "^")) else body) + "]")
-            i = j
-        elif c == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
 
 
 def ignore_file_for(dockerfile: Path, context: Path) -> IgnoreFile | None:

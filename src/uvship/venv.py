@@ -21,7 +21,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from . import layers, uv
-from .cache import cache_root, cached_dir, key_of, tempdir
+from .cache import cache_root, cached_dir, key_of
 from .errors import CommandError, InputError
 from .plan import Plan
 from .progress import NullProgress, Progress
@@ -539,28 +539,13 @@ def _needed(env: Path, added: list[str]) -> list[str]:
     return sorted(needed)
 
 
-def stage_work_dir() -> Path:
-    return tempdir("stage")
-
-
 def _pattern(glob: str):
-    """A .dockerignore-style pattern (`*`, `?`, `**`) as a regex over /-separated paths."""
+    """A .dockerignore-style pattern as a regex matching a path and everything below it."""
     import re
 
-    out, i = "", 0
-    glob = glob.strip().strip("/")
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif glob.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif glob[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif glob[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(glob[i]), i + 1
-    return re.compile(f"(?:{out})(?:/.*)?$")
+    from ._glob import glob_pattern
+
+    return re.compile(f"(?:{glob_pattern(glob.strip().strip('/'))})(?:/.*)?$")
 
 
 def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
