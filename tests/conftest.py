@@ -131,7 +131,9 @@ def copy_project(name: str, dest: Path, uv: str) -> Path:
     src = PROJECTS / name if (PROJECTS / name).is_dir() else EXAMPLES / name
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".venv", "uv.lock", "__pycache__"))
     if name not in _LOCKS:
-        run([uv, "lock", "--quiet", "--no-python-downloads"], cwd=dest)
+        # a lock is universal: name the Python, or uv's search may stop at a pyenv shim
+        run([uv, "lock", "--quiet", "--no-python-downloads", "--python", sys.executable],
+            cwd=dest)
         _LOCKS[name] = (dest / "uv.lock").read_bytes()
     else:
         (dest / "uv.lock").write_bytes(_LOCKS[name])

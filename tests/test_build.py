@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 import urllib.request
 import uuid
@@ -165,7 +166,7 @@ def test_code_change_rebuilds_only_the_project_layer(project, managed_python, tm
     # a dependency added: the dependency layer changes, runtime and interpreter do not
     pp = src / "pyproject.toml"
     pp.write_text(pp.read_text().replace('"uvicorn>=0.29,<1",', '"uvicorn>=0.29,<1", "six",'))
-    run([uv_bin, "lock", "-q"], cwd=src)
+    run([uv_bin, "lock", "-q", "--python", sys.executable], cwd=src)
     build_ok(str(src), "-o", out)
     third = layout_layers(tmp_path / "lay")
     assert third[:2] == second[:2] and third[2] != second[2]
@@ -243,7 +244,6 @@ def test_image_options_from_pyproject_and_zstd(project, managed_python, tmp_path
 def test_two_builds_at_once_share_the_cache(project, managed_python, tmp_path, monkeypatch):
     """Two builds racing on one empty cache both succeed, with one digest and no debris."""
     import subprocess
-    import sys
 
     from .conftest import ROOT
 

@@ -131,7 +131,7 @@ def test_several_console_scripts_and_no_entrypoint(project, uv_bin, tmp_path):
         'hello-web = "hello_web.__main__:main"\nhello-admin = "hello_web.__main__:main"'))
     from .conftest import run
 
-    run([uv_bin, "lock", "-q"], cwd=src)
+    run([uv_bin, "lock", "-q", "--python", sys.executable], cwd=src)
     proc = uvship("build", str(src), *outputs(tmp_path))
     assert_fails(proc, "several console scripts (hello-admin, hello-web), expected one",
                  "--entrypoint hello-admin")
