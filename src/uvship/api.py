@@ -178,10 +178,7 @@ class UvBuild:
         image = _build.finish_image(image, env, self.ws, entrypoint, spec)
         from dataclasses import replace as _replace
 
-        from .sbom import sbom_for
-
-        return _replace(image, sbom=sbom_for(env, ws=self.ws,
-                                             runtime_components=image.runtime_components))
+        return _replace(image, sbom=_build.cached_sbom(env, self.ws, image.runtime_components))
 
     def _shared_cache(self, plan: Plan, interp: Any, compression: str):
         """Hooks that fetch missing tiers from --cache-repo and publish the ones uv made."""

@@ -501,3 +501,26 @@ def remember(image: Image, output: str) -> None:
         part = path.with_suffix(f".{os.getpid()}.tmp")
         part.write_text(json.dumps(value, sort_keys=True))
         os.replace(part, path)
+
+
+def cached_sbom(env: StagedEnv, ws, components: tuple[dict[str, Any], ...]) -> bytes:
+    """The image's SBOM, kept under the hash of what decides it: an unchanged rebuild only
+    reads it (making it reads every dist-info and the lock again)."""
+    import hashlib
+
+    code = hashlib.sha256(Path(__file__).with_name("sbom.py").read_bytes()).hexdigest()
+    key = key_of("sbom", code, [t.key for t in env.tiers], env.interpreter.key,
+                 env.plan.env_path, env.plan.python_path, env.plan.mode,
+                 os.environ.get("SOURCE_DATE_EPOCH"),
+                 json.dumps(components, sort_keys=True, default=str))
+    rec = cache_root() / "sboms" / f"{key}.json"
+    if rec.is_file():
+        return rec.read_bytes()
+    from .sbom import sbom_for
+
+    data = sbom_for(env, ws=ws, runtime_components=components)
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    part = rec.with_suffix(f".{os.getpid()}.tmp")
+    part.write_bytes(data)
+    os.replace(part, rec)
+    return data

@@ -191,7 +191,8 @@ class UsageError(Exception):
 @click.option("-t", "--tag", "tags", multiple=True,
               help="Image name:tag for docker-archive outputs, tag for OCI layouts.")
 @click.option("--base", default=None,
-              help="scratch (default), oci:DIR[:TAG] or docker-archive:FILE.")
+              help="scratch (default), oci:DIR[:TAG], docker-archive:FILE or a registry "
+              "reference.")
 @click.option("--entrypoint", help="The console script to run [default: the package's one].")
 @click.option("--cmd", multiple=True, help="Arguments (the image's Cmd; repeatable).")
 @click.option("--env", "env_vars", multiple=True, help="KEY=VALUE in the image's env.")
