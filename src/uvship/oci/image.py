@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -24,6 +24,7 @@ from .types import (
     FrozenMap,
     Platform,
     canonical_json,
+    check_digest,
     freeze,
     sha256_digest,
     thaw,
@@ -388,3 +389,24 @@ class ImageIndex:
 
     def descriptor(self, *, annotations: Mapping[str, str] | None = None) -> Descriptor:
         return Descriptor(OCI_INDEX, self.digest, len(self.index_bytes()), annotations or {})
+
+
+def image_from_parts(manifest: Mapping[str, Any], raw_manifest: bytes, config: Any,
+                     raw_config: bytes, where: str,
+                     layer_path: Callable[[Descriptor], Path]) -> Image:
+    """An image read from somewhere (a layout, a registry): its manifest and config checked
+    against each other, each layer's blob found by ``layer_path``; the bytes kept as read."""
+    if not isinstance(config, dict):
+        raise InputError(f"{where}: the config is not a JSON object")
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    descs = [Descriptor.from_json(d, f"{where}: layers[{i}]")
+             for i, d in enumerate(manifest.get("layers") or [])]
+    if len(diff_ids) != len(descs):
+        raise InputError(f"{where}: expected as many layers as the config's rootfs.diff_ids "
+                         f"({len(diff_ids)}), found {len(descs)}")
+    layers = tuple(
+        Layer(d.digest, check_digest(diff_id, f"{where}: config rootfs.diff_ids"), d.size,
+              d.media_type, path=layer_path(d))
+        for d, diff_id in zip(descs, diff_ids, strict=True))
+    return Image(config, layers, annotations=dict(manifest.get("annotations") or {}),
+                 raw_config=raw_config, raw_manifest=raw_manifest)

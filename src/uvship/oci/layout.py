@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ._blobs import hash_file, load_json, place_blob
-from .image import Image, ImageIndex, Layer
+from .image import Image, ImageIndex, image_from_parts
 from .types import (
     ANNOTATION_REF_NAME,
     CONFIG_TYPES,
@@ -21,7 +21,6 @@ from .types import (
     Descriptor,
     Platform,
     canonical_json,
-    check_digest,
     sha256_digest,
 )
 
@@ -177,18 +176,8 @@ def _load_image(layout: _Layout, desc: Descriptor, *, verify: bool) -> Image:
     if not isinstance(config, dict):
         raise InputError(f"OCI layout {layout.root}: config {config_desc.digest}: expected "
                          "a JSON object")
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    descs = [Descriptor.from_json(d, f"{where}: layers[{i}]")
-             for i, d in enumerate(m.get("layers") or [])]
-    if len(diff_ids) != len(descs):
-        raise InputError(f"{where}: expected as many layers as the config's rootfs.diff_ids "
-                         f"({len(diff_ids)}), found {len(descs)}")
-    layers = tuple(
-        Layer(d.digest, check_digest(diff_id, f"config {config_desc.digest}: diff_ids"),
-              d.size, d.media_type, path=layout.check_blob(d, "layer", verify))
-        for d, diff_id in zip(descs, diff_ids, strict=True))
-    return Image(config, layers, annotations=dict(m.get("annotations") or {}),
-                 raw_config=raw_config, raw_manifest=raw_manifest)
+    return image_from_parts(m, raw_manifest, config, raw_config, where,
+                            lambda d: layout.check_blob(d, "layer", verify))
 
 
 def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],

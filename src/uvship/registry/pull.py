@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..cache import cache_root
 from ..errors import InputError
-from ..oci.image import Image, Layer
+from ..oci.image import Image, Layer, image_from_parts
 from ..oci.types import (
     CONFIG_TYPES,
     INDEX_TYPES,
     MANIFEST_TYPES,
     Descriptor,
     Platform,
-    check_digest,
 )
 from .reference import Reference
 
@@ -90,18 +89,8 @@ def _image(reg: Registry, ref: Reference, raw_manifest: bytes, where: str) -> Im
         reg.get_blob(ref.repository, cfg_desc.digest, cfg_path, size=cfg_desc.size)
     raw_config = cfg_path.read_bytes()
     config = _json(raw_config, f"{where}: config {cfg_desc.digest}")
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    descs = [Descriptor.from_json(d, f"{where}: layers[{i}]")
-             for i, d in enumerate(m.get("layers") or [])]
-    if len(diff_ids) != len(descs):
-        raise InputError(f"{where}: expected as many layers as the config's rootfs.diff_ids "
-                         f"({len(diff_ids)}), found {len(descs)}")
-    layers = tuple(
-        Layer(d.digest, check_digest(diff_id, f"{where}: config rootfs.diff_ids"), d.size,
-              d.media_type, path=blob_path(d.digest))
-        for d, diff_id in zip(descs, diff_ids, strict=True))
-    return Image(config, layers, annotations=dict(m.get("annotations") or {}),
-                 raw_config=raw_config, raw_manifest=raw_manifest)
+    return image_from_parts(m, raw_manifest, config, raw_config, where,
+                            lambda d: blob_path(d.digest))
 
 
 def _cached(path: Path, size: int) -> bool:
