@@ -154,7 +154,8 @@ class RegistryServer:
 def running_registry(root: Path, **kw) -> Iterator[RegistryServer]:
     """A started RegistryServer in ``root`` (keyword arguments as RegistryServer's)."""
     if REGISTRY_BIN is None:
-        pytest.skip("docker-registry (Debian's distribution registry) is not installed")
+        pytest.fail("docker-registry (Debian's distribution registry) is not installed: "
+                    "run scripts/setup-host")
     server = RegistryServer(root, **kw)
     server.start()
     try:

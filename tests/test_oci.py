@@ -65,7 +65,7 @@ def busybox_image(work: Path) -> Image:
 @pytest.fixture
 def image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Image:
     if not BUSYBOX.is_file():
-        pytest.skip("busybox-static not installed")
+        pytest.fail("busybox-static is not installed: run scripts/setup-host")
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     return busybox_image(tmp_path / "build")
 

@@ -89,7 +89,7 @@ def make_layer(work: Path, name: str, entries: list[Entry]) -> Layer:
 def images(tmp_path_factory) -> SimpleNamespace:
     """A busybox image (echo hi), two variants differing in one small layer, an arm64 one."""
     if not BUSYBOX.is_file():
-        pytest.skip("busybox-static is not installed")
+        pytest.fail("busybox-static is not installed: run scripts/setup-host")
     work = tmp_path_factory.mktemp("images")
     bb = make_layer(work, "busybox", [Entry("bin/busybox", "file", 0o755, source=BUSYBOX)])
     a = make_layer(work, "a", [Entry("etc/variant", "file", data=b"a\n")])
