@@ -19,7 +19,8 @@ import pytest
 
 from uvship import layers
 from uvship.errors import InputError
-from uvship.oci import Image, Layer
+from uvship.oci import Image, Layer, read_layout
+from uvship.oci._blobs import open_decompressed
 from uvship.oci.docker_archive import write_docker_archive
 from uvship.python.elf import (
     iter_elf_files,
@@ -32,7 +33,7 @@ from uvship.python.elf import (
 from uvship.python.pack import pack
 from uvship.python.portable import inspect_python
 
-from .conftest import HOST_DIR, ROOT, podman, run
+from .conftest import HOST_DIR, ROOT, podman, run, uvship
 
 SCRIPT = ROOT / "scripts" / "make-arm64-python"
 BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
@@ -284,3 +285,44 @@ def test_arm64_image_runs_under_podman(installed: Path, venv: Path, tmp_path: Pa
                  "print(sys.prefix, markupsafe.escape('<a>'), s.__file__.split('.')[-2])"
                  ).stdout
     assert out.split() == ["/opt/venv", "&lt;a&gt;", "cpython-311-aarch64-linux-gnu"], out
+
+
+# ---- uvship build --platform linux/arm64 ------------------------------------------------
+
+
+@pytest.mark.podman
+def test_build_for_arm64_from_this_host(sysroot: Path, project, tmp_path: Path, arm64_tag):
+    """The ws app (markupsafe: a compiled extension) as an arm64 image, built on x86_64."""
+    base_dir = tmp_path / "base"
+    rootfs = _glibc_rootfs(tmp_path / "rootfs")
+    base = Image.scratch("linux/arm64").with_layer(_layer(layers.scan(rootfs),
+                                                          tmp_path / "base.tar.gz"))
+    from uvship.oci import write_layout
+
+    write_layout(base, base_dir, tags=["glibc"])
+    ws = project("ws")
+    archive = tmp_path / "app.tar"
+    proc = uvship("build", str(ws), "--package", "ws-app", "--platform", "linux/arm64",
+                  "--python", str(sysroot / PY), "--base", f"oci:{base_dir}:glibc",
+                  "-o", f"docker-archive:{archive}", "-o", f"oci:{tmp_path / 'lay'}",
+                  "-t", arm64_tag)
+    assert proc.returncode == 0, proc.stderr
+    img = read_layout(tmp_path / "lay")
+    assert img.platform.architecture == "arm64"
+    for layer in img.layers[1:]:  # every ELF file uvship put in is aarch64
+        with open_decompressed(layer.path, layer.compression) as f, \
+                tarfile.open(fileobj=f, mode="r|") as tar:
+            tar.extractall(tmp_path / "layers", filter="tar")
+    machines = {info.machine for _, info in iter_elf_files([tmp_path / "layers"])}
+    assert machines == {"aarch64"}, machines
+    podman("load", "-q", "-i", archive)
+    out = podman("run", "--rm", "--pull=never", "--platform", "linux/arm64", arm64_tag).stdout
+    assert out.strip() == "app says &lt;lib+core:xn--bcher-kva.example&gt;"
+
+    # the host's interpreter for an arm64 target, or the scratch base: refused before work
+    proc = uvship("build", str(ws), "--package", "ws-app", "--platform", "linux/arm64",
+                  "--python", str(sysroot / PY), "-o", f"oci:{tmp_path / 'x'}")
+    assert proc.returncode == 1 and "--base scratch" in proc.stderr
+    proc = uvship("build", str(ws), "--package", "ws-app", "--platform", "linux/arm64",
+                  "--python", sys.executable, "-o", f"oci:{tmp_path / 'x'}")
+    assert proc.returncode == 1 and "expected aarch64" in proc.stderr

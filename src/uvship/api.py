@@ -111,6 +111,19 @@ class UvBuild:
 
     def interpreter(self, plan: Plan | None = None) -> _interpreter.Interpreter:
         plan = plan or self.plan
+        interp = self._resolve_interpreter(plan)
+        from .plan import MACHINE_OF
+
+        want = MACHINE_OF[plan.platform]
+        if interp.machine != want:
+            raise InputError(
+                f"--platform {plan.platform}: the interpreter ({interp.origin}) is built for "
+                f"{interp.machine}, expected {want}",
+                hint=f"give an {want} CPython with --python PATH (for another machine, one "
+                "inside a sysroot that holds its loader and glibc, run here through qemu-user)")
+        return interp
+
+    def _resolve_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
         return _interpreter.resolve(
             plan.python, project_dir=self.ws.project_dir,
             requires_python=self.ws.requires_python, python_path=plan.python_path,
@@ -162,6 +175,12 @@ class UvBuild:
             base = Image.from_reference(base, plan.platform, self.options.insecure_registry)
         _venv.check_lock(self.ws)
         interp = self.interpreter(plan)
+        if base.is_scratch and interp.machine != _host_machine():
+            raise InputError(
+                f"--base scratch: the scratch runtime is made of this host's libraries, which "
+                f"are {_host_machine()}; expected {interp.machine} for --platform {plan.platform}",
+                hint=f"give a base image for {plan.platform} with --base (an OCI layout, a "
+                "docker-archive or a registry reference)")
         _build.check_base(base, interp)
         # the interpreter and runtime layers need no uv: they are made while uv syncs
         started = _build.start_layers(base, interp, plan.python_path, spec.compression)
@@ -212,3 +231,9 @@ class UvBuild:
 
         write_sbom_beside(res.output, sbom_for(env, ws=self.ws))
         return res
+
+
+def _host_machine() -> str:
+    import os
+
+    return os.uname().machine

@@ -100,6 +100,9 @@ def build_options(f):
                      "[default: /opt/python]."),
         click.option("--venv-path", help="Where the venv lives in the target "
                      "[default: /app/.venv]."),
+        click.option("--platform", help="The target: linux/amd64 or linux/arm64 [default: this "
+                     "host]. Another machine's interpreter comes from --python PATH (run here "
+                     "through qemu-user); its image needs a --base of that platform."),
         click.option("--mode", type=click.Choice(["venv", "system"]),
                      help="venv (default) or system: install into the interpreter's prefix."),
         click.option("--compile/--no-compile", "compile_", default=None,
@@ -128,7 +131,8 @@ def _build_from(project: str, kw: dict[str, Any], **image_options: Any):
         extras=kw.pop("extra"), all_extras=kw.pop("all_extras"), groups=kw.pop("group"),
         python=kw.pop("python"), python_path=kw.pop("python_path"),
         venv_path=kw.pop("venv_path"), mode=kw.pop("mode"), compile=compile_,
-        strip=kw.pop("strip"), exclude=kw.pop("exclude"), **image_options,
+        strip=kw.pop("strip"), exclude=kw.pop("exclude"), platform=kw.pop("platform"),
+        **image_options,
     )
     return b.with_progress(RichProgress(quiet))
 

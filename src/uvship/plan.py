@@ -35,6 +35,8 @@ class Options:
     strip: bool = False
     # .dockerignore-style patterns for files of the local packages (project data files)
     exclude: tuple[str, ...] = ()
+    # the target: linux/amd64 or linux/arm64 (default: this host)
+    platform: str | None = None
     # image options (`uvship build`)
     base: str | None = None
     entrypoint: str | None = None
@@ -164,6 +166,22 @@ def make_plan(ws: Workspace, opts: Options) -> Plan:
         mode=opts.mode,
         compile=opts.compile,
         strip=opts.strip,
-        platform=host_platform(),
+        platform=_platform_of(opts.platform),
         exclude=opts.exclude,
     )
+
+
+_PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+def _platform_of(value: str | None) -> str:
+    if not value:
+        return host_platform()
+    p = value.strip().lower().replace("linux/aarch64", "linux/arm64").replace(
+        "linux/x86_64", "linux/amd64").removesuffix("/v8")
+    if p not in _PLATFORMS:
+        raise InputError(f"--platform {value}: expected one of {', '.join(_PLATFORMS)}")
+    return p
+
+
+MACHINE_OF = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}

@@ -344,7 +344,7 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             _link_tree(prev.root, env)
         before = set(_listing(env))
         python = env / interp.executable if plan.mode == "system" else interp.exe
-        _sync(ws, plan, python, env, name)
+        _sync(ws, plan, python, env, name, interp.run_env())
         if plan.mode == "venv" and prev is None:
             _check_venv(env, interp)
         site = f"lib/python{interp.minor}/site-packages"
@@ -359,7 +359,8 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             _fix_shebangs(env, scripts, python, plan.python_path)
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
-            compile_files(python, py, strip=env, prefix=plan.env_path)
+            compile_files(python, py, strip=env, prefix=plan.env_path,
+                          emulator=interp.emulator())
             added = sorted(set(_listing(env)) - base)
         dists = _distributions(plan, env, site, added, name)
         needed = _needed(env, added)
@@ -381,7 +382,7 @@ def _new_env(ws: Workspace, plan: Plan, interp: Interpreter, env: Path) -> None:
         shutil.copytree(interp.root, env, symlinks=True)
         return
     uv.run(["venv", "--relocatable", "--quiet", "--no-config", "--python", str(interp.exe),
-            str(env)], cwd=ws.project_dir, what="uv venv")
+            str(env)], cwd=ws.project_dir, what="uv venv", env=interp.run_env())
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -390,7 +391,8 @@ def _link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=True, copy_function=os.link)
 
 
-def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str) -> None:
+def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str,
+          run_env: dict[str, str]) -> None:
     args = ["sync", "--locked", "--no-editable", "--link-mode", "copy", "--python", str(python),
             "--no-python-downloads", *selection_args(plan), "--project", str(ws.project_dir)]
     if tier == "dependencies":
@@ -406,7 +408,7 @@ def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str) ->
         args += ["--reinstall-package", p]
     env = {"UV_PROJECT_ENVIRONMENT": str(env_root), "UV_PYTHON": str(python),
            # uv would compile for the staging path: uvship compiles for the final one.
-           "UV_COMPILE_BYTECODE": ""}
+           "UV_COMPILE_BYTECODE": "", **run_env}
     try:
         uv.run(args, cwd=ws.project_dir, env=env, what="uv sync")
     except CommandError as exc:

@@ -19,7 +19,7 @@ from .bytecode import compile_files, python_files
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 6
+_PREPARE_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,21 @@ class Interpreter:
     min_glibc: str | None
     machine: str | None
     key: str  # identity of the tree's bytes, for cache keys downstream
+    # for an interpreter of another machine: the sysroot (its loader and glibc) that
+    # qemu-user runs it with on this host (QEMU_LD_PREFIX); None when it runs natively
+    sysroot: str | None = None
+
+    def run_env(self) -> dict[str, str]:
+        """What a process needs in its environment to run this interpreter here."""
+        return {"QEMU_LD_PREFIX": self.sysroot} if self.sysroot else {}
+
+    def emulator(self):
+        """How this host runs it (None: natively)."""
+        if not self.sysroot:
+            return None
+        from .portable import emulator_for
+
+        return emulator_for(self.machine or "", Path(self.sysroot))
 
     @property
     def exe(self) -> Path:
@@ -264,9 +279,11 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
         rewrite_prefix(tree, [str(info.prefix), str(info.base_prefix)], python_path)
         if compile_bytecode:
             compile_files(
-                tree / pp.executable, python_files([tree / "lib"]), strip=tree, prefix=python_path
+                tree / pp.executable, python_files([tree / "lib"]), strip=tree, prefix=python_path,
+                emulator=pp.emulator,
             )
-        _write_facts(out, str(pp.executable))
+        _write_facts(out, str(pp.executable),
+                     sysroot=str(pp.emulator.sysroot) if pp.emulator is not None else None)
 
     key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
     with progress.step(f"making CPython {version} at {path} relocatable"):
@@ -274,7 +291,7 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
     return _describe(entry, version, "local", str(path), key)
 
 
-def _write_facts(out: Path, rel_exe: str) -> None:
+def _write_facts(out: Path, rel_exe: str, sysroot: str | None = None) -> None:
     """What the rest of uvship needs to know of a prepared tree, read once from its ELF files."""
     from . import elf
 
@@ -287,6 +304,7 @@ def _write_facts(out: Path, rel_exe: str) -> None:
         "libc": elf.libc_flavour(exe_info) if exe_info else None,
         "min_glibc": elf.min_glibc(elf_files) if elf_files else None,
         "machine": exe_info.machine if exe_info else None,
+        "sysroot": sysroot,
     }
     (out / "facts.json").write_text(json.dumps(facts, sort_keys=True))
 
@@ -303,6 +321,7 @@ def _describe(entry: Path, version: str, source, origin: str, key: str) -> Inter
         min_glibc=facts["min_glibc"],
         machine=facts["machine"],
         key=key,
+        sysroot=facts.get("sysroot"),
     )
 
 
