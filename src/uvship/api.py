@@ -174,6 +174,10 @@ class UvBuild:
         if isinstance(base, str):
             base = Image.from_reference(base, plan.platform, self.options.insecure_registry)
         _venv.check_lock(self.ws)
+        from .plan import host_platform
+
+        if plan.platform != host_platform():  # before any layer is started
+            _venv.check_wheels_for(self.ws, plan)
         interp = self.interpreter(plan)
         if base.is_scratch and interp.machine != _host_machine():
             raise InputError(

@@ -249,7 +249,14 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
             user=o_.user or "65532:65532", workdir=o_.workdir,
             compression=o_.compression or "gzip",  # type: ignore[arg-type]
         )
-        base = o_.base
+        platforms = [p.strip() for p in (o_.platform or "").split(",") if p.strip()]
+        if len(platforms) > 1:
+            _build_index(b, o_, spec, platforms, outs, as_json)
+            return
+        platform = platforms[0] if platforms else None
+        if platform or "=" in (o_.python or "") or "=" in (o_.base or ""):
+            b = _pinned(b, platform)
+        base = b.options.base
         image = b.image(base or "scratch", spec)
         written = []
         for o in outs:
@@ -274,6 +281,71 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
                        for x in image.layer_info],
         }
     _emit(data, as_json, "\n".join(f"{o}@{image.digest}" for o in outs))
+
+
+def _for_platform(value: str | None, platform: str | None) -> str | None:
+    """``VALUE`` or the entry for ``platform`` in ``linux/arm64=VALUE,linux/amd64=VALUE``."""
+    if not value or "=" not in value:
+        return value
+    from .plan import _platform_of
+
+    want = _platform_of(platform)
+    for item in value.split(","):
+        key, sep, val = item.partition("=")
+        if sep and _platform_of(key) == want:
+            return val
+    return None
+
+
+def _pinned(b, platform: str | None):
+    """The build for one platform: its own --python and --base entries (None: defaults)."""
+    from dataclasses import replace
+
+    o = b.options
+    return replace(b, options=replace(o, platform=platform,
+                                      python=_for_platform(o.python, platform),
+                                      base=_for_platform(o.base, platform)))
+
+
+def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None:
+    """One image per platform, written and pushed as an OCI image index."""
+    from . import oci
+    from .plan import _platform_of
+
+    platforms = [_platform_of(p) for p in platforms]
+    for o in outs:
+        if o.kind != "oci":
+            raise click.UsageError(f"--output {o}: a docker-archive holds one platform; "
+                                   "write an image index with oci:DIR or --push")
+    images = []
+    for p in platforms:
+        bp = _pinned(b, p)
+        with b.progress.step(f"building for {p}"):
+            images.append(bp.image(bp.options.base or "scratch", spec))
+    index = oci.ImageIndex.of([img.oci for img in images])
+    names = list(o_.tag) or ["latest"]
+    for o in outs:
+        with b.progress.step(f"writing {o}"):
+            oci.write_layout(index, o.path, tags=[o.tag] if o.tag else
+                             [t.rsplit(":", 1)[-1] if ":" in t.rsplit("/", 1)[-1] else "latest"
+                              for t in names])
+    if o_.push:
+        from .registry import Reference, Registry
+        from .sbom import attach_to_registry
+
+        refs = [Reference.parse(r) for r in o_.push]
+        with b.progress.step(f"pushing {', '.join(o_.push)}"):
+            for registry in sorted({r.registry for r in refs}):
+                group = [r for r in refs if r.registry == registry]
+                with Registry(registry, insecure=o_.insecure_registry) as reg:
+                    reg.push_image(index, group)
+                    for img in images:
+                        if img.sbom is not None:
+                            attach_to_registry(reg, group[0], img.digest, img.sbom)
+    targets = [str(o) for o in outs] + list(o_.push)
+    data = {"digest": index.digest, "outputs": targets, "written": targets,
+            "platforms": platforms, "manifests": [img.digest for img in images]}
+    _emit(data, as_json, "\n".join(f"{t}@{index.digest}" for t in targets))
 
 
 @main.command("inspect")
