@@ -147,6 +147,7 @@ class BundleResult:
     sha256: str | None  # of the tarball
     size: int
     files: int
+    manifest: dict[str, Any]  # what uvship-bundle.json holds
 
 
 def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
@@ -158,7 +159,8 @@ def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
     if output_kind(output) == "tar.gz":
         with atomic_file(output) as f:
             info = layers.write_tar(entries_, f, compression="gzip")
-        return BundleResult(output, "tar.gz", info.digest.split(":", 1)[1], info.size, files)
+        return BundleResult(output, "tar.gz", info.digest.split(":", 1)[1], info.size, files,
+                            manifest(env))
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     old = None
     try:
@@ -176,4 +178,4 @@ def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     size = sum(e.size() for e in layers.iter_files(entries_))
-    return BundleResult(output, "dir", None, size, files)
+    return BundleResult(output, "dir", None, size, files, manifest(env))

@@ -152,19 +152,9 @@ def bundle(project: str, output: str, **kw: Any) -> None:
     """Bundle PROJECT's environment and its Python, laid out for their final paths."""
     as_json = kw.pop("as_json")
     with _errors():
-        b = _build_from(project, kw)
-        out = Path(output)
-        from . import bundle as _bundle
-
-        _bundle.check_output(out)
-        env = b.stage()
-        with b.progress.step(f"writing {out}"):
-            res = _bundle.write_bundle(env, out)
-            from .sbom import sbom_for, write_sbom_beside
-
-            write_sbom_beside(res.output, sbom_for(env, ws=b.ws))
+        res = _build_from(project, kw).bundle(Path(output))
         data = {"output": str(res.output), "kind": res.kind, "sha256": res.sha256,
-                "size": res.size, "files": res.files, "manifest": _bundle.manifest(env)}
+                "size": res.size, "files": res.files, "manifest": res.manifest}
     _emit(data, as_json, str(res.output))
 
 
