@@ -300,6 +300,7 @@ def _pinned(b, platform: str | None):
 def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None:
     """One image per platform, written and pushed as an OCI image index."""
     from . import oci
+    from .images import publish, tag_part
     from .plan import _platform_of
 
     platforms = [_platform_of(p) for p in platforms]
@@ -316,22 +317,11 @@ def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None
     names = list(o_.tag) or ["latest"]
     for o in outs:
         with b.progress.step(f"writing {o}"):
-            oci.write_layout(index, o.path, tags=[o.tag] if o.tag else
-                             [t.rsplit(":", 1)[-1] if ":" in t.rsplit("/", 1)[-1] else "latest"
-                              for t in names])
+            oci.write_layout(index, o.path,
+                             tags=[o.tag] if o.tag else [tag_part(t) for t in names])
     if o_.push:
-        from .registry import Reference, Registry
-        from .sbom import attach_to_registry
-
-        refs = [Reference.parse(r) for r in o_.push]
         with b.progress.step(f"pushing {', '.join(o_.push)}"):
-            for registry in sorted({r.registry for r in refs}):
-                group = [r for r in refs if r.registry == registry]
-                with Registry(registry, insecure=o_.insecure_registry) as reg:
-                    reg.push_image(index, group)
-                    for img in images:
-                        if img.sbom is not None:
-                            attach_to_registry(reg, group[0], img.digest, img.sbom)
+            publish(index, images, o_.push, insecure=o_.insecure_registry)
     targets = [str(o) for o in outs] + list(o_.push)
     data = {"digest": index.digest, "outputs": targets, "written": targets,
             "platforms": platforms, "manifests": [img.digest for img in images]}

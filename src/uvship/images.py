@@ -167,25 +167,31 @@ class Image:
     def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> str:
         """Push the image to registry references (several tags of one repository go in one
         push: blobs once, then the manifest, then each tag); returns the digest."""
-        from .registry import Reference, Registry
+        publish(self.oci, [self], refs, insecure=insecure)
+        return self.digest
 
-        parsed = [Reference.parse(r) for r in refs]
-        mount = []
-        if self.base.digest and not self.is_scratch and not self.base.name.startswith(
-                ("oci:", "docker-archive:")):
-            mount = [Reference.parse(self.base.name)]
-        groups: dict[tuple[str, str], list] = {}
-        for r in parsed:
-            groups.setdefault((r.registry, r.repository), []).append(r)
-        for (registry, _), group in groups.items():
-            with Registry(registry, insecure=insecure) as reg:
-                same = [m for m in mount if m.registry == registry]
-                reg.push_image(self.oci, group, mount_from=same)
-                if self.sbom is not None:
+
+def publish(target: oci.Image | oci.ImageIndex, images: list[Image], refs, *,
+            insecure: tuple[str, ...] = ()) -> None:
+    """Push ``target`` (an image, or an index of ``images``) to ``refs``, each registry
+    base's layers mounted rather than uploaded, and each image's SBOM attached."""
+    from .registry import Reference, Registry
+
+    mount = [Reference.parse(i.base.name) for i in images
+             if i.base.digest and not i.is_scratch
+             and not i.base.name.startswith(("oci:", "docker-archive:"))]
+    groups: dict[tuple[str, str], list] = {}
+    for r in (Reference.parse(r) for r in refs):
+        groups.setdefault((r.registry, r.repository), []).append(r)
+    for (registry, _), group in groups.items():
+        with Registry(registry, insecure=insecure) as reg:
+            reg.push_image(target, group, mount_from=[m for m in mount
+                                                     if m.registry == registry])
+            for img in images:
+                if img.sbom is not None:
                     from .sbom import attach_to_registry
 
-                    attach_to_registry(reg, group[0], self.digest, self.sbom)
-        return self.digest
+                    attach_to_registry(reg, group[0], img.digest, img.sbom)
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,7 @@ class Output:
         if self._up_to_date(image, tags):
             return False
         if self.kind == "oci":
-            names = [self.tag] if self.tag else [_tag_part(t) for t in tags] or ["latest"]
+            names = [self.tag] if self.tag else [tag_part(t) for t in tags] or ["latest"]
             oci.write_layout(image.oci, self.path, tags=names)
             if image.sbom is not None:
                 from .sbom import add_to_layout
@@ -250,7 +256,7 @@ class Output:
         os.replace(tmp, rec)
 
 
-def _tag_part(tag: str) -> str:
+def tag_part(tag: str) -> str:
     """`name:1.0` -> `1.0` (an OCI layout names images by tag), `1.0` -> `1.0`."""
     last = tag.rsplit("/", 1)[-1]
     return last.split(":", 1)[1] if ":" in last else "latest"
