@@ -133,8 +133,16 @@ class UvBuild:
         """Stage the environment (tiers cached by their inputs); nothing is laid out yet."""
         plan = self.plan
         _venv.check_lock(self.ws)
+        self._check_target_wheels(plan)
         interp = self.interpreter(plan)
         return _venv.stage(self.ws, plan, interp, progress=self.progress)
+
+    def _check_target_wheels(self, plan: Plan) -> None:
+        """For another platform than this host's: every locked package needs a wheel for it."""
+        from .plan import host_platform
+
+        if plan.platform != host_platform():
+            _venv.check_wheels_for(self.ws, plan)
 
     def venv(self) -> _bundle.UvVenv:
         """Build the environment now, laid out at its final paths in a directory of its own.
@@ -174,10 +182,7 @@ class UvBuild:
         if isinstance(base, str):
             base = Image.from_reference(base, plan.platform, self.options.insecure_registry)
         _venv.check_lock(self.ws)
-        from .plan import host_platform
-
-        if plan.platform != host_platform():  # before any layer is started
-            _venv.check_wheels_for(self.ws, plan)
+        self._check_target_wheels(plan)  # before any layer is started
         interp = self.interpreter(plan)
         if base.is_scratch and interp.machine != _host_machine():
             raise InputError(

@@ -286,10 +286,6 @@ def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
     the local cache (a shared cache); ``on_built`` hears of each tier uv had to make.
     """
     progress = progress or NullProgress()
-    from .plan import host_platform
-
-    if plan.platform != host_platform():
-        check_wheels_for(ws, plan)
     keys = tier_keys(ws, plan, interp)
     tiers: list[Tier] = []
     prev: Tier | None = None
@@ -455,13 +451,20 @@ def _remove_junk(root: Path, site: str, mode: str, before: set[str]) -> None:
             continue
         for n in removed:
             (dist_info / n).unlink()
-        record = dist_info / "RECORD"
-        if record.is_file():
-            rows = [r for r in csv.reader(io.StringIO(record.read_text()))
-                    if r and r[0].rsplit("/", 1)[-1] not in removed]
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerows(rows)
-            _replace_text(record, buf.getvalue())
+        _rewrite_record(dist_info, lambda rel, gone=tuple(removed): rel.rsplit("/", 1)[-1]
+                        not in gone)
+
+
+def _rewrite_record(dist_info: Path, keep: Callable[[str], bool]) -> None:
+    """RECORD without the rows whose path ``keep`` refuses (written as a new inode: the old
+    one may be a hard link into a cached tier)."""
+    record = dist_info / "RECORD"
+    if not record.is_file():
+        return
+    rows = [r for r in csv.reader(io.StringIO(record.read_text())) if r and keep(r[0])]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    _replace_text(record, buf.getvalue())
 
 
 def _replace_text(path: Path, text: str) -> None:
@@ -570,30 +573,23 @@ def _exclude_data_files(env: Path, site: str, before: set[str],
     """Remove the files of the newly installed local packages that ``patterns`` exclude
     (never their metadata), and their RECORD lines."""
     site_root = env / site
+
+    def keep(row_path: str, meta: str) -> bool:
+        rel = os.path.normpath(row_path)
+        # the metadata and the scripts outside site-packages always stay
+        if rel.startswith(("..", meta + "/")) or not excluded(rel, patterns):
+            return True
+        target = site_root / rel
+        target.unlink(missing_ok=True)
+        for parent in target.parents:  # directories the exclusion emptied go too
+            if parent == site_root or not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
+        return False
+
     for dist_info in sorted(site_root.glob("*.dist-info")):
-        if f"{site}/{dist_info.name}" in before:
-            continue
-        record = dist_info / "RECORD"
-        if not record.is_file():
-            continue
-        keep = []
-        for row in csv.reader(io.StringIO(record.read_text())):
-            if not row:
-                continue
-            rel = os.path.normpath(row[0])
-            # the metadata and the scripts outside site-packages always stay
-            if not rel.startswith(("..", dist_info.name + "/")) and excluded(rel, patterns):
-                target = site_root / rel
-                target.unlink(missing_ok=True)
-                for parent in target.parents:  # directories the exclusion emptied go too
-                    if parent == site_root or not parent.is_dir() or any(parent.iterdir()):
-                        break
-                    parent.rmdir()
-                continue
-            keep.append(row)
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(keep)
-        _replace_text(record, buf.getvalue())
+        if f"{site}/{dist_info.name}" not in before:
+            _rewrite_record(dist_info, lambda rel, meta=dist_info.name: keep(rel, meta))
 
 
 _ARCH_TAGS = {"linux/amd64": ("x86_64",), "linux/arm64": ("aarch64", "arm64")}
