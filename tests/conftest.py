@@ -81,7 +81,8 @@ def python_downloads(tmp_path_factory) -> dict[str, str]:
     with uvship's own portable code and points UV_PYTHON_DOWNLOADS_JSON_URL at it.
     """
     if TEST_PYTHON is None:
-        pytest.skip("no local CPython 3.12 to serve as a managed download")
+        pytest.fail("no local CPython 3.12 to serve as a managed download (these machines have "
+                    "pyenv's; install one)")
     from uvship.python.pack import pack
 
     d = tmp_path_factory.mktemp("python-downloads")

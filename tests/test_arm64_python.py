@@ -61,7 +61,7 @@ def sysroot() -> Path:
     """Debian's arm64 python3.11 and the libraries it loads, extracted (cached across runs)."""
     root = HOST_DIR / "arm64" / "root"
     if os.geteuid() != 0 and not (root / PY).is_file():
-        pytest.skip(f"{root} is missing and making it needs root: run {SCRIPT} as root")
+        pytest.fail(f"{root} is missing and making it needs root: run {SCRIPT} as root")
     proc = run([SCRIPT, "--quiet"], check=False)
     if proc.returncode != 0:
         pytest.fail(f"{SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr}")

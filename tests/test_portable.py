@@ -15,8 +15,11 @@ from uvship.errors import InputError, UvshipError
 from uvship.python.elf import is_libc_soname, iter_elf_files, resolve_closure
 from uvship.python.portable import PortablePython, inspect_python, make_portable
 
-PYENV = Path("/root/.pyenv/versions/3.12.1")
-PYTHON = PYENV / "bin/python3.12"
+from .conftest import TEST_PYTHON
+
+# the local CPython 3.12 the whole suite uses (pyenv's on these machines)
+PYTHON = TEST_PYTHON or Path("/no/local/python3.12")
+PYENV = PYTHON.parent.parent
 DEBIAN = Path("/usr/bin/python3.11")
 # What a program sees when started with `env -i`: no LD_LIBRARY_PATH, no PYTHON*.
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
@@ -57,7 +60,7 @@ def snapshot(root: Path) -> dict[str, tuple]:
 def moved(tmp_path_factory) -> tuple[PortablePython, Path]:
     """The pyenv 3.12 made portable, then moved elsewhere: (the result, its new root)."""
     if not PYTHON.exists():
-        pytest.skip("pyenv CPython 3.12.1 not here")
+        pytest.fail("no local CPython 3.12 (these machines have pyenv's)")
     base = tmp_path_factory.mktemp("portable")
     made = make_portable(PYTHON, base / "build" / "python")
     new_root = base / "elsewhere" / "py"
