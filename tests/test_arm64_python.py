@@ -33,7 +33,7 @@ from uvship.python.elf import (
 from uvship.python.pack import pack
 from uvship.python.portable import inspect_python
 
-from .conftest import HOST_DIR, ROOT, podman, run, uvship
+from .conftest import HOST_DIR, ROOT, podman, run, sdist_only_project, uvship
 
 SCRIPT = ROOT / "scripts" / "make-arm64-python"
 BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
@@ -369,14 +369,7 @@ def test_two_platform_index_pushed_and_pulled(sysroot: Path, project, tmp_path: 
 
 def test_sdist_only_dependency_for_a_cross_target_fails_first(sysroot: Path, tmp_path: Path,
                                                               uv_bin):
-    proj = tmp_path / "sdist-only"
-    (proj / "src" / "sdist_only").mkdir(parents=True)
-    (proj / "src" / "sdist_only" / "__init__.py").write_text("import docopt\n")
-    (proj / "pyproject.toml").write_text(
-        '[project]\nname = "sdist-only"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        'dependencies = ["docopt==0.6.2"]\n[project.scripts]\nsdist-only = "sdist_only:x"\n'
-        '[build-system]\nrequires = ["uv_build>=0.13,<0.14"]\nbuild-backend = "uv_build"\n')
-    run([uv_bin, "lock", "-q", "--python", sys.executable], cwd=proj)
+    proj = sdist_only_project(tmp_path, uv_bin)
     proc = uvship("build", str(proj), "--platform", "linux/arm64", "--python",
                   str(sysroot / PY), "--base", "oci:/nonexistent-is-never-read",
                   "-o", f"oci:{tmp_path / 'out'}")

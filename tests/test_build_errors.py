@@ -111,8 +111,14 @@ def test_musl_base_under_a_glibc_interpreter(project, managed_python, tmp_path):
         info = layers.write_tar(entries, f)
     musl = oci.Image.scratch().with_layer(oci.Layer.from_archive(info, blob))
     base = _layout_with(tmp_path, musl, "musl-base")
-    proc = uvship("build", str(src), "--base", f"oci:{base}", *outputs(tmp_path))
+    # a given glibc interpreter does not fit it
+    proc = uvship("build", str(src), "--base", f"oci:{base}", "--python", sys.executable,
+                  *outputs(tmp_path))
     assert_fails(proc, "the image's C library is musl, expected glibc")
+    nothing_written(tmp_path)
+    # with none given, the target is musl, and no musl CPython is to be had
+    proc = uvship("build", str(src), "--base", f"oci:{base}", *outputs(tmp_path))
+    assert_fails(proc, "no interpreter for linux/amd64 (musl)")
     nothing_written(tmp_path)
 
 

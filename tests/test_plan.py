@@ -16,7 +16,7 @@ def test_every_option_can_be_set_in_pyproject():
         "package": ["a"], "all-packages": True, "extra": "x", "all-extras": True,
         "group": ["g"], "python": "3.12", "python-path": "/p", "venv-path": "/v",
         "mode": "system", "compile": False, "strip": True, "exclude": ["pkg/data/**"],
-        "platform": "linux/arm64",
+        "platform": "linux/arm64", "libc": "musl",
         "base": "oci:/b", "entrypoint": "app", "cmd": ["--port", "80"], "env": ["A=1"],
         "label": ["team=x"], "user": "1000", "workdir": "/srv", "compression": "zstd",
         "tag": ["app:1"], "push": ["registry.example/app:1"],

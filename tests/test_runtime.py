@@ -204,12 +204,40 @@ def test_missing_library_is_named(tmp_path):
     assert e.value.hint == HINT
 
 
-def test_musl_program_is_refused(tmp_path):
-    tree = elf_copy(tmp_path, "--set-interpreter", "/lib/ld-musl-x86_64.so.1")
-    with pytest.raises(InputError, match=r"bin/true: links musl; the scratch base provides "
-                                         r"glibc only") as e:
+MUSL = ("--set-interpreter", "/lib/ld-musl-x86_64.so.1", "--replace-needed", "libc.so.6",
+        "libc.so")
+
+
+def test_musl_program_gets_the_musl_loader_only(tmp_path):
+    """A musl program: musl's loader (its libc too) from the host, and no glibc at all."""
+    if not Path("/lib/ld-musl-x86_64.so.1").exists():
+        pytest.fail("no /lib/ld-musl-x86_64.so.1: scripts/make-musl-python installs musl")
+    tree = elf_copy(tmp_path, *MUSL)
+    rt = scratch_runtime([tree], machine="x86_64")
+    files = {e.path for e in rt.entries if e.kind == "file"}
+    assert "usr/lib/x86_64-linux-musl/libc.so" in files
+    assert {e.path: e.target for e in rt.entries if e.kind == "symlink"}[
+        "usr/lib/ld-musl-x86_64.so.1"] == "x86_64-linux-musl/libc.so"
+    assert not [f for f in files if "libc.so.6" in f or "ld-linux" in f]
+    (musl,) = [c for c in rt.components if c["name"] == "musl"]
+    assert musl["version"].startswith("1.")
+
+
+def test_musl_program_needing_an_unbundled_library_is_refused(tmp_path):
+    tree = elf_copy(tmp_path, *MUSL, "--add-needed", "libuvship-missing.so.7")
+    with pytest.raises(InputError) as e:
         scratch_runtime([tree], machine="x86_64")
-    assert e.value.hint == HINT
+    assert e.value.message == (f"{tree / 'bin/true'}: needs libuvship-missing.so.7, which the "
+                               "musl scratch base does not provide (it holds only musl itself)")
+    assert "Alpine" in (e.value.hint or "")
+
+
+def test_musl_and_glibc_programs_in_one_image_are_refused(tmp_path):
+    tree = elf_copy(tmp_path, *MUSL)
+    shutil.copy("/usr/bin/true", tree / "bin" / "glibc-true")
+    with pytest.raises(InputError, match=r"links musl and .*glibc-true links glibc: expected "
+                                         r"one C library for the whole image"):
+        scratch_runtime([tree], machine="x86_64")
 
 
 def test_program_of_another_machine_is_refused(tmp_path):

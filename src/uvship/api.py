@@ -121,11 +121,39 @@ class UvBuild:
                 f"{interp.machine}, expected {want}",
                 hint=f"give an {want} CPython with --python PATH (for another machine, one "
                 "inside a sysroot that holds its loader and glibc, run here through qemu-user)")
+        if plan.libc and interp.libc and interp.libc != plan.libc:
+            raise InputError(
+                f"--libc {plan.libc}: the interpreter ({interp.origin}) links {interp.libc}, "
+                f"expected {plan.libc} for {plan.target}",
+                hint=f"give a {plan.libc} CPython with --python PATH, or a uv-managed one: "
+                f"uv python install cpython-{interp.minor}-linux-{want}-"
+                f"{'gnu' if plan.libc == 'glibc' else 'musl'}")
         return interp
 
     def _resolve_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
+        request = plan.python
+        if plan.libc == "musl" and not (request and _interpreter.is_path_request(request)):
+            from .plan import MACHINE_OF
+
+            # a uv-managed Python for the target's triple
+            request = _interpreter.triple_request(request, self.ws.requires_python,
+                                                  MACHINE_OF[plan.platform], "musl")
+            try:
+                return self._resolve(plan, request)
+            except InputError as exc:
+                if "no uv-managed Python found" not in exc.message:
+                    raise
+                raise InputError(
+                    f"no interpreter for {plan.target}: uv has no managed CPython for "
+                    f"{request} and could not install one",
+                    hint="give a musl CPython with --python PATH, or make one installable "
+                    "by uv: `uvship pack-python PATH -o DIR`, then set "
+                    "UV_PYTHON_DOWNLOADS_JSON_URL=DIR/downloads.json") from None
+        return self._resolve(plan, request)
+
+    def _resolve(self, plan: Plan, request: str | None) -> _interpreter.Interpreter:
         return _interpreter.resolve(
-            plan.python, project_dir=self.ws.project_dir,
+            request, project_dir=self.ws.project_dir,
             requires_python=self.ws.requires_python, python_path=plan.python_path,
             compile_bytecode=plan.compile, strip=plan.strip, progress=self.progress)
 
@@ -135,14 +163,17 @@ class UvBuild:
         _venv.check_lock(self.ws)
         self._check_target_wheels(plan)
         interp = self.interpreter(plan)
+        self._check_target_wheels(plan, interp.libc)
         return _venv.stage(self.ws, plan, interp, progress=self.progress)
 
-    def _check_target_wheels(self, plan: Plan) -> None:
-        """For another platform than this host's: every locked package needs a wheel for it."""
+    def _check_target_wheels(self, plan: Plan, libc: str | None = None) -> None:
+        """For another platform or C library than this host's: every locked package needs a
+        wheel for it (nothing can be compiled for the target here)."""
         from .plan import host_platform
 
-        if plan.platform != host_platform():
-            _venv.check_wheels_for(self.ws, plan)
+        libc = libc or plan.libc or "glibc"
+        if plan.platform != host_platform() or libc != "glibc":
+            _venv.check_wheels_for(self.ws, plan, libc)
 
     def venv(self) -> _bundle.UvVenv:
         """Build the environment now, laid out at its final paths in a directory of its own.
@@ -181,9 +212,15 @@ class UvBuild:
         entrypoint = _build.choose_entrypoint(self.ws, plan, spec)
         if isinstance(base, str):
             base = Image.from_reference(base, plan.platform, self.options.insecure_registry)
+        if plan.libc is None and not base.is_scratch:
+            # the target's C library is the base's: a musl base gets a musl interpreter
+            libc = _build.base_facts_of(base).libc
+            if libc == "musl" and not (plan.python and _interpreter.is_path_request(plan.python)):
+                plan = replace(plan, libc=libc)
         _venv.check_lock(self.ws)
         self._check_target_wheels(plan)  # before any layer is started
         interp = self.interpreter(plan)
+        self._check_target_wheels(plan, interp.libc)
         if base.is_scratch and interp.machine != _host_machine():
             raise InputError(
                 f"--base scratch: the scratch runtime is made of this host's libraries, which "

@@ -193,8 +193,9 @@ def runtime_layer(i: Interpreter, compression: Compression) -> BuiltLayer:
     def describe():
         rt = made["rt"]
         comps = rt.components
-        glibc = next((c["version"] for c in comps if c["name"] == "glibc"), "?")
-        return (f"uvship: runtime: glibc {glibc}, CA certificates, time zones, passwd",
+        libc = next((f"{c['name']} {c['version']}" for c in comps
+                     if c["name"] in ("glibc", "musl")), "?")
+        return (f"uvship: runtime: {libc}, CA certificates, time zones, passwd",
                 {}, {"components": {c["name"]: c.get("version") for c in comps},
                      "paths": sorted(e.path for e in rt.entries), "sbom": comps})
 
@@ -366,8 +367,16 @@ def check_base(image: Image, interp) -> None:
     """
     if image.is_scratch:
         return
-    from .basecheck import BaseFacts, base_facts
     from .basecheck import check_base as _check
+
+    facts = base_facts_of(image)
+    _check(facts, machine=interp.machine or "x86_64", libc=interp.libc,
+           min_glibc=interp.min_glibc, base_name=image.base.name)
+
+
+def base_facts_of(image: Image):
+    """The base's architecture, C library and shell, read once per base digest."""
+    from .basecheck import BaseFacts, base_facts
 
     rec = cache_root() / "base-facts" / f"{image.digest.split(':', 1)[1]}.json"
     if rec.is_file():
@@ -379,8 +388,7 @@ def check_base(image: Image, interp) -> None:
         part = rec.with_suffix(f".{os.getpid()}.tmp")
         part.write_text(json.dumps(facts.__dict__, sort_keys=True))
         os.replace(part, rec)
-    _check(facts, machine=interp.machine or "x86_64", libc=interp.libc,
-           min_glibc=interp.min_glibc, base_name=image.base.name)
+    return facts
 
 
 # ---------------------------------------------------------------------- whole images

@@ -103,6 +103,10 @@ def build_options(f):
         click.option("--platform", help="The target: linux/amd64 or linux/arm64 [default: this "
                      "host]. Another machine's interpreter comes from --python PATH (run here "
                      "through qemu-user); its image needs a --base of that platform."),
+        click.option("--libc", type=click.Choice(["glibc", "musl"]),
+                     help="The target's C library [default: the interpreter's; musl for a "
+                     "musl --base]. musl takes a uv-managed musl CPython (or --python PATH) "
+                     "and musllinux wheels."),
         click.option("--mode", type=click.Choice(["venv", "system"]),
                      help="venv (default) or system: install into the interpreter's prefix."),
         click.option("--compile/--no-compile", "compile_", default=None,
@@ -132,6 +136,7 @@ def _build_from(project: str, kw: dict[str, Any], **image_options: Any):
         python=kw.pop("python"), python_path=kw.pop("python_path"),
         venv_path=kw.pop("venv_path"), mode=kw.pop("mode"), compile=compile_,
         strip=kw.pop("strip"), exclude=kw.pop("exclude"), platform=kw.pop("platform"),
+        libc=kw.pop("libc"),
         **image_options,
     )
     return b.with_progress(RichProgress(quiet))

@@ -37,6 +37,8 @@ class Options:
     exclude: tuple[str, ...] = ()
     # the target: linux/amd64 or linux/arm64 (default: this host)
     platform: str | None = None
+    # the target's C library: glibc or musl (default: the interpreter's, or a musl base's)
+    libc: str | None = None
     # image options (`uvship build`)
     base: str | None = None
     entrypoint: str | None = None
@@ -118,6 +120,12 @@ class Plan:
     strip: bool
     platform: str
     exclude: tuple[str, ...] = ()
+    libc: str | None = None  # glibc or musl when the target's C library is decided
+
+    @property
+    def target(self) -> str:
+        """The target as messages name it: linux/arm64, linux/amd64 (musl)."""
+        return f"{self.platform} ({self.libc})" if self.libc == "musl" else self.platform
 
     @property
     def env_path(self) -> str:
@@ -168,7 +176,19 @@ def make_plan(ws: Workspace, opts: Options) -> Plan:
         strip=opts.strip,
         platform=_platform_of(opts.platform),
         exclude=opts.exclude,
+        libc=libc_of(opts.libc),
     )
+
+
+def libc_of(value: str | None) -> str | None:
+    """glibc or musl from --libc (gnu is glibc, as uv and target triples name it)."""
+    if value is None:
+        return None
+    v = value.strip().lower()
+    v = {"gnu": "glibc"}.get(v, v)
+    if v not in ("glibc", "musl"):
+        raise InputError(f"--libc {value}: expected glibc or musl")
+    return v
 
 
 _PLATFORMS = ("linux/amd64", "linux/arm64")

@@ -87,6 +87,8 @@ def scratch_runtime(elf_roots: list[Path], *, machine: str) -> Runtime:
     if ref is None:
         raise InputError(f"{', '.join(map(str, roots))}: no program found (no ELF file with "
                          "a loader, PT_INTERP); expected an interpreter tree", hint=HINT)
+    if elf.libc_flavour(ref) == "musl":
+        return _musl_runtime(files, roots, ref)
     libs = _closure([p for p, _ in files],
                     [_host_library(s, ref) for s in (*_DLOPENED, *_GLIBC_FAMILY)])
     libc = libs.get("libc.so.6")
@@ -121,13 +123,17 @@ def scratch_runtime(elf_roots: list[Path], *, machine: str) -> Runtime:
     components: list[dict[str, Any]] = [
         {"name": "glibc", "version": glibc, "source": f"host file {libc}"}]
     components += _library_components(libs)
-    components += [
+    components += _data_components(certifi_v, tzdata_v)
+    return Runtime(entries=entries, components=components)
+
+
+def _data_components(certifi_v: str, tzdata_v: str) -> list[dict[str, Any]]:
+    return [
         {"name": "certifi", "version": certifi_v, "source": "PyPI package certifi (Mozilla's "
          "CA bundle)", "purl": f"pkg:pypi/certifi@{certifi_v}", "path": CA_BUNDLE},
         {"name": "tzdata", "version": tzdata_v, "source": "PyPI package tzdata (IANA time "
          "zone data)", "purl": f"pkg:pypi/tzdata@{tzdata_v}", "path": ZONEINFO},
     ]
-    return Runtime(entries=entries, components=components)
 
 
 # ---------------------------------------------------------------------- the closure
@@ -137,11 +143,58 @@ def _elf_files(roots: list[Path], machine: str) -> list[tuple[Path, elf.ElfInfo]
         if info.machine != machine:
             raise InputError(f"{path}: is built for {info.machine}, expected {machine} for "
                              "this build", hint=HINT)
-        if elf.libc_flavour(info) == "musl":
-            raise InputError(f"{path}: links musl; the scratch base provides glibc only, "
-                             "expected a glibc program", hint=HINT)
         files.append((path, info))
+    flavours = {f for _, i in files if (f := elf.libc_flavour(i))}
+    if len(flavours) > 1:
+        musl = next(p for p, i in files if elf.libc_flavour(i) == "musl")
+        glibc = next(p for p, i in files if elf.libc_flavour(i) == "glibc")
+        raise InputError(f"{musl} links musl and {glibc} links glibc: expected one C library "
+                         "for the whole image", hint="install musllinux wheels for a musl "
+                         "interpreter (uvship does when the interpreter links musl)")
     return files
+
+
+def _musl_runtime(files: list[tuple[Path, elf.ElfInfo]], roots: list[Path],
+                  ref: elf.ElfInfo) -> Runtime:
+    """The scratch runtime of musl programs: the host's musl loader (which is musl's libc
+    too), CAs, zoneinfo, passwd. musllinux wheels bundle every other library they load."""
+    loader = ref.interpreter or ""
+    if not os.path.isfile(loader):
+        raise InputError(f"this host: no {loader}, the musl loader (PT_INTERP) of the programs "
+                         f"under {', '.join(map(str, roots))}",
+                         hint="install the host's musl (Debian: apt-get install musl), or "
+                              "give a musl base image (e.g. Alpine) with --base")
+    bundled = {p.name for p, _ in files}  # the interpreter's libraries, a wheel's .libs
+    for path, info in files:
+        missing = [n for n in info.needed if not elf.is_libc_soname(n) and n not in bundled]
+        if missing:
+            raise InputError(f"{path}: needs {', '.join(missing)}, which the musl scratch "
+                             "base does not provide (it holds only musl itself)",
+                             hint="give a musl base image that has them (e.g. Alpine) "
+                                  "with --base")
+    out: dict[str, Entry] = {}
+    real = _place(loader, out)
+    certifi_v, tzdata_v, data_entries = _ca_and_zoneinfo()
+    for e in [*_system_files(), *data_entries]:
+        out[e.path] = e
+    entries = normalize(out.values())
+    _check_no_entry_below_a_link(entries)
+    version = _musl_version(loader)
+    components: list[dict[str, Any]] = [
+        {"name": "musl", "version": version, "source": f"host file {real}"}]
+    components += _library_components({"libc.so": Path(real)})
+    components += _data_components(certifi_v, tzdata_v)
+    return Runtime(entries=entries, components=components)
+
+
+def _musl_version(loader: str) -> str | None:
+    """musl's version, as its loader prints it when run with no program."""
+    try:
+        text = _proc.run([loader], what=f"{loader}").stderr
+    except CommandError as exc:  # it exits 1 after printing its banner
+        text = exc.stderr
+    m = re.search(r"^Version (\S+)", text, re.M)
+    return m.group(1) if m else None
 
 
 def _closure(files: list[Path], extra: list[Path]) -> dict[str, Path]:

@@ -595,23 +595,26 @@ def _exclude_data_files(env: Path, site: str, before: set[str],
 _ARCH_TAGS = {"linux/amd64": ("x86_64",), "linux/arm64": ("aarch64", "arm64")}
 
 
-def check_wheels_for(ws: Workspace, plan: Plan) -> None:
-    """Refuse, before any work, a locked package that has no wheel for another platform:
-    building it there would need that platform's compilers, run under emulation."""
+def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
+    """Refuse, before any work, a locked package that has no wheel for another platform or
+    C library: building it there would need that target's compilers (and emulation)."""
     arches = _ARCH_TAGS.get(plan.platform, ())
+    musl = libc == "musl"
     missing = []
     for name in _reachable_third_party(ws, plan):
         entry = _lock_entry(ws, name) or {}
         wheels = [w.get("url", w.get("path", w.get("filename", ""))) for w in
                   entry.get("wheels", [])]
         tags = [str(w).rsplit("/", 1)[-1].removesuffix(".whl").split("-")[-1] for w in wheels]
-        if not any(t == "any" or ("musllinux" not in t and any(a in t for a in arches))
+        if not any(t == "any" or (("musllinux" in t) == musl and any(a in t for a in arches))
                    for plat in tags for t in plat.split(".")):
             missing.append(f"{name} {entry.get('version', '?')}"
                            + (" (only an sdist is locked)" if not wheels else ""))
     if missing:
+        target = f"{plan.platform} ({libc})" if musl else plan.platform
+        kind = "musllinux" if musl else "manylinux"
         raise InputError(
-            f"{ws.lock_path}: no wheel for {plan.platform} of {', '.join(missing)} (expected "
-            f"a manylinux wheel for {arches[0]} or a pure-Python one)",
+            f"{ws.lock_path}: no wheel for {target} of {', '.join(missing)} (expected "
+            f"a {kind} wheel for {arches[0]} or a pure-Python one)",
             hint="pin a version that publishes such wheels, or build this package for the "
                  "target elsewhere and serve the wheel from an index uv can reach")

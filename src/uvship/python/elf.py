@@ -65,7 +65,8 @@ _GLIBC_SONAMES = frozenset(
 # Dynamic loaders: ld-linux-x86-64.so.2, ld-linux-aarch64.so.1, ld-linux.so.2 (i386),
 # ld-linux-armhf.so.3, ld-linux-riscv64-lp64d.so.1, ld64.so.2 (ppc64le), ld64.so.1 (s390x).
 _GLIBC_LOADER = re.compile(r"^(ld-linux[-\w.]*\.so\.\d+|ld64\.so\.\d+)$")
-_MUSL = re.compile(r"^(ld-musl-[\w]+\.so\.1|libc\.musl-[\w]+\.so\.1)$")
+# musl's libc is its loader; programs name it "libc.so" in DT_NEEDED
+_MUSL = re.compile(r"^(ld-musl-[\w]+\.so\.1|libc\.musl-[\w]+\.so\.1|libc\.so)$")
 _GLIBC_VERSION = re.compile(r"^GLIBC_(\d+(?:\.\d+)+)$")
 
 

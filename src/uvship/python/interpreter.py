@@ -101,6 +101,25 @@ def check_request_compatible(request: str, spec: SpecifierSet | None, what: str)
         check_requires_python(candidates[0] if patch else f"{major}.{minor}", spec, what)
 
 
+def triple_request(request: str | None, spec: SpecifierSet | None, machine: str,
+                   libc: str) -> str | None:
+    """A uv request for a managed CPython of one target: ``cpython-3.12-linux-x86_64-musl``.
+
+    ``request`` is a version ("3.12") or None (any version requires-python allows); any
+    other request is passed on as it is.
+    """
+    flavour = "gnu" if libc == "glibc" else libc
+    if not request:  # uv reads a version specifier in this place too
+        version = str(spec).replace(" ", "") if spec is not None and str(spec) else "any"
+        return f"cpython-{version}-linux-{machine}-{flavour}"
+    m = _VERSION_REQUEST.match(request.strip())
+    if not m:
+        return request
+    check_request_compatible(request, spec, f"--python {request}")
+    version = ".".join(g for g in m.groups() if g)
+    return f"cpython-{version}-linux-{machine}-{flavour}"
+
+
 def resolve(
     request: str | None,
     *,
@@ -143,11 +162,68 @@ def _find_managed(request: str | None, project_dir: Path) -> Path | None:
         found = Path(rec.read_text())
         if found.exists():
             return found
-    exe = _run_find(request, project_dir)
+    foreign = _foreign_triple(request)
+    exe = (_find_installed(install_dir, *foreign) if foreign
+           else _run_find(request, project_dir))
     if exe is not None and stamp is not None:
         rec.parent.mkdir(parents=True, exist_ok=True)
         rec.write_text(str(exe))
     return exe
+
+
+_TRIPLE = re.compile(r"^cpython-(?P<version>.+)-linux-(?P<machine>x86_64|aarch64)-"
+                     r"(?P<libc>gnu|musl)$")
+_INSTALL = re.compile(r"^cpython-(\d+\.\d+\.\d+)-linux-(x86_64|aarch64)-(gnu|musl)$")
+
+
+def _foreign_triple(request: str | None) -> tuple[str, str, str] | None:
+    """(version, machine, libc) of a request for another platform than this host's."""
+    import os
+
+    m = _TRIPLE.match(request or "")
+    if not m:
+        return None
+    host = (os.uname().machine, "gnu" if _host_glibc() else "musl")
+    if (m["machine"], m["libc"]) == host:
+        return None
+    return m["version"], m["machine"], m["libc"]
+
+
+def _host_glibc() -> bool:
+    import os
+
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError):
+        return False
+
+
+def _find_installed(install_dir: Path, version: str, machine: str, libc: str) -> Path | None:
+    """The newest managed install for another platform that matches ``version``.
+
+    uv installs Pythons of other platforms but its `python find` skips them ("not
+    supported by current platform"), so their directories are read here, as uv names them.
+    """
+    from packaging.specifiers import InvalidSpecifier
+
+    if version == "any":
+        spec = SpecifierSet()
+    elif version[0].isdigit():
+        spec = SpecifierSet(f"=={version}.*" if version.count(".") < 2 else f"=={version}")
+    else:
+        try:
+            spec = SpecifierSet(version)
+        except InvalidSpecifier:
+            return None
+    found = []
+    for d in install_dir.glob(f"cpython-*-linux-{machine}-{libc}"):
+        m = _INSTALL.match(d.name)
+        if m and spec.contains(m[1], prereleases=True) and not d.is_symlink():
+            major_minor = m[1].rsplit(".", 1)[0]
+            exe = d / "bin" / f"python{major_minor}"
+            if exe.is_file():
+                found.append((tuple(int(x) for x in m[1].split(".")), exe))
+    return max(found)[1] if found else None
 
 
 def _run_find(request: str | None, project_dir: Path) -> Path | None:
