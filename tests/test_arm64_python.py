@@ -318,6 +318,17 @@ def test_build_for_arm64_from_this_host(sysroot: Path, project, tmp_path: Path, 
     podman("load", "-q", "-i", archive)
     out = podman("run", "--rm", "--pull=never", "--platform", "linux/arm64", arm64_tag).stdout
     assert out.strip() == "app says &lt;lib+core:xn--bcher-kva.example&gt;"
+    # bytecode compiled on this host (a native 3.11 when there is one) is what the aarch64
+    # interpreter validates and loads: checked-hash pycs whose hash matches the source
+    check = ("import importlib.util as u, os, sys\n"
+             "for p in (os.__file__, sys.prefix + '/lib/python3.11/site-packages/markupsafe/"
+             "__init__.py'):\n"
+             "    data = open(u.cache_from_source(p), 'rb').read()\n"
+             "    ok = data[8:16] == u.source_hash(open(p, 'rb').read())\n"
+             "    print(int.from_bytes(data[4:8], 'little'), ok)\n")
+    out = podman("run", "--rm", "--pull=never", "--platform", "linux/arm64", "--entrypoint",
+                 "/app/.venv/bin/python", arm64_tag, "-c", check).stdout
+    assert out.split() == ["3", "True", "3", "True"], out
 
     # the host's interpreter for an arm64 target, or the scratch base: refused before work
     proc = uvship("build", str(ws), "--package", "ws-app", "--platform", "linux/arm64",

@@ -25,7 +25,7 @@ from .cache import cache_root, cached_dir, key_of
 from .errors import CommandError, InputError
 from .plan import Plan
 from .progress import NullProgress, Progress
-from .python.bytecode import compile_files
+from .python.bytecode import compile_files, compiler_id
 from .python.interpreter import Interpreter
 from .workspace import Workspace
 
@@ -191,7 +191,7 @@ def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
 
     common = key_of("tier", _FORMAT, _uv.uv_version(), interp.key, plan.mode, plan.env_path,
                     plan.python_path, plan.compile, plan.platform, selection_args(plan),
-                    plan.exclude)
+                    plan.exclude, compiler_id(interp.minor) if interp.sysroot else None)
     lock_meta = {k: ws.lock.get(k) for k in ("version", "requires-python", "resolution-markers",
                                              "supported-markers", "options")}
     every = ws.local_closure(plan.selected, extras=plan.extras, all_extras=plan.all_extras,
@@ -360,7 +360,7 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
             compile_files(python, py, strip=env, prefix=plan.env_path,
-                          emulator=interp.emulator())
+                          emulator=interp.emulator(), minor=interp.minor)
             added = sorted(set(_listing(env)) - base)
         dists = _distributions(plan, env, site, added, name)
         needed = _needed(env, added)

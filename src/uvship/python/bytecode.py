@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterable
@@ -13,17 +14,23 @@ _WORKER = Path(__file__).with_name("_compile_worker.py")
 
 
 def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: str,
-                  emulator=None) -> int:
+                  emulator=None, minor: str | None = None) -> int:
     """Compile ``files`` with ``python`` (the target's version) for the path they will have.
 
     ``prefix`` replaces ``strip`` in co_filename. Existing hash-based pycs are kept and
     timestamp ones get a checked-hash header (no recompilation), so a tree that ships its
     bytecode (python-build-standalone does) costs a read, not a compile. Returns how many
     files did not compile (e.g. templates named .py, modules for another Python).
+
+    For a Python of another machine (``emulator``) of version ``minor``, a native Python
+    of the same minor version compiles instead when this host has one: bytecode is the same
+    on every machine for one minor version, and emulation is 5-50x slower.
     """
     paths = sorted(str(f) for f in files if str(f).endswith(".py"))
     if not paths:
         return 0
+    if emulator is not None and minor and (native := native_compiler(minor)) is not None:
+        python, emulator = native, None
     with tempfile.NamedTemporaryFile("w", suffix=".lst", delete=False, encoding="utf-8") as f:
         f.write("\n".join(paths) + "\n")
         listfile = f.name
@@ -54,3 +61,32 @@ def python_files(roots: Iterable[Path]) -> list[Path]:
             dirnames.sort()
             out.extend(Path(dirpath, n) for n in filenames if n.endswith(".py"))
     return sorted(out)
+
+
+@functools.cache
+def native_compiler(minor: str) -> Path | None:
+    """A Python of this host with version ``minor`` ("3.11"): the one running uvship, else
+    the one uv finds (uv only finds Pythons this host runs natively); None if none."""
+    import sys
+
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == minor:
+        return Path(sys.executable)
+    from .. import uv
+    from ..errors import CommandError
+
+    try:
+        out = uv.run(["python", "find", "--no-project", "--no-python-downloads", minor],
+                     what="uv python find").stdout.strip()
+    except CommandError:
+        return None
+    return Path(out) if out else None
+
+
+def compiler_id(minor: str) -> list[object]:
+    """What identifies the native compiler for ``minor`` (for cache keys): its path and
+    binary; its exact version decides the bytes of the code objects."""
+    exe = native_compiler(minor)
+    if exe is None:
+        return []
+    st = Path(exe).resolve().stat()
+    return [str(exe), st.st_size, st.st_mtime_ns]

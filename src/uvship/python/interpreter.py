@@ -15,7 +15,7 @@ from .. import _proc, uv
 from ..cache import cache_root, cached_dir, key_of
 from ..errors import CommandError, InputError
 from ..progress import NullProgress, Progress
-from .bytecode import compile_files, python_files
+from .bytecode import compile_files, compiler_id, python_files
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
@@ -356,12 +356,15 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
         if compile_bytecode:
             compile_files(
                 tree / pp.executable, python_files([tree / "lib"]), strip=tree, prefix=python_path,
-                emulator=pp.emulator,
+                emulator=pp.emulator, minor=minor,
             )
         _write_facts(out, str(pp.executable),
                      sysroot=str(pp.emulator.sysroot) if pp.emulator is not None else None)
 
-    key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
+    minor = version.rsplit(".", 1)[0]
+    # bytecode of another machine's Python is compiled by a native one (see compile_files)
+    compiler = compiler_id(minor) if info.emulator is not None and compile_bytecode else None
+    key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode, compiler)
     with progress.step(f"making CPython {version} at {path} relocatable"):
         entry = cached_dir("python", key, build)
     return _describe(entry, version, "local", str(path), key)

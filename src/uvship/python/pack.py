@@ -55,7 +55,8 @@ def pack(
 
         rewrite_prefix(tree, [str(info.prefix), str(info.base_prefix)], "/install")
         compile_files(tree / made.executable, python_files([tree / "lib"]), strip=tree,
-                      prefix="/install", emulator=getattr(made, "emulator", None))
+                      prefix="/install", emulator=getattr(made, "emulator", None),
+                      minor=f"{major}.{minor}")
         libc = "musl" if made.libc == "musl" else "gnu"
         name = f"cpython-{major}.{minor}.{patch}-{arch}-unknown-linux-{libc}-install_only.tar.gz"
         archive = dest / name
