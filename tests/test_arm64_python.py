@@ -398,3 +398,55 @@ def test_sdist_only_dependency_for_a_cross_target_fails_first(sysroot: Path, tmp
     assert "no wheel for linux/arm64 of docopt 0.6.2 (only an sdist is locked)" in proc.stderr
     assert "installing" not in proc.stderr and "writing layers" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.podman
+def test_one_bundle_per_platform(sysroot: Path, project, tmp_path: Path, arm64_tag):
+    """bundle --platform linux/amd64,linux/arm64: two bundles, each for its machine, each
+    running where there is only glibc (the arm64 one under qemu-user)."""
+    from .conftest import GLIBC
+
+    ws = project("ws")
+    proc = uvship("bundle", str(ws), "--package", "ws-app", "--json",
+                  "--platform", "linux/amd64,linux/arm64",
+                  "--python", f"linux/amd64={sys.executable},linux/arm64={sysroot / PY}",
+                  "-o", str(tmp_path / "app.tar.gz"))
+    assert proc.returncode == 0, proc.stderr
+    res = {b["platform"]: b for b in json.loads(proc.stdout)["bundles"]}
+    assert sorted(res) == ["linux/amd64", "linux/arm64"]
+    for plat, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        out = Path(res[plat]["output"])
+        assert out == tmp_path / f"app-{plat.replace('/', '-')}.tar.gz"
+        assert res[plat]["manifest"]["interpreter"]["machine"] == machine
+        tree = tmp_path / f"x-{machine}"
+        tree.mkdir()
+        with tarfile.open(out) as tar:
+            tar.extractall(tree, filter="tar")
+        assert tree_machines(tree) == {machine}
+    # the arm64 one in an arm64 glibc-only root, the amd64 one in the glibc image
+    rootfs = _glibc_rootfs(tmp_path / "rootfs")
+    run(["tar", "-C", rootfs, "-cf", tmp_path / "rootfs.tar", "."])
+    podman("import", "-q", "--arch", "arm64", tmp_path / "rootfs.tar", arm64_tag)
+    for image, machine, plat in ((arm64_tag, "aarch64", "linux/arm64"),
+                                 (GLIBC, "x86_64", "linux/amd64")):
+        tree = tmp_path / f"x-{machine}"
+        out = podman("run", "--rm", "--pull=never", "--platform", plat, "--user", "65532",
+                     "-v", f"{tree / 'opt/python'}:/opt/python:ro",
+                     "-v", f"{tree / 'app'}:/app:ro", image,
+                     "/app/.venv/bin/python", "/app/.venv/bin/ws-app").stdout
+        assert out.strip() == "app says &lt;lib+core:xn--bcher-kva.example&gt;", plat
+
+
+def test_bundles_for_several_platforms_write_nothing_when_one_fails(sysroot: Path, project,
+                                                                    tmp_path: Path):
+    """arm64 with no interpreter for it (the host's is x86_64): refused before any bundle
+    of the other platform is written."""
+    ws = project("ws")
+    (tmp_path / "out").mkdir()
+    proc = uvship("bundle", str(ws), "--package", "ws-app",
+                  "--platform", "linux/amd64,linux/arm64", "--python", sys.executable,
+                  "-o", str(tmp_path / "out" / "{platform}"))
+    assert proc.returncode == 1
+    assert "--platform linux/arm64: the interpreter" in proc.stderr
+    assert "expected aarch64" in proc.stderr
+    assert list((tmp_path / "out").iterdir()) == []

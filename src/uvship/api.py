@@ -270,13 +270,50 @@ class UvBuild:
         """Build the environment and write it as a directory or a reproducible .tar.gz."""
         output = Path(output)
         _bundle.check_output(output)
-        env = self.stage()
+        return self._write_bundle(self.stage(), output)
+
+    def _write_bundle(self, env: _venv.StagedEnv, output: Path) -> _bundle.BundleResult:
         with self.progress.step(f"writing {output}"):
             res = _bundle.write_bundle(env, output)
         from .sbom import sbom_for, write_sbom_beside
 
         write_sbom_beside(res.output, sbom_for(env, ws=self.ws))
         return res
+
+    def bundles(self, outputs: dict[str, str | Path]) -> dict[str, _bundle.BundleResult]:
+        """One bundle per platform (``{"linux/arm64": "app-arm64.tar.gz", ...}``).
+
+        Every platform is staged before any bundle is written: a platform that cannot be
+        built (no interpreter, a package with no wheel for it) leaves nothing behind.
+        Per-platform options (``python``, ``base``) may be ``PLATFORM=VALUE,...`` lists.
+        """
+        builds = {p: self.for_platform(p) for p in outputs}
+        for out in outputs.values():
+            _bundle.check_output(Path(out))
+        envs = {p: b.stage() for p, b in builds.items()}
+        return {p: builds[p]._write_bundle(envs[p], Path(outputs[p])) for p in outputs}
+
+    def for_platform(self, platform: str | None) -> UvBuild:
+        """This build for one platform: its entries of ``PLATFORM=VALUE,...`` options."""
+        o = self.options
+        return replace(self, options=replace(o, platform=platform,
+                                             python=_for_platform(o.python, platform),
+                                             base=_for_platform(o.base, platform)))
+
+
+def _for_platform(value: str | None, platform: str | None) -> str | None:
+    """``VALUE``, or the entry for ``platform`` in ``linux/arm64=VALUE,linux/amd64=VALUE``
+    (None when the list has none for it: the default applies)."""
+    if not value or "=" not in value:
+        return value
+    from .plan import _platform_of
+
+    want = _platform_of(platform)
+    for item in value.split(","):
+        key, sep, val = item.partition("=")
+        if sep and _platform_of(key) == want:
+            return val
+    return None
 
 
 def _host_machine() -> str:

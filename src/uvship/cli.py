@@ -151,16 +151,47 @@ def main() -> None:
 @main.command()
 @click.argument("project", default=".", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
-              help="A directory, or a FILE.tar.gz (reproducible).")
+              help="A directory, or a FILE.tar.gz (reproducible). With several --platform "
+              "values, one per platform: {platform} in it is replaced, else -linux-ARCH is "
+              "added (app.tar.gz -> app-linux-arm64.tar.gz).")
 @build_options
 def bundle(project: str, output: str, **kw: Any) -> None:
     """Bundle PROJECT's environment and its Python, laid out for their final paths."""
     as_json = kw.pop("as_json")
     with _errors():
-        res = _build_from(project, kw).bundle(Path(output))
-        data = {"output": str(res.output), "kind": res.kind, "sha256": res.sha256,
-                "size": res.size, "files": res.files, "manifest": res.manifest}
-    _emit(data, as_json, str(res.output))
+        b = _build_from(project, kw)
+        platforms = [p.strip() for p in (b.options.platform or "").split(",") if p.strip()]
+        if len(platforms) > 1:
+            from .plan import _platform_of
+
+            platforms = [_platform_of(p) for p in platforms]
+            outs = {p: _per_platform_output(output, p) for p in platforms}
+            results = b.bundles(outs)  # type: ignore[arg-type]
+            data = {"bundles": [_bundle_data(r) | {"platform": p}
+                                for p, r in results.items()]}
+            _emit(data, as_json, "\n".join(str(r.output) for r in results.values()))
+            return
+        if platforms or "=" in (b.options.python or ""):
+            b = b.for_platform(platforms[0] if platforms else None)
+        res = b.bundle(Path(output))
+    _emit(_bundle_data(res), as_json, str(res.output))
+
+
+def _bundle_data(res) -> dict[str, Any]:
+    return {"output": str(res.output), "kind": res.kind, "sha256": res.sha256,
+            "size": res.size, "files": res.files, "manifest": res.manifest}
+
+
+def _per_platform_output(output: str, platform: str) -> str:
+    """-o for one platform of several: {platform}/{arch} filled in, else -os-arch added
+    before the suffix (app.tar.gz -> app-linux-arm64.tar.gz, dist/app -> dist/app-linux-arm64)."""
+    os_, arch = platform.split("/")
+    if "{platform}" in output or "{arch}" in output:
+        return output.replace("{platform}", f"{os_}-{arch}").replace("{arch}", arch)
+    p = Path(output)
+    suffix = "".join(s for s in p.suffixes[-2:] if s in (".tar", ".gz", ".tgz"))
+    stem = p.name[: len(p.name) - len(suffix)] if suffix else p.name
+    return str(p.with_name(f"{stem}-{os_}-{arch}{suffix}"))
 
 
 def _pairs(values: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:
@@ -250,7 +281,7 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
             return
         platform = platforms[0] if platforms else None
         if platform or "=" in (o_.python or "") or "=" in (o_.base or ""):
-            b = _pinned(b, platform)
+            b = b.for_platform(platform)
         base = b.options.base
         image = b.image(base or "scratch", spec)
         written = []
@@ -278,30 +309,6 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
     _emit(data, as_json, "\n".join(f"{o}@{image.digest}" for o in outs))
 
 
-def _for_platform(value: str | None, platform: str | None) -> str | None:
-    """``VALUE`` or the entry for ``platform`` in ``linux/arm64=VALUE,linux/amd64=VALUE``."""
-    if not value or "=" not in value:
-        return value
-    from .plan import _platform_of
-
-    want = _platform_of(platform)
-    for item in value.split(","):
-        key, sep, val = item.partition("=")
-        if sep and _platform_of(key) == want:
-            return val
-    return None
-
-
-def _pinned(b, platform: str | None):
-    """The build for one platform: its own --python and --base entries (None: defaults)."""
-    from dataclasses import replace
-
-    o = b.options
-    return replace(b, options=replace(o, platform=platform,
-                                      python=_for_platform(o.python, platform),
-                                      base=_for_platform(o.base, platform)))
-
-
 def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None:
     """One image per platform, written and pushed as an OCI image index."""
     from . import oci
@@ -315,7 +322,7 @@ def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None
                                    "write an image index with oci:DIR or --push")
     images = []
     for p in platforms:
-        bp = _pinned(b, p)
+        bp = b.for_platform(p)
         with b.progress.step(f"building for {p}"):
             images.append(bp.image(bp.options.base or "scratch", spec))
     index = oci.ImageIndex.of([img.oci for img in images])
