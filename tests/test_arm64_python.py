@@ -450,3 +450,56 @@ def test_bundles_for_several_platforms_write_nothing_when_one_fails(sysroot: Pat
     assert "--platform linux/arm64: the interpreter" in proc.stderr
     assert "expected aarch64" in proc.stderr
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.podman
+def test_uv_managed_arm64_python_is_never_run_here(packed, project, tmp_path: Path, monkeypatch,
+                                                   arm64_tag):
+    """--platform linux/arm64 and no --python: uv installs the aarch64 CPython of the
+    download list, and uvship builds without running it: uv stages with a native 3.11 and
+    --python-platform, a native 3.11 compiles. This host has no aarch64 loader, so any
+    attempt to run the aarch64 interpreter (even through qemu) would fail the build."""
+    assert not Path("/lib/ld-linux-aarch64.so.1").exists()
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS_JSON_URL", str(packed.downloads_json))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "installs"))
+    base_dir = tmp_path / "base"
+    rootfs = _glibc_rootfs(tmp_path / "rootfs")
+    from uvship.oci import write_layout
+
+    write_layout(Image.scratch("linux/arm64").with_layer(
+        _layer(layers.scan(rootfs), tmp_path / "base.tar.gz")), base_dir, tags=["glibc"])
+    ws = project("ws")
+    archive = tmp_path / "app.tar"
+    proc = uvship("build", str(ws), "--package", "ws-app", "--platform", "linux/arm64",
+                  "--base", f"oci:{base_dir}:glibc", "-o", f"docker-archive:{archive}",
+                  "-o", f"oci:{tmp_path / 'lay'}", "-t", arm64_tag)
+    assert proc.returncode == 0, proc.stderr
+    assert "(uv-managed, for another platform)" in proc.stderr
+    img = read_layout(tmp_path / "lay")
+    root = tmp_path / "layers"
+    for layer in img.layers[1:]:
+        with open_decompressed(layer.path, layer.compression) as f, \
+                tarfile.open(fileobj=f, mode="r|") as tar:
+            tar.extractall(root, filter="tar")
+    assert {info.machine for _, info in iter_elf_files([root])} == {"aarch64"}
+    cfg = (root / "app/.venv/pyvenv.cfg").read_text()
+    assert "home = /opt/python/bin" in cfg and "version_info = 3.11." in cfg
+    version = inspect_python(HOST_DIR / "arm64" / "root" / PY).version
+    assert f"version_info = {'.'.join(map(str, version))}\n" in cfg  # the target's, not ours
+    podman("load", "-q", "-i", archive)
+    out = podman("run", "--rm", "--pull=never", "--platform", "linux/arm64", arm64_tag).stdout
+    assert out.strip() == "app says &lt;lib+core:xn--bcher-kva.example&gt;"
+
+
+def test_a_python_that_does_not_run_here_needs_a_native_one(monkeypatch, tmp_path: Path):
+    """With no native Python of the target's minor version, nothing can compile for it."""
+    from uvship.python import bytecode
+
+    monkeypatch.setattr(bytecode, "native_compiler", lambda minor: None)  # the fault
+    src = tmp_path / "m.py"
+    src.write_text("x = 1\n")
+    with pytest.raises(InputError, match=r"/elsewhere/python3.9: this host cannot run this "
+                                         r"Python, and has no Python 3.9 of its own") as e:
+        bytecode.compile_files(Path("/elsewhere/python3.9"), [src], strip=tmp_path,
+                               prefix="/app", minor="3.9", runs_here=False)
+    assert "--no-compile" in (e.value.hint or "")

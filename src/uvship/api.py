@@ -131,13 +131,16 @@ class UvBuild:
         return interp
 
     def _resolve_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
-        request = plan.python
-        if plan.libc == "musl" and not (request and _interpreter.is_path_request(request)):
-            from .plan import MACHINE_OF
+        from .plan import MACHINE_OF, host_platform
 
+        request = plan.python
+        foreign = plan.libc == "musl" or plan.platform != host_platform()
+        if foreign and not (request and _interpreter.is_path_request(request)):
             # a uv-managed Python for the target's triple
-            request = _interpreter.triple_request(request, self.ws.requires_python,
-                                                  MACHINE_OF[plan.platform], "musl")
+            request = _interpreter.triple_request(request or self._pinned_version(),
+                                                  self.ws.requires_python,
+                                                  MACHINE_OF[plan.platform],
+                                                  plan.libc or "glibc")
             try:
                 return self._resolve(plan, request)
             except InputError as exc:
@@ -146,10 +149,22 @@ class UvBuild:
                 raise InputError(
                     f"no interpreter for {plan.target}: uv has no managed CPython for "
                     f"{request} and could not install one",
-                    hint="give a musl CPython with --python PATH, or make one installable "
-                    "by uv: `uvship pack-python PATH -o DIR`, then set "
+                    hint=f"give a CPython for {plan.target} with --python PATH, or make one "
+                    "installable by uv: `uvship pack-python PATH -o DIR`, then set "
                     "UV_PYTHON_DOWNLOADS_JSON_URL=DIR/downloads.json") from None
         return self._resolve(plan, request)
+
+    def _pinned_version(self) -> str | None:
+        """The version a .python-version file pins (as uv reads it for a bare request)."""
+        for d in (self.ws.project_dir, *self.ws.project_dir.parents):
+            pin = d / ".python-version"
+            if pin.is_file():
+                lines = [ln.strip() for ln in pin.read_text().splitlines()
+                         if ln.strip() and not ln.startswith("#")]
+                return lines[0] if lines else None
+            if d == self.ws.root:
+                break
+        return None
 
     def _resolve(self, plan: Plan, request: str | None) -> _interpreter.Interpreter:
         return _interpreter.resolve(
@@ -212,11 +227,13 @@ class UvBuild:
         entrypoint = _build.choose_entrypoint(self.ws, plan, spec)
         if isinstance(base, str):
             base = Image.from_reference(base, plan.platform, self.options.insecure_registry)
-        if plan.libc is None and not base.is_scratch:
+        if not base.is_scratch:
+            facts = _build.base_facts_of(base)
+            plan = replace(plan, glibc=facts.glibc_version)
             # the target's C library is the base's: a musl base gets a musl interpreter
-            libc = _build.base_facts_of(base).libc
-            if libc == "musl" and not (plan.python and _interpreter.is_path_request(plan.python)):
-                plan = replace(plan, libc=libc)
+            if plan.libc is None and facts.libc == "musl" and not (
+                    plan.python and _interpreter.is_path_request(plan.python)):
+                plan = replace(plan, libc="musl")
         _venv.check_lock(self.ws)
         self._check_target_wheels(plan)  # before any layer is started
         interp = self.interpreter(plan)

@@ -121,6 +121,7 @@ class Plan:
     platform: str
     exclude: tuple[str, ...] = ()
     libc: str | None = None  # glibc or musl when the target's C library is decided
+    glibc: str | None = None  # the target's glibc version, when a base tells it
 
     @property
     def target(self) -> str:

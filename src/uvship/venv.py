@@ -120,9 +120,11 @@ class StagedEnv:
         final_exe = f"{self.plan.python_path.rstrip('/')}/{self.interpreter.executable}"
         if rel == "pyvenv.cfg":
             text = self.tiers[0].root.joinpath(rel).read_text()
-            lines = [f"home = {os.path.dirname(final_exe)}"
-                     if ln.split("=", 1)[0].strip() == "home" else ln
-                     for ln in text.splitlines()]
+            fixed = {"home": os.path.dirname(final_exe),
+                     # uv records the version of the Python it made the venv with
+                     "version_info": self.interpreter.version_str}
+            lines = [f"{k} = {fixed[k]}" if (k := ln.split("=", 1)[0].strip()) in fixed
+                     else ln for ln in text.splitlines()]
             return {"kind": "file", "mode": layers.FILE_MODE,
                     "data": ("\n".join(lines) + "\n").encode()}
         if rel == "bin/python":
@@ -191,7 +193,8 @@ def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
 
     common = key_of("tier", _FORMAT, _uv.uv_version(), interp.key, plan.mode, plan.env_path,
                     plan.python_path, plan.compile, plan.platform, selection_args(plan),
-                    plan.exclude, compiler_id(interp.minor) if interp.sysroot else None)
+                    plan.exclude, uv_python_platform(plan, interp),
+                    compiler_id(interp.minor) if interp.sysroot or not interp.native else None)
     lock_meta = {k: ws.lock.get(k) for k in ("version", "requires-python", "resolution-markers",
                                              "supported-markers", "options")}
     every = ws.local_closure(plan.selected, extras=plan.extras, all_extras=plan.all_extras,
@@ -344,7 +347,9 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             _link_tree(prev.root, env)
         before = set(_listing(env))
         python = env / interp.executable if plan.mode == "system" else interp.exe
-        _sync(ws, plan, python, env, name, interp.run_env())
+        if not interp.native:
+            python = stager(interp)
+        _sync(ws, plan, python, env, name, interp.run_env(), uv_python_platform(plan, interp))
         if plan.mode == "venv" and prev is None:
             _check_venv(env, interp)
         site = f"lib/python{interp.minor}/site-packages"
@@ -360,7 +365,7 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
             compile_files(python, py, strip=env, prefix=plan.env_path,
-                          emulator=interp.emulator(), minor=interp.minor)
+                          emulator=interp.emulator(), minor=interp.minor)  # native: see above
             added = sorted(set(_listing(env)) - base)
         dists = _distributions(plan, env, site, added, name)
         needed = _needed(env, added)
@@ -379,10 +384,50 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
 
 def _new_env(ws: Workspace, plan: Plan, interp: Interpreter, env: Path) -> None:
     if plan.mode == "system":
+        if not interp.native:
+            raise InputError(
+                f"--mode system: the interpreter ({interp.origin}) is for {interp.machine} "
+                f"({interp.libc}) and this host cannot run it, so it cannot install into "
+                "its own prefix", hint="use --mode venv (the default), or give --python PATH "
+                "of an interpreter inside a sysroot that qemu-user can run it from")
         shutil.copytree(interp.root, env, symlinks=True)
         return
-    uv.run(["venv", "--relocatable", "--quiet", "--no-config", "--python", str(interp.exe),
+    # a venv made with the native stager Python points at it; the layout points it at the
+    # target's interpreter (pyvenv.cfg home and version, bin/python)
+    python = interp.exe if interp.native else stager(interp)
+    uv.run(["venv", "--relocatable", "--quiet", "--no-config", "--python", str(python),
             str(env)], cwd=ws.project_dir, what="uv venv", env=interp.run_env())
+
+
+def stager(interp: Interpreter) -> Path:
+    """The native Python that uv stages with for an interpreter this host cannot run."""
+    from .python.bytecode import native_compiler
+
+    found = native_compiler(interp.minor)
+    if found is None:
+        raise InputError(
+            f"the interpreter ({interp.origin}) is for {interp.machine} ({interp.libc}): this "
+            f"host cannot run it, and has no Python {interp.minor} of its own for uv to "
+            "install its packages with", hint=f"install one: uv python install {interp.minor}")
+    return found
+
+
+# The manylinux levels uv's --python-platform names (2_18..2_27 have none of their own)
+_MANYLINUX = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
+
+
+def uv_python_platform(plan: Plan, interp: Interpreter) -> str | None:
+    """uv's --python-platform for an interpreter this host does not run (None: it runs, and
+    uv asks it): musllinux for musl, else manylinux up to the target's glibc (the base's,
+    else the interpreter's own floor)."""
+    if interp.native or interp.sysroot:
+        return None
+    if interp.libc == "musl":
+        return f"{interp.machine}-unknown-linux-musl"
+    glibc = plan.glibc or interp.min_glibc or "2.17"
+    minor = int(glibc.split(".")[1]) if glibc.count(".") else 17
+    level = max((n for n in _MANYLINUX if n <= minor), default=17)
+    return f"{interp.machine}-manylinux_2_{level}"
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -392,9 +437,11 @@ def _link_tree(src: Path, dst: Path) -> None:
 
 
 def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str,
-          run_env: dict[str, str]) -> None:
+          run_env: dict[str, str], python_platform: str | None = None) -> None:
     args = ["sync", "--locked", "--no-editable", "--link-mode", "copy", "--python", str(python),
             "--no-python-downloads", *selection_args(plan), "--project", str(ws.project_dir)]
+    if python_platform:
+        args += ["--python-platform", python_platform]
     if tier == "dependencies":
         args.append("--no-install-local")
     elif tier == "local":

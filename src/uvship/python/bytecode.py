@@ -9,12 +9,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .. import _proc
+from ..errors import InputError
 
 _WORKER = Path(__file__).with_name("_compile_worker.py")
 
 
 def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: str,
-                  emulator=None, minor: str | None = None) -> int:
+                  emulator=None, minor: str | None = None, runs_here: bool = True) -> int:
     """Compile ``files`` with ``python`` (the target's version) for the path they will have.
 
     ``prefix`` replaces ``strip`` in co_filename. Existing hash-based pycs are kept and
@@ -24,13 +25,21 @@ def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: s
 
     For a Python of another machine (``emulator``) of version ``minor``, a native Python
     of the same minor version compiles instead when this host has one: bytecode is the same
-    on every machine for one minor version, and emulation is 5-50x slower.
+    on every machine for one minor version, and emulation is 5-50x slower. A ``python``
+    that does not run here at all (``runs_here=False``) needs that native Python.
     """
     paths = sorted(str(f) for f in files if str(f).endswith(".py"))
     if not paths:
         return 0
-    if emulator is not None and minor and (native := native_compiler(minor)) is not None:
-        python, emulator = native, None
+    if (emulator is not None or not runs_here) and minor:
+        native = native_compiler(minor)
+        if native is not None:
+            python, emulator = native, None
+        elif not runs_here:
+            raise InputError(
+                f"{python}: this host cannot run this Python, and has no Python {minor} of its "
+                "own to compile its bytecode with",
+                hint=f"install one (uv python install {minor}), or build with --no-compile")
     with tempfile.NamedTemporaryFile("w", suffix=".lst", delete=False, encoding="utf-8") as f:
         f.write("\n".join(paths) + "\n")
         listfile = f.name

@@ -41,6 +41,10 @@ class Interpreter:
     # for an interpreter of another machine: the sysroot (its loader and glibc) that
     # qemu-user runs it with on this host (QEMU_LD_PREFIX); None when it runs natively
     sysroot: str | None = None
+    # False for an interpreter this host cannot run (another machine or C library, and no
+    # sysroot): uv stages for it with a native Python of the same minor version and
+    # --python-platform, and a native Python compiles its bytecode: it is never run here
+    native: bool = True
 
     def run_env(self) -> dict[str, str]:
         """What a process needs in its environment to run this interpreter here."""
@@ -263,7 +267,10 @@ def _find_or_install_managed(request: str | None, project_dir: Path, progress: P
 def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> Interpreter:
     real_exe = exe.resolve()
     src_root = real_exe.parent.parent
-    version = _query_version(real_exe)
+    native = runs_here(real_exe)
+    # uv names its installs by version: a Python this host cannot run is never started
+    m = _INSTALL.match(src_root.name)
+    version = _query_version(real_exe) if native or not m else m[1]
     check_requires_python(version, spec, what)
     rel_exe = f"bin/python{version.rsplit('.', 1)[0]}"
     if not (src_root / rel_exe).exists():
@@ -278,12 +285,16 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
         rewrite_prefix(tree, [str(src_root), str(exe.parent.parent)], python_path)
         if compile_bytecode:
             compile_files(
-                tree / rel_exe, python_files([tree / "lib"]), strip=tree, prefix=python_path
+                tree / rel_exe, python_files([tree / "lib"]), strip=tree, prefix=python_path,
+                minor=minor, runs_here=native,
             )
-        _write_facts(out, rel_exe)
+        _write_facts(out, rel_exe, native=native)
 
-    key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode)
-    with progress.step(f"preparing CPython {version} (uv-managed)"):
+    minor = version.rsplit(".", 1)[0]
+    compiler = compiler_id(minor) if not native and compile_bytecode else None
+    key = key_of(_PREPARE_VERSION, ident, python_path, compile_bytecode, compiler)
+    with progress.step(f"preparing CPython {version} (uv-managed"
+                       f"{'' if native else ', for another platform'})"):
         entry = cached_dir("python", key, build)
     return _describe(entry, version, "managed", str(src_root), key)
 
@@ -370,7 +381,21 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
     return _describe(entry, version, "local", str(path), key)
 
 
-def _write_facts(out: Path, rel_exe: str, sysroot: str | None = None) -> None:
+def runs_here(exe: Path) -> bool:
+    """Whether this host runs ``exe`` natively: its machine, and its loader present."""
+    import os
+
+    from . import elf
+
+    info = elf.read_elf(exe)
+    if info is None:
+        return True  # not ELF (a script): let running it tell
+    return info.machine == os.uname().machine and (
+        not info.interpreter or os.path.exists(info.interpreter))
+
+
+def _write_facts(out: Path, rel_exe: str, sysroot: str | None = None,
+                 native: bool = True) -> None:
     """What the rest of uvship needs to know of a prepared tree, read once from its ELF files."""
     from . import elf
 
@@ -384,6 +409,7 @@ def _write_facts(out: Path, rel_exe: str, sysroot: str | None = None) -> None:
         "min_glibc": elf.min_glibc(elf_files) if elf_files else None,
         "machine": exe_info.machine if exe_info else None,
         "sysroot": sysroot,
+        "native": native,
     }
     (out / "facts.json").write_text(json.dumps(facts, sort_keys=True))
 
@@ -401,6 +427,7 @@ def _describe(entry: Path, version: str, source, origin: str, key: str) -> Inter
         machine=facts["machine"],
         key=key,
         sysroot=facts.get("sysroot"),
+        native=facts.get("native", True),
     )
 
 
