@@ -369,6 +369,18 @@ def test_two_platform_index_pushed_and_pulled(sysroot: Path, project, tmp_path: 
                                f"docker://{ref}"]).stdout)
         assert sorted(m["platform"]["architecture"] for m in info["manifests"]
                       if "platform" in m) == ["amd64", "arm64"]
+        # inspect shows every platform of the index, or the one asked for
+        for where in (f"oci:{tmp_path / 'lay'}:1", ref):
+            proc = uvship("inspect", where, "--json", "--insecure-registry", server.host)
+            assert proc.returncode == 0, proc.stderr
+            data = json.loads(proc.stdout)
+            assert data["platforms"] == ["linux/amd64", "linux/arm64"]
+            assert [i["digest"] for i in data["images"]] == res["manifests"]
+            assert [x["role"] for x in data["images"][1]["layers"]] == [
+                "base", "interpreter", "dependencies", "local", "project"]
+        proc = uvship("inspect", f"oci:{tmp_path / 'lay'}:1", "--platform", "linux/arm64")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f"{res['manifests'][1]}  linux/arm64  5 layers")
         for plat in ("linux/amd64", "linux/arm64"):
             podman("pull", "-q", "--tls-verify=false", "--platform", plat, ref)
             out = podman("run", "--rm", "--pull=never", "--platform", plat, ref).stdout

@@ -311,6 +311,7 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
 
 def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None:
     """One image per platform, written and pushed as an OCI image index."""
+    from . import build as _build
     from . import oci
     from .images import publish, tag_part
     from .plan import _platform_of
@@ -331,6 +332,9 @@ def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None
         with b.progress.step(f"writing {o}"):
             oci.write_layout(index, o.path,
                              tags=[o.tag] if o.tag else [tag_part(t) for t in names])
+    for target in [*map(str, outs), *o_.push]:
+        for p, img in zip(platforms, images, strict=True):  # for `inspect`: what changed
+            _build.remember(img, f"{target}#{p}")
     if o_.push:
         with b.progress.step(f"pushing {', '.join(o_.push)}"):
             publish(index, images, o_.push, insecure=o_.insecure_registry)
@@ -344,16 +348,25 @@ def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None
 @click.argument("image")
 @click.option("--insecure-registry", "insecure", multiple=True,
               help="A registry reached without TLS verification (repeatable).")
+@click.option("--platform", help="Of a multi-platform image, only this platform "
+              "[default: every platform].")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-def inspect_cmd(image: str, insecure: tuple[str, ...], as_json: bool) -> None:
+def inspect_cmd(image: str, insecure: tuple[str, ...], platform: str | None,
+                as_json: bool) -> None:
     """Show each layer of IMAGE: size, what it holds, why it changed since the last build."""
     with _errors():
         from .inspect import inspect
 
-        data = inspect(image, insecure)
+        data = inspect(image, insecure, platform)
     if as_json:
         _emit(data, True, "")
         return
+    head = (f"{image}: {len(data['platforms'])} platforms: {', '.join(data['platforms'])}\n\n"
+            if "images" in data else "")
+    click.echo(head + "\n\n".join(_inspect_text(d) for d in data.get("images", [data])))
+
+
+def _inspect_text(data: dict[str, Any]) -> str:
     lines = [f"{data['digest']}  {data['platform']}  {len(data['layers'])} layers, "
              f"{_size(data['size'])}"]
     for n, layer in enumerate(data["layers"], 1):
@@ -364,7 +377,7 @@ def inspect_cmd(image: str, insecure: tuple[str, ...], as_json: bool) -> None:
         lines.append(f"      holds: {holds}")
         if layer["changed"] is not None:
             lines.append(f"      since the last build: {layer['changed']}")
-    click.echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 def _size(n: int) -> str:

@@ -13,24 +13,49 @@ from .errors import InputError
 from .oci._blobs import open_decompressed
 
 
-def open_image(ref: str, insecure: tuple[str, ...] = ()) -> oci.Image:
-    """`oci:DIR[:TAG]`, `docker-archive:FILE`, or a path (a directory is an OCI layout)."""
-    if ref.startswith("oci:"):
-        path, tag = oci.parse_layout_ref(ref)
-        return oci.read_layout(path, tag, verify=False)
+def open_image(ref: str, insecure: tuple[str, ...] = (),
+               platform: str | None = None) -> oci.Image:
+    """`oci:DIR[:TAG]`, `docker-archive:FILE`, or a path (a directory is an OCI layout);
+    of an index, the image for ``platform``."""
     if ref.startswith("docker-archive:"):
         return oci.read_docker_archive(ref.split(":", 1)[1])
-    p = Path(ref)
-    if p.is_dir():
-        return oci.read_layout(p, verify=False)
-    if p.is_file():
-        return oci.read_docker_archive(p)
+    layout = _layout_of(ref)
+    if layout is not None:
+        return oci.read_layout(layout[0], layout[1], platform, verify=False)
+    if Path(ref).is_file():
+        return oci.read_docker_archive(ref)
     from .images import Image, _looks_like_reference
 
     if _looks_like_reference(ref):
-        return Image.from_registry(ref, insecure=insecure).oci
+        return Image.from_registry(ref, platform or "linux/amd64", insecure=insecure).oci
     raise InputError(f"{ref}: no such image (expected oci:DIR[:TAG], docker-archive:FILE, "
                      "a registry reference, or the path of a layout or archive)")
+
+
+def _layout_of(ref: str) -> tuple[str, str | None] | None:
+    if ref.startswith("oci:"):
+        return oci.parse_layout_ref(ref)
+    return (ref, None) if Path(ref).is_dir() else None
+
+
+def platforms_of(ref: str, insecure: tuple[str, ...] = ()) -> list[str]:
+    """The platforms of a multi-platform image (an index); empty for a single image."""
+    layout = _layout_of(ref)
+    if layout is not None:
+        found = oci.layout_platforms(*layout)
+    elif ref.startswith("docker-archive:") or Path(ref).is_file():
+        return []  # one image
+    else:
+        from .images import _looks_like_reference
+        from .registry import Reference, Registry
+
+        if not _looks_like_reference(ref):
+            return []
+        r = Reference.parse(ref)
+        with Registry(r.registry, insecure=insecure) as reg:
+            found = reg.index_platforms(r)
+    names = list(dict.fromkeys(str(p) for p in found))
+    return names if len(names) > 1 else []
 
 
 def _record(digest: str | None) -> dict[str, Any] | None:
@@ -63,10 +88,18 @@ class _SizedEntry:
         return self._size
 
 
-def inspect(ref: str, insecure: tuple[str, ...] = ()) -> dict[str, Any]:
+def inspect(ref: str, insecure: tuple[str, ...] = (), platform: str | None = None
+            ) -> dict[str, Any]:
     """Each layer: size, role, what made it, what it holds, and what changed since the
-    build that last wrote the same output (as this machine's uvship cache remembers)."""
-    img = open_image(ref, insecure)
+    build that last wrote the same output (as this machine's uvship cache remembers).
+
+    Of a multi-platform image with no ``platform`` chosen: every platform's image, under
+    "images".
+    """
+    if platform is None and (platforms := platforms_of(ref, insecure)):
+        return {"reference": ref, "platforms": platforms,
+                "images": [inspect(ref, insecure, p) for p in platforms]}
+    img = open_image(ref, insecure, platform)
     rec = _record(img.digest)
     prev = _record(rec.get("previous")) if rec else None
     info = {x["digest"]: x for x in (rec or {}).get("layers", [])}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .docker_archive import read_docker_archive, repo_tag, write_docker_archive
 from .image import Image, ImageIndex, Layer, default_created, rfc3339
-from .layout import parse_layout_ref, read_layout, write_layout
+from .layout import layout_platforms, parse_layout_ref, read_layout, write_layout
 from .types import (
     ANNOTATION_REF_NAME,
     DOCKER_CONFIG,
@@ -46,6 +46,7 @@ __all__ = [
     "Platform",
     "canonical_json",
     "default_created",
+    "layout_platforms",
     "parse_layout_ref",
     "read_docker_archive",
     "read_layout",

@@ -105,6 +105,45 @@ def read_layout(path: str | os.PathLike[str], tag: str | None = None,
     files in the layout (nothing is copied). Manifest and config digests are always
     checked; layer blobs are hashed too unless ``verify=False`` (then only their sizes).
     """
+    layout, images, tags, load = _images(path, tag)
+    want = Platform.parse(platform) if platform is not None else None
+    if want is not None:
+        found = [(d, p or load(d).platform) for d, p in images]
+        images = [(d, p) for d, p in found if p.matches(want)]
+        if not images:
+            names = ", ".join(sorted({str(p) for _, p in found}))
+            raise InputError(f"OCI layout {layout.root}: no image for platform {want}; "
+                             f"found platforms: {names}")
+    if len({d.digest for d, _ in images}) > 1:
+        if tag is None and len(tags) > 1:
+            raise InputError(f"OCI layout {layout.root}: holds several images; expected a "
+                             f"tag to choose one; found tags: {', '.join(tags)}",
+                             hint=f"name one as oci:{layout.root}:TAG")
+        unique = {d.digest: p or load(d).platform for d, p in images}
+        names = sorted({str(p) for p in unique.values()})
+        if len(names) == len(unique):
+            raise InputError(f"OCI layout {layout.root}: holds images for several platforms; "
+                             f"expected a platform to choose one; found: {', '.join(names)}")
+        raise InputError(f"OCI layout {layout.root}: holds {len(unique)} images and no tag "
+                         f"tells them apart: {', '.join(unique)}",
+                         hint="write the layout with one tag per image")
+    return _load_image(layout, images[0][0], verify=verify)
+
+
+def layout_platforms(path: str | os.PathLike[str], tag: str | None = None) -> list[Platform]:
+    """The platforms of the images tagged ``tag`` (or of all) in the layout, in order."""
+    _, images, _, load = _images(path, tag)
+    out: list[Platform] = []
+    for d, p in images:
+        plat = p or load(d).platform
+        if plat not in out:
+            out.append(plat)
+    return out
+
+
+def _images(path: str | os.PathLike[str], tag: str | None):
+    """Every image manifest reachable from the layout's entries for ``tag`` (or all), with
+    its platform when the index names it; the layout's tags; a loader of manifests."""
     layout = _Layout(Path(path))
     where = f"OCI layout {layout.root}: index.json"
     top = layout.index_manifests((layout.root / "index.json").read_bytes(), where)
@@ -114,7 +153,6 @@ def read_layout(path: str | os.PathLike[str], tag: str | None = None,
         if not top:
             raise InputError(f"OCI layout {layout.root}: no image tagged {tag!r}; "
                              f"found tags: {', '.join(tags) or 'none'}")
-    want = Platform.parse(platform) if platform is not None else None
 
     # Every image manifest reachable from the chosen entries, with its platform when known.
     images: list[tuple[Descriptor, Platform | None]] = []
@@ -138,27 +176,7 @@ def read_layout(path: str | os.PathLike[str], tag: str | None = None,
             loaded[d.digest] = _load_image(layout, d, verify=False)
         return loaded[d.digest]
 
-    if want is not None:
-        found = [(d, p or load(d).platform) for d, p in images]
-        images = [(d, p) for d, p in found if p.matches(want)]
-        if not images:
-            names = ", ".join(sorted({str(p) for _, p in found}))
-            raise InputError(f"OCI layout {layout.root}: no image for platform {want}; "
-                             f"found platforms: {names}")
-    if len({d.digest for d, _ in images}) > 1:
-        if tag is None and len(tags) > 1:
-            raise InputError(f"OCI layout {layout.root}: holds several images; expected a "
-                             f"tag to choose one; found tags: {', '.join(tags)}",
-                             hint=f"name one as oci:{layout.root}:TAG")
-        unique = {d.digest: p or load(d).platform for d, p in images}
-        names = sorted({str(p) for p in unique.values()})
-        if len(names) == len(unique):
-            raise InputError(f"OCI layout {layout.root}: holds images for several platforms; "
-                             f"expected a platform to choose one; found: {', '.join(names)}")
-        raise InputError(f"OCI layout {layout.root}: holds {len(unique)} images and no tag "
-                         f"tells them apart: {', '.join(unique)}",
-                         hint="write the layout with one tag per image")
-    return _load_image(layout, images[0][0], verify=verify)
+    return layout, images, tags, load
 
 
 def _load_image(layout: _Layout, desc: Descriptor, *, verify: bool) -> Image:

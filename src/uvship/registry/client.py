@@ -351,6 +351,10 @@ class Registry:
         given); layers point at the blob cache and are fetched only by ``pull_layers``."""
         return pull.resolve_image(self, self.ref_of(ref), platform)
 
+    def index_platforms(self, ref: str | Reference) -> list[Platform]:
+        """The platforms of an image index (empty for a single image)."""
+        return pull.index_platforms(self, self.ref_of(ref))
+
     def pull_layers(self, ref: str | Reference, image: Image) -> Image:
         """Download the layers of ``image`` (from ``ref``'s repository) missing from the cache."""
         return pull.pull_layers(self, self.ref_of(ref), image)

@@ -42,6 +42,18 @@ def _json(data: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
+def index_platforms(reg: Registry, ref: Reference) -> list[Platform]:
+    """The platforms of the images ``ref`` names: several for an index, else none."""
+    data, media_type, digest = reg.get_manifest(ref)
+    if media_type not in INDEX_TYPES:
+        return []
+    doc = _json(data, f"image {ref}: index {digest}")
+    entries = [Descriptor.from_json(d, f"image {ref}: index {digest}: manifests[{i}]")
+               for i, d in enumerate(doc.get("manifests") or [])]
+    return [d.platform for d in entries if d.media_type in MANIFEST_TYPES and d.platform
+            and d.platform.os != "unknown"]
+
+
 def resolve_image(reg: Registry, ref: Reference, platform: str | Platform | None) -> Image:
     want = Platform.parse(platform) if platform is not None else None
     data, media_type, digest = reg.get_manifest(ref)
