@@ -515,3 +515,40 @@ def test_a_python_that_does_not_run_here_needs_a_native_one(monkeypatch, tmp_pat
         bytecode.compile_files(Path("/elsewhere/python3.9"), [src], strip=tmp_path,
                                prefix="/app", minor="3.9", runs_here=False)
     assert "--no-compile" in (e.value.hint or "")
+
+
+def test_two_platform_index_is_reproducible(sysroot: Path, packed, project, tmp_path: Path,
+                                            monkeypatch):
+    """Two checkouts at different paths and times, two empty caches: one index digest, for
+    an arm64 interpreter run under qemu (sysroot) and for a uv-managed one never run."""
+    base_dir = tmp_path / "base"
+    rootfs = _glibc_rootfs(tmp_path / "rootfs")
+    from uvship.oci import write_layout
+
+    write_layout(Image.scratch("linux/arm64").with_layer(
+        _layer(layers.scan(rootfs), tmp_path / "base.tar.gz")), base_dir, tags=["glibc"])
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS_JSON_URL", str(packed.downloads_json))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "installs"))
+    later = time.time() + 7200
+    digests: dict[str, list[str]] = {"sysroot": [], "managed": []}
+    for n, where in enumerate((tmp_path / "a" / "ws", tmp_path / "b" / "deeper" / "ws")):
+        ws = project("ws", where)
+        if n:
+            for p in ws.rglob("*"):
+                os.utime(p, (later, later))
+        monkeypatch.setenv("UVSHIP_CACHE_DIR", str(tmp_path / f"cache-{n}"))
+        for kind, arm_python in (("sysroot", f",linux/arm64={sysroot / PY}"), ("managed", "")):
+            proc = uvship("build", str(ws), "--package", "ws-app", "--json",
+                          "--platform", "linux/amd64,linux/arm64",
+                          "--python", f"linux/amd64={sys.executable}{arm_python}",
+                          "--base", f"linux/arm64=oci:{base_dir}:glibc",
+                          "-o", f"oci:{tmp_path / f'out-{n}-{kind}'}")
+            assert proc.returncode == 0, proc.stderr
+            digests[kind].append(json.loads(proc.stdout)["digest"])
+    assert len(set(digests["sysroot"])) == 1 and len(set(digests["managed"])) == 1, digests
+    # nothing of the build machine in any layer (uv records source paths in dist-info)
+    for plat in ("linux/amd64", "linux/arm64"):
+        img = read_layout(tmp_path / "out-0-managed", platform=plat)
+        for layer in img.layers:
+            with open_decompressed(layer.path, layer.compression) as f:
+                assert str(tmp_path).encode() not in f.read(), (plat, layer.digest)

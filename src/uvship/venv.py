@@ -31,7 +31,7 @@ from .workspace import Workspace
 
 TIERS = ("dependencies", "local", "project")
 # Bumped whenever a change here changes what a tier holds, to invalidate cached tiers.
-_FORMAT = 2
+_FORMAT = 3
 # Files uv leaves that are bookkeeping for uv on this machine (times, build-host paths).
 _VENV_ROOT_JUNK = (".gitignore", ".lock", "CACHEDIR.TAG")
 _DIST_INFO_JUNK = ("uv_cache.json", "direct_url.json")
@@ -447,6 +447,12 @@ def _sync(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str,
     elif tier == "local":
         for p in plan.selected:
             args += ["--no-install-package", p]
+    elif tier == "project" and plan.local_members:
+        # the local members are the tier below, installed from the same lock: left as they
+        # are (their dist-info lost uv's records of their source, so uv would reinstall)
+        args.append("--inexact")
+        for p in plan.local_members:
+            args += ["--no-install-package", p]
     # uv keys its wheels of local sources by pyproject.toml and directory times, not by
     # content: an edited module would be installed from the stale wheel. This tier only
     # runs when the sources changed, so rebuild them.
@@ -491,9 +497,10 @@ def _remove_junk(root: Path, site: str, mode: str, before: set[str]) -> None:
         for name in _VENV_ROOT_JUNK:
             (root / name).unlink(missing_ok=True)
     for dist_info in sorted((root / site).glob("*.dist-info")):
-        if f"{site}/{dist_info.name}" in before:
-            continue
-        removed = [n for n in _DIST_INFO_JUNK if (dist_info / n).is_file()]
+        # new in this tier (uv writes them when it installs): they name the build
+        # machine's source paths, which must never reach a layer
+        removed = [n for n in _DIST_INFO_JUNK if (dist_info / n).is_file()
+                   and f"{site}/{dist_info.name}/{n}" not in before]
         if not removed:
             continue
         for n in removed:
