@@ -187,7 +187,7 @@ class UvBuild:
         from .plan import host_platform
 
         libc = libc or plan.libc or "glibc"
-        if plan.platform != host_platform() or libc != "glibc":
+        if plan.platform != host_platform() or libc != "glibc" or plan.glibc:
             _venv.check_wheels_for(self.ws, plan, libc)
 
     def venv(self) -> _bundle.UvVenv:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -417,17 +418,27 @@ _MANYLINUX = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 
 
 def uv_python_platform(plan: Plan, interp: Interpreter) -> str | None:
-    """uv's --python-platform for an interpreter this host does not run (None: it runs, and
-    uv asks it): musllinux for musl, else manylinux up to the target's glibc (the base's,
-    else the interpreter's own floor)."""
-    if interp.native or interp.sysroot:
-        return None
+    """uv's --python-platform, or None when uv asks the interpreter itself.
+
+    musllinux for a musl interpreter this host cannot run; manylinux up to the base's glibc
+    when a base tells it (wheels for a newer glibc than the base's would not load there),
+    else up to the interpreter's own floor for an interpreter this host cannot run.
+    """
+    runs = interp.native or bool(interp.sysroot)
     if interp.libc == "musl":
-        return f"{interp.machine}-unknown-linux-musl"
-    glibc = plan.glibc or interp.min_glibc or "2.17"
-    minor = int(glibc.split(".")[1]) if glibc.count(".") else 17
-    level = max((n for n in _MANYLINUX if n <= minor), default=17)
+        return None if runs else f"{interp.machine}-unknown-linux-musl"
+    glibc = plan.glibc
+    if glibc is None:
+        if runs:
+            return None
+        glibc = interp.min_glibc or "2.17"
+    level = max((n for n in _MANYLINUX if n <= _glibc_minor(glibc)), default=17)
     return f"{interp.machine}-manylinux_2_{level}"
+
+
+def _glibc_minor(version: str) -> int:
+    parts = version.split(".")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 17
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -647,6 +658,16 @@ def _exclude_data_files(env: Path, site: str, before: set[str],
 
 
 _ARCH_TAGS = {"linux/amd64": ("x86_64",), "linux/arm64": ("aarch64", "arm64")}
+_LEGACY_MANYLINUX = {"manylinux1": 5, "manylinux2010": 12, "manylinux2014": 17}
+
+
+def _glibc_fits(tag: str, glibc: str | None) -> bool:
+    """Whether a manylinux platform tag's glibc floor is at most ``glibc`` (None: any)."""
+    if glibc is None:
+        return True
+    m = re.match(r"manylinux_2_(\d+)_", tag)
+    need = int(m.group(1)) if m else _LEGACY_MANYLINUX.get(tag.split("_", 1)[0], 0)
+    return need <= _glibc_minor(glibc)
 
 
 def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
@@ -655,18 +676,25 @@ def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
     arches = _ARCH_TAGS.get(plan.platform, ())
     musl = libc == "musl"
     missing = []
+    too_new = False  # wheels for the machine, but for a newer glibc than the base's
     for name in _reachable_third_party(ws, plan):
         entry = _lock_entry(ws, name) or {}
         wheels = [w.get("url", w.get("path", w.get("filename", ""))) for w in
                   entry.get("wheels", [])]
         tags = [str(w).rsplit("/", 1)[-1].removesuffix(".whl").split("-")[-1] for w in wheels]
-        if not any(t == "any" or (("musllinux" in t) == musl and any(a in t for a in arches))
-                   for plat in tags for t in plat.split(".")):
+        fitting = [t for plat in tags for t in plat.split(".")
+                   if t == "any" or (t.startswith(("manylinux", "musllinux", "linux_"))
+                                     and ("musllinux" in t) == musl and t.endswith(arches))]
+        if not any(t == "any" or musl or _glibc_fits(t, plan.glibc) for t in fitting):
+            too_new = too_new or bool(fitting)
             missing.append(f"{name} {entry.get('version', '?')}"
                            + (" (only an sdist is locked)" if not wheels else ""))
     if missing:
         target = f"{plan.platform} ({libc})" if musl else plan.platform
         kind = "musllinux" if musl else "manylinux"
+        if too_new:
+            target, kind = f"{target} with glibc {plan.glibc} (the base's)", \
+                f"manylinux (glibc {plan.glibc} or older)"
         raise InputError(
             f"{ws.lock_path}: no wheel for {target} of {', '.join(missing)} (expected "
             f"a {kind} wheel for {arches[0]} or a pure-Python one)",
