@@ -141,17 +141,25 @@ def copy_project(name: str, dest: Path, uv: str) -> Path:
     return dest
 
 
-def sdist_only_project(tmp_path: Path, uv: str) -> Path:
-    """A locked project whose one dependency (docopt 0.6.2) publishes only an sdist."""
-    proj = tmp_path / "sdist-only"
-    (proj / "src" / "sdist_only").mkdir(parents=True)
-    (proj / "src" / "sdist_only" / "__init__.py").write_text("import docopt\n")
+def one_dependency_project(tmp_path: Path, uv: str, name: str, requirement: str,
+                           module: str) -> Path:
+    """A locked project NAME whose one dependency is ``requirement`` (imported as
+    ``module``), with a console script."""
+    pkg = name.replace("-", "_")
+    proj = tmp_path / name
+    (proj / "src" / pkg).mkdir(parents=True)
+    (proj / "src" / pkg / "__init__.py").write_text(f"import {module}\n")
     (proj / "pyproject.toml").write_text(
-        '[project]\nname = "sdist-only"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        'dependencies = ["docopt==0.6.2"]\n[project.scripts]\nsdist-only = "sdist_only:x"\n'
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        f'dependencies = ["{requirement}"]\n[project.scripts]\n{name} = "{pkg}:x"\n'
         '[build-system]\nrequires = ["uv_build>=0.13,<0.14"]\nbuild-backend = "uv_build"\n')
     run([uv, "lock", "-q", "--python", sys.executable], cwd=proj)
     return proj
+
+
+def sdist_only_project(tmp_path: Path, uv: str) -> Path:
+    """A locked project whose one dependency (docopt 0.6.2) publishes only an sdist."""
+    return one_dependency_project(tmp_path, uv, "sdist-only", "docopt==0.6.2", "docopt")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from uvship import layers, oci
 
-from .conftest import HOST_DIR, ROOT, run, uvship
+from .conftest import HOST_DIR, ROOT, one_dependency_project, uvship
 
 GLIBC_LAYOUT = HOST_DIR / "images" / "oci" / "glibc-bookworm"
 GLIBC_ARCHIVE = HOST_DIR / "images" / "docker-archive" / "glibc-bookworm.tar"
@@ -125,14 +125,7 @@ def test_musl_base_under_a_glibc_interpreter(project, managed_python, tmp_path):
 def test_wheels_newer_than_the_base_glibc_are_refused_first(tmp_path, uv_bin):
     """numpy 2.3.3 publishes manylinux_2_27 wheels and no older: a base with glibc 2.17
     cannot load them, so the build stops before any work, naming package and glibc."""
-    proj = tmp_path / "np"
-    (proj / "src" / "np_app").mkdir(parents=True)
-    (proj / "src" / "np_app" / "__init__.py").write_text("import numpy\n")
-    (proj / "pyproject.toml").write_text(
-        '[project]\nname = "np-app"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        'dependencies = ["numpy==2.3.3"]\n[project.scripts]\nnp-app = "np_app:x"\n'
-        '[build-system]\nrequires = ["uv_build>=0.13,<0.14"]\nbuild-backend = "uv_build"\n')
-    run([uv_bin, "lock", "-q", "--python", sys.executable], cwd=proj)
+    proj = one_dependency_project(tmp_path, uv_bin, "np-app", "numpy==2.3.3", "numpy")
     blob = tmp_path / "old-glibc.tar.gz"
     entries = layers.normalize([
         layers.Entry("lib64/ld-linux-x86-64.so.2", "file", 0o755, data=b"\x7fELF loader"),
