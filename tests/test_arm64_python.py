@@ -552,3 +552,27 @@ def test_two_platform_index_is_reproducible(sysroot: Path, packed, project, tmp_
         for layer in img.layers:
             with open_decompressed(layer.path, layer.compression) as f:
                 assert str(tmp_path).encode() not in f.read(), (plat, layer.digest)
+
+
+@pytest.mark.podman
+def test_one_multi_platform_base_for_every_platform(sysroot: Path, project, tmp_path: Path):
+    """--base of an index (amd64 + arm64 glibc images): each platform's image is built on
+    that platform's base, and podman runs each from the written index."""
+    from uvship.oci import ImageIndex, write_layout
+
+    amd64 = read_layout(HOST_DIR / "images" / "oci" / "glibc-bookworm")
+    arm64 = Image.scratch("linux/arm64").with_layer(
+        _layer(layers.scan(_glibc_rootfs(tmp_path / "rootfs")), tmp_path / "base.tar.gz"))
+    write_layout(ImageIndex.of([amd64, arm64]), tmp_path / "base", tags=["glibc"])
+    ws = project("ws")
+    proc = uvship("build", str(ws), "--package", "ws-app", "--json",
+                  "--platform", "linux/amd64,linux/arm64",
+                  "--python", f"linux/amd64={sys.executable},linux/arm64={sysroot / PY}",
+                  "--base", f"oci:{tmp_path / 'base'}:glibc", "-o", f"oci:{tmp_path / 'lay'}:1")
+    assert proc.returncode == 0, proc.stderr
+    for plat, base in (("linux/amd64", amd64), ("linux/arm64", arm64)):
+        img = read_layout(tmp_path / "lay", "1", plat)
+        n = len(base.layers)
+        assert [x.digest for x in img.layers[:n]] == [x.digest for x in base.layers], plat
+        out = podman("run", "--rm", "--platform", plat, f"oci:{tmp_path / 'lay'}:1").stdout
+        assert out.strip() == "app says &lt;lib+core:xn--bcher-kva.example&gt;", plat
