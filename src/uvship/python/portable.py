@@ -273,26 +273,7 @@ def inspect_python(exe: Path, *, sysroot: Path | None = None) -> PythonInfo:
     if not os.access(exe, os.X_OK):
         raise _not_cpython(exe, "a file that is not executable")
     emulator = _emulation(exe, sysroot)
-    cmd: list = [exe, "-E", "-s", "-S", "-c", _PROBE]
-    env = {"PYTHONHOME": ""}
-    if emulator is not None:
-        cmd = emulator.command(cmd)
-        env |= emulator.env
-    try:
-        # input="" so that a program that reads stdin (cat) ends instead of hanging
-        proc = _proc.run(cmd, input="", env=env)
-    except CommandError as exc:
-        tail = exc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise _not_cpython(
-            exe, f"a program that failed (exit {exc.returncode}): {tail[0]}"
-        ) from None
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("UVSHIP-PROBE:")]
-    if not lines:
-        got = proc.stdout.strip().splitlines()[:1]
-        raise _not_cpython(
-            exe, f"a program that printed {got[0]!r}" if got else "a program that printed nothing"
-        )
-    d = json.loads(lines[-1].removeprefix("UVSHIP-PROBE:"))
+    d = _probe(exe, emulator)
     version = tuple(d["version"])
     impl = _NAMES.get(d["implementation"], d["implementation"])
     found = f"{impl} {'.'.join(map(str, version))}"
@@ -318,6 +299,46 @@ def inspect_python(exe: Path, *, sysroot: Path | None = None) -> PythonInfo:
         abiflags=d["abiflags"],
         emulator=emulator,
     )
+
+
+def _probe(exe: Path, emulator: Emulator | None) -> dict:
+    """What the probe script prints, remembered by the binary's identity: running an
+    interpreter costs ~40 ms, or ~0.3 s under qemu-user, on every build otherwise."""
+    from ..cache import cache_root, key_of
+
+    real = exe.resolve()
+    st = real.stat()
+    rec = cache_root() / "python-probes" / key_of(
+        str(exe), str(real), st.st_size, st.st_mtime_ns, st.st_ino, _PROBE,
+        str(emulator.sysroot) if emulator else None)
+    if rec.is_file():
+        return json.loads(rec.read_text())
+    cmd: list = [exe, "-E", "-s", "-S", "-c", _PROBE]
+    env = {"PYTHONHOME": ""}
+    if emulator is not None:
+        cmd = emulator.command(cmd)
+        env |= emulator.env
+    try:
+        # input="" so that a program that reads stdin (cat) ends instead of hanging
+        proc = _proc.run(cmd, input="", env=env)
+    except CommandError as exc:
+        tail = exc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise _not_cpython(
+            exe, f"a program that failed (exit {exc.returncode}): {tail[0]}"
+        ) from None
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("UVSHIP-PROBE:")]
+    if not lines:
+        got = proc.stdout.strip().splitlines()[:1]
+        raise _not_cpython(
+            exe, f"a program that printed {got[0]!r}" if got else "a program that printed nothing"
+        )
+    d = json.loads(lines[-1].removeprefix("UVSHIP-PROBE:"))
+    if d.get("implementation") == "cpython":  # only a real answer is remembered
+        rec.parent.mkdir(parents=True, exist_ok=True)
+        part = rec.with_suffix(f".{os.getpid()}.tmp")
+        part.write_text(json.dumps(d))
+        os.replace(part, rec)
+    return d
 
 
 # What a running interpreter does not need. ensurepip stays (2 MB): `python -m venv` runs it
