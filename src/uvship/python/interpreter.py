@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -150,8 +151,6 @@ def resolve(
 # ---------------------------------------------------------------------- uv-managed
 def _find_managed(request: str | None, project_dir: Path) -> Path | None:
     """`uv python find --managed-python`, remembered until the managed installs change."""
-    import os
-
     install_dir = Path(os.environ.get("UV_PYTHON_INSTALL_DIR") or (
         Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share") / "uv/python"))
     pins = [(d / ".python-version").read_text() if (d / ".python-version").is_file() else None
@@ -182,8 +181,6 @@ _INSTALL = re.compile(r"^cpython-(\d+\.\d+\.\d+)-linux-(x86_64|aarch64)-(gnu|mus
 
 def _foreign_triple(request: str | None) -> tuple[str, str, str] | None:
     """(version, machine, libc) of a request for another platform than this host's."""
-    import os
-
     m = _TRIPLE.match(request or "")
     if not m:
         return None
@@ -194,8 +191,6 @@ def _foreign_triple(request: str | None) -> tuple[str, str, str] | None:
 
 
 def _host_glibc() -> bool:
-    import os
-
     try:
         return bool(os.confstr("CS_GNU_LIBC_VERSION"))
     except (ValueError, OSError):
@@ -383,8 +378,6 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
 
 def runs_here(exe: Path) -> bool:
     """Whether this host runs ``exe`` natively: its machine, and its loader present."""
-    import os
-
     from . import elf
 
     info = elf.read_elf(exe)
