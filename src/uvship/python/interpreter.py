@@ -20,7 +20,7 @@ from .bytecode import compile_files, compiler_id, python_files
 
 _VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 7
+_PREPARE_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
 # build files for compiling extensions, and the programs that go with them.
 _TRIM_STDLIB = ("ensurepip", "idlelib", "tkinter", "turtledemo", "lib2to3", "pydoc_data",
                 "test", "__phello__", "turtle.py")
-_TRIM_TREE = ("include", "share", "lib/pkgconfig", "bin/idle3*", "bin/pydoc3*", "bin/2to3*",
+_TRIM_TREE = ("BUILD", "include", "share", "lib/pkgconfig", "bin/idle3*", "bin/pydoc3*", "bin/2to3*",
               "bin/python3*-config", "lib/python3*/lib-dynload/_tkinter*",
               "lib/python3*/__pycache__/turtle.*", "lib/python3*/config-3*")
 # Where a CPython records its own install prefix: rewritten so that no build-host path
@@ -378,6 +378,9 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
 
 def runs_here(exe: Path) -> bool:
     """Whether this host runs ``exe`` natively: its machine, and its loader present."""
+    m = _INSTALL.match(exe.parent.parent.name)  # a uv install names its platform
+    if m and m[2] == os.uname().machine and m[3] == ("gnu" if _host_glibc() else "musl"):
+        return True
     from . import elf
 
     info = elf.read_elf(exe)
