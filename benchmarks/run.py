@@ -95,8 +95,8 @@ def sample(seconds: float, proc: subprocess.CompletedProcess[str], **extra: Any)
 class Project:
     """A private copy of the example, with the edits the scenarios make and undo."""
 
-    def __init__(self, dest: Path, dep_files: dict[str, bytes]) -> None:
-        shutil.copytree(EXAMPLE, dest, symlinks=True,
+    def __init__(self, dest: Path, dep_files: dict[str, bytes], src: Path = EXAMPLE) -> None:
+        shutil.copytree(src, dest, symlinks=True,
                         ignore=shutil.ignore_patterns(".venv", "__pycache__"))
         self.dir = dest
         self.dep_files = dep_files  # pyproject.toml and uv.lock with the dependency added
@@ -179,17 +179,19 @@ class Store:
         run(self.cmd("rmi", "-a", "-f"), check=False)
 
 
-def oci_manifest(layout: Path) -> dict:
-    """The image manifest of an OCI layout (the linux/amd64 one if it holds an index)."""
-    def blob(digest: str) -> dict:
-        return json.loads((layout / "blobs" / digest.replace(":", "/")).read_text())
+def oci_blob(layout: Path, digest: str) -> dict:
+    """A JSON blob (manifest, index, config) of an OCI layout."""
+    return json.loads((layout / "blobs" / digest.replace(":", "/")).read_text())
 
+
+def oci_manifest(layout: Path, arch: str = "amd64") -> dict:
+    """The image manifest of an OCI layout (the linux/``arch`` one if it holds an index)."""
     desc = json.loads((layout / "index.json").read_text())["manifests"][0]
-    doc = blob(desc["digest"])
+    doc = oci_blob(layout, desc["digest"])
     while "manifests" in doc:  # an image index: pick our platform
         ms = doc["manifests"]
-        pick = [m for m in ms if m.get("platform", {}).get("architecture") in ("amd64", None)]
-        doc = blob((pick or ms)[0]["digest"])
+        pick = [m for m in ms if m.get("platform", {}).get("architecture") in (arch, None)]
+        doc = oci_blob(layout, (pick or ms)[0]["digest"])
     return doc
 
 
@@ -299,6 +301,32 @@ def parse_steps(output: str) -> list[dict]:
     return [s for s in steps if not s["text"].startswith("FROM ")]
 
 
+# What a "base kept" cold build keeps of a uvship cache: what depends only on the Python
+# and the host. Every other entry (tiers, project layer records, outputs and their history,
+# image records, SBOMs, lock checks, temporary files, and any kind added later) is removed.
+UVSHIP_BASE_CACHE = ("python", "python-finds", "python-probes", "python-versions",
+                     "base-facts", "uv-versions", "blobs", "layers")
+
+
+def reset_uvship_cache(cache: Path, keep_base: bool = False) -> None:
+    """Empty a uvship cache. With keep_base, keep what depends only on the Python and the
+    host - the prepared interpreter and its interpreter and runtime layers, the analogue of
+    the base image podman keeps - and nothing of the project."""
+    if keep_base and cache.exists():
+        for d in cache.iterdir():
+            if d.name in UVSHIP_BASE_CACHE:
+                continue
+            if d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d)
+            else:
+                d.unlink()
+        for rec in (cache / "layers").glob("*.json"):
+            if json.loads(rec.read_text()).get("role") not in ("interpreter", "runtime"):
+                rec.unlink()
+    else:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 class UvshipTool(Tool):
     """uvship with a cache of its own ($UVSHIP_CACHE_DIR); the uv cache is the user's, warm."""
 
@@ -318,18 +346,8 @@ class UvshipTool(Tool):
         return self.work / "out" / f"{self.serial}"
 
     def go_cold(self, keep_base: bool = False) -> None:
-        """Forget every build. With keep_base, keep what depends only on the Python and
-        the host - the prepared interpreter and its interpreter and runtime layers, the
-        analogue of the base image podman keeps - and nothing of the project."""
-        if keep_base and self.cache.exists():
-            for d in ("tiers", "outputs", "outputs-history", "images", "lock-checks",
-                      "layers-by-digest", "tmp"):
-                shutil.rmtree(self.cache / d, ignore_errors=True)
-            for rec in (self.cache / "layers").glob("*.json"):
-                if json.loads(rec.read_text()).get("role") not in ("interpreter", "runtime"):
-                    rec.unlink()
-        else:
-            shutil.rmtree(self.cache, ignore_errors=True)
+        """Forget every build (see reset_uvship_cache)."""
+        reset_uvship_cache(self.cache, keep_base)
         shutil.rmtree(self.work / "out", ignore_errors=True)
         self.output = self.new_output()
 
@@ -418,20 +436,24 @@ class BuildTool(UvshipTool):
         return res
 
     def smoke(self) -> dict:
-        """Run the loaded image's self-check; the entrypoint layout is uvship's to choose."""
         if not (self.store and self.loaded):
             return {"ok": None, "output": "image not loaded"}
-        img, py, script = self.loaded, "/app/.venv/bin/python", "/app/.venv/bin/hello-web"
-        tries = [[img, "--check"], [img, "hello-web", "--check"],
-                 ["--entrypoint", py, img, script, "--check"]]
-        out = ""
-        for args in tries:
-            proc = run(self.store.cmd("run", "--rm", "--network=none", *args),
-                       check=False, timeout=120)
-            if proc.returncode == 0 and "hello-web ok" in proc.stdout:
-                return {"ok": True, "how": " ".join(args), "output": proc.stdout.strip()[-500:]}
-            out = proc.stdout.strip()[-500:]
-        return {"ok": False, "output": out}
+        return smoke_uvship_image(self.store, self.loaded)
+
+
+def smoke_uvship_image(store: Store, img: str, *run_opts: str, timeout: float = 120) -> dict:
+    """Run a uvship image's self-check; the entrypoint layout is uvship's to choose."""
+    py, script = "/app/.venv/bin/python", "/app/.venv/bin/hello-web"
+    tries = [[img, "--check"], [img, "hello-web", "--check"],
+             ["--entrypoint", py, img, script, "--check"]]
+    out = ""
+    for args in tries:
+        proc = run(store.cmd("run", "--rm", "--network=none", *run_opts, *args),
+                   check=False, timeout=timeout)
+        if proc.returncode == 0 and "hello-web ok" in proc.stdout:
+            return {"ok": True, "how": " ".join(args), "output": proc.stdout.strip()[-500:]}
+        out = proc.stdout.strip()[-500:]
+    return {"ok": False, "output": out}
 
 
 def uvship_has_build(uvship: str) -> tuple[bool, str]:
@@ -493,21 +515,52 @@ def summarize(samples: list[dict]) -> dict:
     return res
 
 
+def rotated(tools: list[Any], i: int) -> list[Any]:
+    """The tools in repeat ``i``'s order: rotated, so no tool always runs first (or right
+    after another)."""
+    return tools[i % len(tools):] + tools[: i % len(tools)]
+
+
+def record(results: dict, tool: Any, scen: str, i: int, repeat: int, s: dict) -> None:
+    """Keep one timed run and log it."""
+    results[tool.name]["scenarios"].setdefault(scen, []).append(s)
+    extra = ""
+    if "steps" in s:
+        extra = f" ({s['cached_steps']}/{s['steps']} steps cached)"
+    status = "" if s["ok"] else f"  FAILED (exit {s.get('exit_code')})"
+    log(f"  [{tool.name:6}] {scen:8} {i + 1}/{repeat}: {s['seconds']:7.2f} s{extra}{status}")
+    if not s["ok"]:
+        log("    " + s.get("output_tail", "").strip().replace("\n", "\n    ")[-1500:])
+
+
+def measure_rebuilds(tools: list[Any], repeat: int, results: dict) -> None:
+    """The scenarios every benchmark here measures: cold_empty, cold (base kept),
+    nochange, edit; each repeat runs every tool once, in rotated order."""
+    log("scenario: cold build, warm uv cache, empty uvship cache")
+    for i in range(repeat):
+        for t in rotated(tools, i):
+            t.go_cold()
+            record(results, t, "cold_empty", i, repeat, t.build())
+
+    log("scenario: cold build, warm uv cache, base kept")
+    for i in range(repeat):
+        for t in rotated(tools, i):
+            t.go_cold(keep_base=True)
+            record(results, t, "cold", i, repeat, t.build())
+
+    log("scenario: no-change rebuild")
+    for i in range(repeat):
+        for t in rotated(tools, i):
+            record(results, t, "nochange", i, repeat, t.build())
+
+    log(f"scenario: one source file edited ({EDITED_FILE}, a new line each time)")
+    for i in range(repeat):
+        for t in rotated(tools, i):
+            t.project.edit()
+            record(results, t, "edit", i, repeat, t.build())
+
+
 def measure(tools: list[Tool], repeat: int, results: dict) -> None:
-    def each(i: int) -> list[Tool]:
-        # rotate the order so no tool always runs first (or right after another)
-        return tools[i % len(tools):] + tools[: i % len(tools)]
-
-    def record(tool: Tool, scen: str, i: int, s: dict) -> None:
-        results[tool.name]["scenarios"].setdefault(scen, []).append(s)
-        extra = ""
-        if "steps" in s:
-            extra = f" ({s['cached_steps']}/{s['steps']} steps cached)"
-        status = "" if s["ok"] else f"  FAILED (exit {s.get('exit_code')})"
-        log(f"  [{tool.name:6}] {scen:8} {i + 1}/{repeat}: {s['seconds']:7.2f} s{extra}{status}")
-        if not s["ok"]:
-            log("    " + s.get("output_tail", "").strip().replace("\n", "\n    ")[-1500:])
-
     log("warm-up (untimed): a build of the example and one with the dependency added, "
         "so uv's caches hold every wheel")
     for t in tools:
@@ -519,28 +572,7 @@ def measure(tools: list[Tool], repeat: int, results: dict) -> None:
             if not s["ok"]:
                 raise Failed(f"{t.name}: warm-up build failed:\n{s.get('output_tail', '')}")
 
-    log("scenario: cold build, warm uv cache, empty uvship cache")
-    for i in range(repeat):
-        for t in each(i):
-            t.go_cold()
-            record(t, "cold_empty", i, t.build())
-
-    log("scenario: cold build, warm uv cache, base kept")
-    for i in range(repeat):
-        for t in each(i):
-            t.go_cold(keep_base=True)
-            record(t, "cold", i, t.build())
-
-    log("scenario: no-change rebuild")
-    for i in range(repeat):
-        for t in each(i):
-            record(t, "nochange", i, t.build())
-
-    log(f"scenario: one source file edited ({EDITED_FILE}, a new line each time)")
-    for i in range(repeat):
-        for t in each(i):
-            t.project.edit()
-            record(t, "edit", i, t.build())
+    measure_rebuilds(tools, repeat, results)
     for t in tools:
         t.project.restore()
         t.build()
@@ -549,12 +581,12 @@ def measure(tools: list[Tool], repeat: int, results: dict) -> None:
     for t in tools:
         t.checkpoint()
     for i in range(repeat):
-        for t in each(i):
+        for t in rotated(tools, i):
             t.project.add_dependency()
             s = t.build()
             if i == 0 and s["ok"]:
                 s["added_dependency_in_output"] = t.has_added_dependency()
-            record(t, "dep", i, s)
+            record(results, t, "dep", i, repeat, s)
             t.project.restore()
             t.rollback()  # forget the dependency, so the next repeat builds it again
 
@@ -614,24 +646,38 @@ def observations(results: dict) -> list[str]:
         if name.startswith("_") or not r.get("available"):
             continue
         for scen, sc in r.get("scenarios", {}).items():
-            bad = [s for s in sc.get("samples", []) if not s["ok"]]
+            bad = failed_runs_note(f"{LABELS[name]}, {SCENARIOS[scen]}", sc)
             if bad:
-                notes.append(f"{LABELS[name]}, {SCENARIOS[scen]}: {len(bad)} of "
-                             f"{len(sc['samples'])} runs failed (exit {bad[0].get('exit_code')}); "
-                             "see output_tail in the JSON.")
+                notes.append(bad)
             first = sc.get("samples", [{}])[0]
             if first.get("added_dependency_in_output") is False:
                 notes.append(f"{LABELS[name]}: `{ADDED_DEP}` is missing from the output "
                              "after the dependency was added.")
         if r.get("smoke", {}).get("ok") is False:
             notes.append(f"{LABELS[name]}: the built image did not pass `hello-web --check`.")
-    m = results["_machine"]
-    others = m.get("other_cpu_cores")
-    if others is not None and others > 0.25:
-        notes.append(f"the machine was not quiet: other processes used about {others:.2f} of "
-                     f"its {m.get('nproc')} cores on average during the run, so timings are "
-                     "noisier than on a quiet machine.")
+    busy = busy_note(results["_machine"])
+    if busy:
+        notes.append(busy)
     return notes
+
+
+def failed_runs_note(what: str, sc: dict) -> str | None:
+    """A note on the failed runs of one cell (a summarize() result), if any failed."""
+    bad = [s for s in sc.get("samples", []) if not s["ok"]]
+    if not bad:
+        return None
+    return (f"{what}: {len(bad)} of {len(sc['samples'])} runs failed (exit "
+            f"{bad[0].get('exit_code')}); see output_tail in the JSON.")
+
+
+def busy_note(machine: dict) -> str | None:
+    """A note when other processes used more than a quarter of a core during the run."""
+    others = machine.get("other_cpu_cores")
+    if others is None or others <= 0.25:
+        return None
+    return (f"the machine was not quiet: other processes used about {others:.2f} of "
+            f"its {machine.get('nproc')} cores on average during the run, so timings are "
+            "noisier than on a quiet machine.")
 
 
 def cpu_busy_seconds() -> float | None:
@@ -778,27 +824,82 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def write_results(out: Path, res: dict, md: str) -> None:
+    """The JSON at ``out``, the Markdown beside it (.md), and the Markdown on stdout."""
+    write_atomic(out, json.dumps(res, indent=2) + "\n")
+    write_atomic(out.with_suffix(".md"), md)
+    log(f"wrote {out} and {out.with_suffix('.md')} ({res['duration_seconds'] / 60:.1f} min)")
+    print(md, end="")
+
+
+def default_uvship(given: str | None) -> str:
+    """The uvship command to measure: ``given``, else the one beside this Python."""
+    bindir = Path(sys.executable).parent
+    return given or (str(bindir / "uvship") if (bindir / "uvship").exists()
+                     else str(ROOT / ".venv" / "bin" / "uvship"))
+
+
+def clean_up(store: Store | None, work: Path, keep: bool) -> None:
+    """Remove the private podman store and the work directory (unless ``keep``)."""
+    if store and not keep:
+        store.destroy()
+    if keep:
+        log(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def finish_machine(machine: dict, busy0: float | None, own0: float, t_start: float) -> None:
+    """The machine facts known only at the end: load average, other processes' CPU."""
+    machine["loadavg_end"] = list(os.getloadavg())
+    busy1 = cpu_busy_seconds()
+    if busy0 is not None and busy1 is not None:
+        # everything busy minus what this run's own commands used; containers started by
+        # `podman run` are not our children, so this slightly overstates other work
+        other = (busy1 - busy0) - (own_cpu_seconds() - own0)
+        machine["other_cpu_cores"] = round(max(other, 0.0) / (time.perf_counter() - t_start), 2)
+
+
+def cli(main: Any) -> None:
+    """Run ``main`` as the script: exit 1 on Failed, 130 on Ctrl-C."""
+    try:
+        sys.exit(main())
+    except Failed as exc:
+        log(f"error: {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log("error: cancelled")
+        sys.exit(130)
+
+
+def parse_args(doc: str, argv: list[str] | None, repeat: int, out: Path,
+               only: tuple[str, ...] = ()) -> argparse.Namespace:
+    """The benchmarks' common command line (--only when ``only`` names tools)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=5, help="runs per scenario and tool [5]")
-    ap.add_argument("--only", action="append", choices=TOOLS,
-                    help="measure only this tool (repeatable) [all]")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
+    ap.add_argument("--repeat", type=int, default=repeat,
+                    help=f"runs per scenario and tool [{repeat}]")
+    if only:
+        ap.add_argument("--only", action="append", choices=only,
+                        help="measure only this tool (repeatable) [all]")
+    ap.add_argument("--out", type=Path, default=out,
                     help="results JSON; the Markdown table goes beside it as .md "
-                         "[benchmarks/results/latest.json]")
+                         f"[{out.relative_to(ROOT)}]")
     ap.add_argument("--uvship", help="the uvship command to measure [the one beside this Python]")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat: expected a number >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(__doc__, argv, 5, DEFAULT_OUT, TOOLS)
     wanted = [t for t in TOOLS if t in (args.only or TOOLS)]
     t_start = time.perf_counter()
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
 
-    bindir = Path(sys.executable).parent
-    uvship = args.uvship or (str(bindir / "uvship") if (bindir / "uvship").exists()
-                             else str(ROOT / ".venv" / "bin" / "uvship"))
+    uvship = default_uvship(args.uvship)
     from uv import find_uv_bin
 
     uv = find_uv_bin()
@@ -839,21 +940,10 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"uvship build: not available ({why_not})")
         measure(tools, args.repeat, results)
     finally:
-        if store and not args.keep:
-            store.destroy()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        clean_up(store, work, args.keep)
 
     machine = results.pop("_machine")
-    machine["loadavg_end"] = list(os.getloadavg())
-    busy1 = cpu_busy_seconds()
-    if busy0 is not None and busy1 is not None:
-        # everything busy minus what this run's own commands used; containers started by
-        # `podman run` are not our children, so this slightly overstates other work
-        other = (busy1 - busy0) - (own_cpu_seconds() - own0)
-        machine["other_cpu_cores"] = round(max(other, 0.0) / (time.perf_counter() - t_start), 2)
+    finish_machine(machine, busy0, own0, t_start)
     for name in wanted:
         r = results[name]
         r["scenarios"] = {k: summarize(v) for k, v in r.get("scenarios", {}).items()}
@@ -872,21 +962,9 @@ def main(argv: list[str] | None = None) -> int:
     res["ratios"] = ratios(results)
     res["notes"] = observations({**results, "_machine": machine})
     res["duration_seconds"] = round(time.perf_counter() - t_start, 1)
-    md = render_md(res)
-    write_atomic(args.out, json.dumps(res, indent=2) + "\n")
-    write_atomic(args.out.with_suffix(".md"), md)
-    log(f"wrote {args.out} and {args.out.with_suffix('.md')} "
-        f"({res['duration_seconds'] / 60:.1f} min)")
-    print(md, end="")
+    write_results(args.out, res, render_md(res))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Failed as exc:
-        log(f"error: {exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        log("error: cancelled")
-        sys.exit(130)
+    cli(main)
