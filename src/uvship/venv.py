@@ -348,8 +348,8 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             _link_tree(prev.root, env)
         before = set(_listing(env))
         python = env / interp.executable if plan.mode == "system" else interp.exe
-        if not interp.native:
-            python = stager(interp)
+        if plan.mode == "venv":  # a system-mode env is the interpreter's own prefix
+            python = native_stager(interp) or python
         _sync(ws, plan, python, env, name, interp.run_env(), uv_python_platform(plan, interp))
         if plan.mode == "venv" and prev is None:
             _check_venv(env, interp)
@@ -395,15 +395,25 @@ def _new_env(ws: Workspace, plan: Plan, interp: Interpreter, env: Path) -> None:
         return
     # a venv made with the native stager Python points at it; the layout points it at the
     # target's interpreter (pyvenv.cfg home and version, bin/python)
-    python = interp.exe if interp.native else stager(interp)
+    python = native_stager(interp) or interp.exe
     uv.run(["venv", "--relocatable", "--quiet", "--no-config", "--python", str(python),
             str(env)], cwd=ws.project_dir, what="uv venv", env=interp.run_env())
 
 
-def stager(interp: Interpreter) -> Path:
-    """The native Python that uv stages with for an interpreter this host cannot run."""
+def native_stager(interp: Interpreter) -> Path | None:
+    """The native Python that uv stages with for an interpreter of another platform, or
+    None when uv runs the interpreter itself.
+
+    One that this host cannot run needs it. One it runs through qemu-user (inside a
+    sysroot) is staged natively too when a native Python of its minor version exists:
+    uv would otherwise start it under emulation for every staging environment.
+    """
     from .python.bytecode import native_compiler
 
+    if interp.sysroot:
+        return native_compiler(interp.minor)
+    if interp.native:
+        return None
     found = native_compiler(interp.minor)
     if found is None:
         raise InputError(
@@ -424,7 +434,7 @@ def uv_python_platform(plan: Plan, interp: Interpreter) -> str | None:
     when a base tells it (wheels for a newer glibc than the base's would not load there),
     else up to the interpreter's own floor for an interpreter this host cannot run.
     """
-    runs = interp.native or bool(interp.sysroot)
+    runs = plan.mode == "system" or native_stager(interp) is None
     if interp.libc == "musl":
         return None if runs else f"{interp.machine}-unknown-linux-musl"
     glibc = plan.glibc

@@ -299,8 +299,8 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
 # build files for compiling extensions, and the programs that go with them.
 _TRIM_STDLIB = ("ensurepip", "idlelib", "tkinter", "turtledemo", "lib2to3", "pydoc_data",
                 "test", "__phello__", "turtle.py")
-_TRIM_TREE = ("BUILD", "include", "share", "lib/pkgconfig", "bin/idle3*", "bin/pydoc3*", "bin/2to3*",
-              "bin/python3*-config", "lib/python3*/lib-dynload/_tkinter*",
+_TRIM_TREE = ("BUILD", "include", "share", "lib/pkgconfig", "bin/idle3*", "bin/pydoc3*",
+              "bin/2to3*", "bin/python3*-config", "lib/python3*/lib-dynload/_tkinter*",
               "lib/python3*/__pycache__/turtle.*", "lib/python3*/config-3*")
 # Where a CPython records its own install prefix: rewritten so that no build-host path
 # ends up in a shipped tree (and sysconfig tells the truth about the final path).
