@@ -574,5 +574,10 @@ def test_one_multi_platform_base_for_every_platform(sysroot: Path, project, tmp_
         img = read_layout(tmp_path / "lay", "1", plat)
         n = len(base.layers)
         assert [x.digest for x in img.layers[:n]] == [x.digest for x in base.layers], plat
-        out = podman("run", "--rm", "--platform", plat, f"oci:{tmp_path / 'lay'}:1").stdout
+        image_id = podman("pull", "-q", "--platform", plat,
+                          f"oci:{tmp_path / 'lay'}:1").stdout.strip()
+        try:
+            out = podman("run", "--rm", "--pull=never", "--platform", plat, image_id).stdout
+        finally:
+            podman("rmi", "-f", image_id, check=False)
         assert out.strip() == "app says &lt;lib+core:xn--bcher-kva.example&gt;", plat
