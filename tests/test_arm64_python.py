@@ -581,3 +581,32 @@ def test_one_multi_platform_base_for_every_platform(sysroot: Path, project, tmp_
         finally:
             podman("rmi", "-f", image_id, check=False)
         assert out.strip() == "app says &lt;lib+core:xn--bcher-kva.example&gt;", plat
+
+
+def test_api_builds_the_same_index_as_the_cli(sysroot: Path, project, tmp_path: Path):
+    """UvBuild.images(platforms) -> MultiPlatformImage: the index `uvship build --platform
+    a,b` writes, byte for byte; one platform's image; a docker-archive is refused."""
+    from uvship import MultiPlatformImage, Uv
+    from uvship.oci import layout_platforms, write_layout
+
+    base_dir = tmp_path / "base"
+    write_layout(Image.scratch("linux/arm64").with_layer(
+        _layer(layers.scan(_glibc_rootfs(tmp_path / "rootfs")), tmp_path / "base.tar.gz")),
+        base_dir, tags=["glibc"])
+    ws = project("ws")
+    python = f"linux/amd64={sys.executable},linux/arm64={sysroot / PY}"
+    base = f"linux/arm64=oci:{base_dir}:glibc"
+    proc = uvship("build", str(ws), "--package", "ws-app", "--json", "--platform",
+                  "linux/amd64,linux/arm64", "--python", python, "--base", base,
+                  "-o", f"oci:{tmp_path / 'cli'}")
+    assert proc.returncode == 0, proc.stderr
+    b = Uv(ws).workspace().build("ws-app", python=python, base=base)
+    multi = b.images(["linux/amd64", "linux/arm64"])
+    assert isinstance(multi, MultiPlatformImage)
+    assert multi.platforms == ["linux/amd64", "linux/arm64"]
+    assert multi.export(f"oci:{tmp_path / 'api'}") == json.loads(proc.stdout)["digest"]
+    assert [str(p) for p in layout_platforms(tmp_path / "api")] == multi.platforms
+    assert multi.image("linux/arm64").oci.platform.architecture == "arm64"
+    with pytest.raises(InputError, match="a docker-archive holds one platform"):
+        multi.export(f"docker-archive:{tmp_path / 'x.tar'}")
+    assert not (tmp_path / "x.tar").exists()

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 # The API is imported on first use: a command-line run that has nothing to do (an
 # unchanged rebuild) should not pay for importing what it does not need.
 _LAZY = {"Uv": "api", "UvBuild": "api", "UvWorkspace": "api", "UvVenv": "bundle",
-         "Image": "images"}
+         "Image": "images", "MultiPlatformImage": "images"}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,5 +33,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'uvship' has no attribute {name!r}")
 
 
-__all__ = ["CommandError", "Image", "InputError", "Uv", "UvBuild", "UvVenv", "UvWorkspace",
-           "UvshipError", "__version__"]
+__all__ = ["CommandError", "Image", "InputError", "MultiPlatformImage", "Uv", "UvBuild",
+           "UvVenv", "UvWorkspace", "UvshipError", "__version__"]

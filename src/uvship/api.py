@@ -11,7 +11,7 @@ from . import bundle as _bundle
 from . import venv as _venv
 from .cache import tempdir
 from .errors import InputError
-from .images import Image
+from .images import Image, MultiPlatformImage
 from .plan import Options, Plan, make_plan
 from .progress import NullProgress, Progress
 from .python import interpreter as _interpreter
@@ -261,6 +261,22 @@ class UvBuild:
         from dataclasses import replace as _replace
 
         return _replace(image, sbom=_build.cached_sbom(env, self.ws, image.runtime_components))
+
+    def images(self, platforms: list[str] | tuple[str, ...], spec: Any = None
+               ) -> MultiPlatformImage:
+        """One image per platform (``["linux/amd64", "linux/arm64"]``), as one index.
+
+        Each platform's ``python`` and ``base`` come from ``PLATFORM=VALUE,...`` options
+        (or the one value for all); the default base is scratch.
+        """
+        from .plan import _platform_of
+
+        images = []
+        for p in dict.fromkeys(_platform_of(p) for p in platforms):
+            b = self.for_platform(p)
+            with self.progress.step(f"building for {p}"):
+                images.append(b.image(b.options.base or "scratch", spec))
+        return MultiPlatformImage(tuple(images))
 
     def _shared_cache(self, plan: Plan, interp: Any, compression: str):
         """Hooks that fetch missing tiers from --cache-repo and publish the ones uv made."""

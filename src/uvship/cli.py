@@ -312,36 +312,25 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
 def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None:
     """One image per platform, written and pushed as an OCI image index."""
     from . import build as _build
-    from . import oci
-    from .images import publish, tag_part
-    from .plan import _platform_of
 
-    platforms = [_platform_of(p) for p in platforms]
     for o in outs:
         if o.kind != "oci":
             raise click.UsageError(f"--output {o}: a docker-archive holds one platform; "
                                    "write an image index with oci:DIR or --push")
-    images = []
-    for p in platforms:
-        bp = b.for_platform(p)
-        with b.progress.step(f"building for {p}"):
-            images.append(bp.image(bp.options.base or "scratch", spec))
-    index = oci.ImageIndex.of([img.oci for img in images])
-    names = list(o_.tag) or ["latest"]
+    multi = b.images(platforms, spec)
     for o in outs:
         with b.progress.step(f"writing {o}"):
-            oci.write_layout(index, o.path,
-                             tags=[o.tag] if o.tag else [tag_part(t) for t in names])
+            multi.export(str(o), list(o_.tag))
     for target in [*map(str, outs), *o_.push]:
-        for p, img in zip(platforms, images, strict=True):  # for `inspect`: what changed
-            _build.remember(img, f"{target}#{p}")
+        for img in multi.images:  # for `inspect`: what changed since the last build
+            _build.remember(img, f"{target}#{img.oci.platform}")
     if o_.push:
         with b.progress.step(f"pushing {', '.join(o_.push)}"):
-            publish(index, images, o_.push, insecure=o_.insecure_registry)
+            multi.publish(*o_.push, insecure=o_.insecure_registry)
     targets = [str(o) for o in outs] + list(o_.push)
-    data = {"digest": index.digest, "outputs": targets, "written": targets,
-            "platforms": platforms, "manifests": [img.digest for img in images]}
-    _emit(data, as_json, "\n".join(f"{t}@{index.digest}" for t in targets))
+    data = {"digest": multi.digest, "outputs": targets, "written": targets,
+            "platforms": multi.platforms, "manifests": [img.digest for img in multi.images]}
+    _emit(data, as_json, "\n".join(f"{t}@{multi.digest}" for t in targets))
 
 
 @main.command("inspect")

@@ -171,6 +171,51 @@ class Image:
         return self.digest
 
 
+@dataclass(frozen=True)
+class MultiPlatformImage:
+    """One image per platform, written and pushed as one OCI image index."""
+
+    images: tuple[Image, ...]
+
+    @property
+    def index(self) -> oci.ImageIndex:
+        return oci.ImageIndex.of([i.oci for i in self.images])
+
+    @property
+    def digest(self) -> str:
+        return self.index.digest
+
+    @property
+    def platforms(self) -> list[str]:
+        return [str(i.oci.platform) for i in self.images]
+
+    def image(self, platform: str) -> Image:
+        """The image of one platform (``linux/arm64``)."""
+        want = oci.Platform.parse(platform)
+        for i in self.images:
+            if i.oci.platform.matches(want):
+                return i
+        raise InputError(f"platform {platform}: not in this image (expected one of "
+                         f"{', '.join(self.platforms)})")
+
+    def export(self, output: str, tags: list[str] | tuple[str, ...] = ()) -> str:
+        """Write the index to ``oci:DIR[:TAG]``; returns its digest."""
+        out = parse_output(output)
+        if out.kind != "oci":
+            raise InputError(f"--output {out}: a docker-archive holds one platform; expected "
+                             "oci:DIR[:TAG] for an image index",
+                             hint="write the index with oci:DIR or --push, or build one platform")
+        out.check()
+        names = [out.tag] if out.tag else [tag_part(t) for t in tags] or ["latest"]
+        oci.write_layout(self.index, out.path, tags=names)
+        return self.digest
+
+    def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> str:
+        """Push the index (and every platform's image) to registry references."""
+        publish(self.index, list(self.images), refs, insecure=insecure)
+        return self.digest
+
+
 def publish(target: oci.Image | oci.ImageIndex, images: list[Image], refs, *,
             insecure: tuple[str, ...] = ()) -> None:
     """Push ``target`` (an image, or an index of ``images``) to ``refs``, each registry
