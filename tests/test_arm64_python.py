@@ -610,3 +610,30 @@ def test_api_builds_the_same_index_as_the_cli(sysroot: Path, project, tmp_path: 
     with pytest.raises(InputError, match="a docker-archive holds one platform"):
         multi.export(f"docker-archive:{tmp_path / 'x.tar'}")
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_arm64_bundle_with_a_uv_managed_python(packed, project, tmp_path: Path, monkeypatch):
+    """bundle --platform linux/arm64 and no --python: the uv-managed aarch64 CPython, aarch64
+    wheels, and pycs compiled by a native 3.11 for the final paths."""
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS_JSON_URL", str(packed.downloads_json))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "installs"))
+    ws = project("ws")
+    out = tmp_path / "app.tar.gz"
+    proc = uvship("bundle", str(ws), "--package", "ws-app", "--platform", "linux/arm64",
+                  "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(proc.stdout)["manifest"]
+    assert (manifest["platform"], manifest["interpreter"]["machine"],
+            manifest["interpreter"]["source"]) == ("linux/arm64", "aarch64", "managed")
+    tree = tmp_path / "x"
+    tree.mkdir()
+    with tarfile.open(out) as tar:
+        tar.extractall(tree, filter="tar")
+    assert tree_machines(tree) == {"aarch64"}
+    pyc = next((tree / "app/.venv/lib/python3.11/site-packages/markupsafe/__pycache__")
+               .glob("__init__.cpython-311.pyc"))
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 3  # checked-hash
+    if sys.version_info[:2] == (3, 11):  # same magic number: this Python can read the pyc
+        code = marshal.loads(pyc.read_bytes()[16:])
+        assert code.co_filename == ("/app/.venv/lib/python3.11/site-packages/markupsafe/"
+                                    "__init__.py")
