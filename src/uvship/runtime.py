@@ -114,26 +114,26 @@ def scratch_runtime(elf_roots: list[Path], *, machine: str) -> Runtime:
                              f"under {', '.join(map(str, roots))}", hint=HINT)
         _place(interp, out)
     _place_libraries(libs, _loader_dirs(Path(interpreters[0])), out)
+    return _runtime(out, {"name": "glibc", "version": glibc, "source": f"host file {libc}"},
+                    libs)
+
+
+def _runtime(out: dict[str, Entry], libc: dict[str, Any], libs: dict[str, Path]) -> Runtime:
+    """The runtime of the C library and ``libs`` placed in ``out``, with the /etc files,
+    CAs and zoneinfo every scratch image gets, and what it holds for an SBOM."""
     certifi_v, tzdata_v, data_entries = _ca_and_zoneinfo()
     for e in [*_system_files(), *data_entries]:
         out[e.path] = e
     entries = normalize(out.values())
     _check_no_entry_below_a_link(entries)
-
-    components: list[dict[str, Any]] = [
-        {"name": "glibc", "version": glibc, "source": f"host file {libc}"}]
-    components += _library_components(libs)
-    components += _data_components(certifi_v, tzdata_v)
+    components = [libc, *_library_components(libs),
+                  {"name": "certifi", "version": certifi_v, "source": "PyPI package certifi "
+                   "(Mozilla's CA bundle)", "purl": f"pkg:pypi/certifi@{certifi_v}",
+                   "path": CA_BUNDLE},
+                  {"name": "tzdata", "version": tzdata_v, "source": "PyPI package tzdata "
+                   "(IANA time zone data)", "purl": f"pkg:pypi/tzdata@{tzdata_v}",
+                   "path": ZONEINFO}]
     return Runtime(entries=entries, components=components)
-
-
-def _data_components(certifi_v: str, tzdata_v: str) -> list[dict[str, Any]]:
-    return [
-        {"name": "certifi", "version": certifi_v, "source": "PyPI package certifi (Mozilla's "
-         "CA bundle)", "purl": f"pkg:pypi/certifi@{certifi_v}", "path": CA_BUNDLE},
-        {"name": "tzdata", "version": tzdata_v, "source": "PyPI package tzdata (IANA time "
-         "zone data)", "purl": f"pkg:pypi/tzdata@{tzdata_v}", "path": ZONEINFO},
-    ]
 
 
 # ---------------------------------------------------------------------- the closure
@@ -174,17 +174,8 @@ def _musl_runtime(files: list[tuple[Path, elf.ElfInfo]], roots: list[Path],
                                   "with --base")
     out: dict[str, Entry] = {}
     real = _place(loader, out)
-    certifi_v, tzdata_v, data_entries = _ca_and_zoneinfo()
-    for e in [*_system_files(), *data_entries]:
-        out[e.path] = e
-    entries = normalize(out.values())
-    _check_no_entry_below_a_link(entries)
-    version = _musl_version(loader)
-    components: list[dict[str, Any]] = [
-        {"name": "musl", "version": version, "source": f"host file {real}"}]
-    components += _library_components({"libc.so": Path(real)})
-    components += _data_components(certifi_v, tzdata_v)
-    return Runtime(entries=entries, components=components)
+    return _runtime(out, {"name": "musl", "version": _musl_version(loader),
+                          "source": f"host file {real}"}, {"libc.so": Path(real)})
 
 
 def _musl_version(loader: str) -> str | None:
