@@ -137,7 +137,7 @@ class UvBuild:
         foreign = plan.libc == "musl" or plan.platform != host_platform()
         if foreign and not (request and _interpreter.is_path_request(request)):
             # a uv-managed Python for the target's triple
-            request = _interpreter.triple_request(request or self._pinned_version(),
+            request = _interpreter.triple_request(request or self.ws.python_version_file(),
                                                   self.ws.requires_python,
                                                   MACHINE_OF[plan.platform],
                                                   plan.libc or "glibc")
@@ -154,18 +154,6 @@ class UvBuild:
                     "UV_PYTHON_DOWNLOADS_JSON_URL=DIR/downloads.json") from None
         return self._resolve(plan, request)
 
-    def _pinned_version(self) -> str | None:
-        """The version a .python-version file pins (as uv reads it for a bare request)."""
-        for d in (self.ws.project_dir, *self.ws.project_dir.parents):
-            pin = d / ".python-version"
-            if pin.is_file():
-                lines = [ln.strip() for ln in pin.read_text().splitlines()
-                         if ln.strip() and not ln.startswith("#")]
-                return lines[0] if lines else None
-            if d == self.ws.root:
-                break
-        return None
-
     def _resolve(self, plan: Plan, request: str | None) -> _interpreter.Interpreter:
         return _interpreter.resolve(
             request, project_dir=self.ws.project_dir,
@@ -175,18 +163,25 @@ class UvBuild:
     def stage(self) -> _venv.StagedEnv:
         """Stage the environment (tiers cached by their inputs); nothing is laid out yet."""
         plan = self.plan
-        _venv.check_lock(self.ws)
-        self._check_target_wheels(plan)
-        interp = self.interpreter(plan)
-        self._check_target_wheels(plan, interp.libc)
-        return _venv.stage(self.ws, plan, interp, progress=self.progress)
+        return _venv.stage(self.ws, plan, self._checked_interpreter(plan),
+                           progress=self.progress)
 
-    def _check_target_wheels(self, plan: Plan, libc: str | None = None) -> None:
+    def _checked_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
+        """The lock checked, every locked package checked for a wheel for the target, then
+        the interpreter: the checks that can fail a build before any work is started."""
+        _venv.check_lock(self.ws)
+        self._check_target_wheels(plan, plan.libc or "glibc")
+        interp = self.interpreter(plan)
+        if interp.libc and interp.libc != (plan.libc or "glibc"):
+            # the interpreter decided the C library (a musl --python PATH): check again
+            self._check_target_wheels(plan, interp.libc)
+        return interp
+
+    def _check_target_wheels(self, plan: Plan, libc: str) -> None:
         """For another platform or C library than this host's: every locked package needs a
         wheel for it (nothing can be compiled for the target here)."""
         from .plan import host_platform
 
-        libc = libc or plan.libc or "glibc"
         if plan.platform != host_platform() or libc != "glibc" or plan.glibc:
             _venv.check_wheels_for(self.ws, plan, libc)
 
@@ -234,10 +229,7 @@ class UvBuild:
             if plan.libc is None and facts.libc == "musl" and not (
                     plan.python and _interpreter.is_path_request(plan.python)):
                 plan = replace(plan, libc="musl")
-        _venv.check_lock(self.ws)
-        self._check_target_wheels(plan)  # before any layer is started
-        interp = self.interpreter(plan)
-        self._check_target_wheels(plan, interp.libc)
+        interp = self._checked_interpreter(plan)  # before any layer is started
         if base.is_scratch and interp.machine != _host_machine():
             raise InputError(
                 f"--base scratch: the scratch runtime is made of this host's libraries, which "
