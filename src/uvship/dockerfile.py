@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from ._fs import atomic_file, check_writable_parent
 from .errors import InputError
-from .plan import Options, Plan, make_plan
+from .plan import Options, Plan, make_plan, selection_args
 from .workspace import Workspace, read_toml
 
 Variant = Literal["venv", "system", "managed-python"]
@@ -254,22 +254,10 @@ class _Ctx:
     def select_args(self) -> list[str]:
         """What to sync, as `uv sync` at the workspace root (the build context) needs it."""
         p, ws = self.plan, self.ws
-        args: list[str] = []
         bare = (ws.root_project,) if ws.root_project else tuple(sorted(ws.members))
-        if p.all_packages:
-            args.append("--all-packages")
-        elif tuple(sorted(p.selected)) != tuple(sorted(bare)):
-            for name in p.selected:
-                args += ["--package", name]
-        for e in p.extras:
-            args += ["--extra", e]
-        if p.all_extras:
-            args.append("--all-extras")
-        for g in p.groups:
-            args += ["--group", g]
-        if "dev" not in p.groups:
-            args.append("--no-dev")  # dev tools never ship
-        return args
+        # no --package where a bare `uv sync` (or --all-packages) selects the same
+        implied = p.all_packages or tuple(sorted(p.selected)) == tuple(sorted(bare))
+        return selection_args(p, () if implied else p.selected)
 
     @property
     def partial(self) -> bool:

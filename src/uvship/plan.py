@@ -181,6 +181,25 @@ def make_plan(ws: Workspace, opts: Options) -> Plan:
     )
 
 
+def selection_args(plan: Plan, packages: tuple[str, ...] | None = None) -> list[str]:
+    """The `uv sync` selection flags for a plan (``packages``: the --package names, when
+    they are not the plan's own)."""
+    args: list[str] = []
+    if plan.all_packages:
+        args.append("--all-packages")
+    for p in plan.packages if packages is None else packages:
+        args += ["--package", p]
+    for e in plan.extras:
+        args += ["--extra", e]
+    if plan.all_extras:
+        args.append("--all-extras")
+    for g in plan.groups:
+        args += ["--group", g]
+    if "dev" not in plan.groups:
+        args.append("--no-dev")  # dev tools never ship
+    return args
+
+
 def libc_of(value: str | None) -> str | None:
     """glibc or musl from --libc (gnu is glibc, as uv and target triples name it)."""
     if value is None:

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from . import layers, uv
 from .cache import cache_root, cached_dir, key_of
 from .errors import CommandError, InputError
-from .plan import Plan
+from .plan import Plan, selection_args
 from .progress import NullProgress, Progress
 from .python.bytecode import compile_files, compiler_id
 from .python.interpreter import Interpreter
@@ -170,24 +170,6 @@ def check_lock(ws: Workspace) -> None:
 
 
 # ---------------------------------------------------------------------- tier keys
-def selection_args(plan: Plan) -> list[str]:
-    """The `uv sync` selection flags for a plan."""
-    args: list[str] = []
-    if plan.all_packages:
-        args.append("--all-packages")
-    for p in plan.packages:
-        args += ["--package", p]
-    for e in plan.extras:
-        args += ["--extra", e]
-    if plan.all_extras:
-        args.append("--all-extras")
-    for g in plan.groups:
-        args += ["--group", g]
-    if "dev" not in plan.groups:
-        args.append("--no-dev")
-    return args
-
-
 def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
     """The cache key of each tier: a hash of exactly what decides its bytes."""
     from . import uv as _uv
