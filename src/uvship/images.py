@@ -206,8 +206,7 @@ class MultiPlatformImage:
                              "oci:DIR[:TAG] for an image index",
                              hint="write the index with oci:DIR or --push, or build one platform")
         out.check()
-        names = [out.tag] if out.tag else [tag_part(t) for t in tags] or ["latest"]
-        oci.write_layout(self.index, out.path, tags=names)
+        oci.write_layout(self.index, out.path, tags=out.layout_tags(tags))
         return self.digest
 
     def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> str:
@@ -258,12 +257,17 @@ class Output:
         if self.kind == "docker-archive" and self.path.is_dir():
             raise InputError(f"--output {self}: is a directory (expected a file path)")
 
+    def layout_tags(self, tags: list[str] | tuple[str, ...]) -> list[str]:
+        """The tags an OCI layout gets: its own (oci:DIR:TAG), else each --tag's tag part,
+        else latest."""
+        return [self.tag] if self.tag else [tag_part(t) for t in tags] or ["latest"]
+
     def write(self, image: Image, tags: list[str] | tuple[str, ...] = ()) -> bool:
         """Write ``image`` unless this output already holds exactly it; True if written."""
         if self._up_to_date(image, tags):
             return False
         if self.kind == "oci":
-            names = [self.tag] if self.tag else [tag_part(t) for t in tags] or ["latest"]
+            names = self.layout_tags(tags)
             oci.write_layout(image.oci, self.path, tags=names)
             if image.sbom is not None:
                 from .sbom import add_to_layout
