@@ -5,9 +5,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +53,27 @@ def uvship(*args, check=False, env=None, cwd=None) -> subprocess.CompletedProces
     """The real CLI in a subprocess: exit code, stdout and stderr as a user sees them."""
     full_env = {**os.environ, **(env or {}), "COLUMNS": "200"}
     return run([sys.executable, "-m", "uvship", *args], check=check, env=full_env, cwd=cwd)
+
+
+def interrupt_while_staging(args: list[str], cache: Path) -> tuple[str, str]:
+    """Run `uvship ARGS` with the cache ``cache``; press Ctrl-C (SIGINT) once it is staging
+    its environment (a tiers-* directory exists in the cache); its exit must be 130.
+    Returns (stdout, stderr)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvship", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "UVSHIP_CACHE_DIR": str(cache)},
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (cache / "tmp").is_dir() and list((cache / "tmp").glob("tiers-*")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    return stdout, stderr
 
 
 def podman(*args, check=True, **kw) -> subprocess.CompletedProcess[str]:

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from uvship import layers, oci
 
-from .conftest import HOST_DIR, ROOT, one_dependency_project, uvship
+from .conftest import HOST_DIR, interrupt_while_staging, one_dependency_project, uvship
 
 GLIBC_LAYOUT = HOST_DIR / "images" / "oci" / "glibc-bookworm"
 GLIBC_ARCHIVE = HOST_DIR / "images" / "docker-archive" / "glibc-bookworm.tar"
@@ -189,21 +185,9 @@ def test_ctrl_c_mid_build_leaves_nothing(project, managed_python, tmp_path):
     outdir = tmp_path / "outdir"
     outdir.mkdir()
     cache = tmp_path / "fresh-cache"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvship", "build", str(src), "-o", f"oci:{outdir / 'lay'}",
-         "-o", f"docker-archive:{outdir / 'img.tar'}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, "UVSHIP_CACHE_DIR": str(cache)},
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if (cache / "tmp").is_dir() and list((cache / "tmp").glob("tiers-*")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the build ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    stdout, stderr = interrupt_while_staging(
+        ["build", str(src), "-o", f"oci:{outdir / 'lay'}",
+         "-o", f"docker-archive:{outdir / 'img.tar'}"], cache)
     assert stdout == "" and "Traceback" not in stderr
     assert "error: cancelled" in stderr
     assert list(outdir.iterdir()) == []
