@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import re
 import shutil
@@ -137,7 +138,7 @@ def test_components(runtime):
     assert comps["libgcc_s.so.1"]["source"] == "debian package libgcc-s1:amd64"
     assert comps["ld-linux-x86-64.so.2"]["path"] == (
         "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
-    assert comps["certifi"]["version"] == certifi.__version__
+    assert comps["certifi"]["version"] == importlib.metadata.version("certifi")
     assert comps["tzdata"]["purl"].startswith("pkg:pypi/tzdata@")
 
 
