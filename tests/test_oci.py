@@ -25,6 +25,7 @@ from uvship.oci import (
     parse_layout_ref,
     read_docker_archive,
     read_layout,
+    sha256_digest,
     write_docker_archive,
     write_layout,
 )
@@ -172,6 +173,34 @@ def test_layout_bytes_are_reproducible_and_round_trip(image: Image, tmp_path: Pa
     img2 = back.with_label("rev", "2")
     write_layout(img2, tmp_path / "one", tags=["v2"])
     assert read_layout(tmp_path / "one").digest == img2.digest
+
+
+@needs_busybox
+def test_layout_annotations_and_unlisted_blobs(image: Image, tmp_path: Path):
+    """What a layout keeps beside the image (uvship's SBOM): an annotation on each
+    index.json entry and blobs index.json does not list, which tools reading oci:DIR
+    without a tag need (they refuse an index.json of several entries)."""
+    extra = b'{"kept": "unlisted"}'
+    note = {"dev.uvship.test": "x"}
+    for name in ("one", "two"):
+        write_layout(image, tmp_path / name, annotations=note, blobs=[extra, extra])
+    index = (tmp_path / "one" / "index.json").read_bytes()
+    assert index == (tmp_path / "two" / "index.json").read_bytes()
+    (entry,) = json.loads(index)["manifests"]
+    assert (entry["digest"], entry["annotations"]) == (image.digest, note)
+    assert (tmp_path / "one" / "blobs/sha256" / sha256_digest(extra)[7:]).read_bytes() == extra
+    info = json.loads(run("skopeo", "inspect", f"oci:{tmp_path / 'one'}"))
+    assert info["Digest"] == image.digest
+    # tagged: every entry gets the annotation beside its tag; umoci finds the image by tag
+    write_layout(image, tmp_path / "one", tags=["v1", "latest"], annotations=note)
+    entries = json.loads((tmp_path / "one" / "index.json").read_text())["manifests"]
+    assert [e["annotations"] for e in entries] == [
+        {**note, "org.opencontainers.image.ref.name": t} for t in ("v1", "latest")]
+    run("umoci", "unpack", "--image", f"{tmp_path / 'one'}:latest", tmp_path / "bundle")
+    assert (tmp_path / "bundle" / "rootfs" / "bin" / "busybox").is_file()
+    with pytest.raises(ValueError, match="tags="):
+        write_layout(image, tmp_path / "three",
+                     annotations={"org.opencontainers.image.ref.name": "v1"})
 
 
 @needs_busybox

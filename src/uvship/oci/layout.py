@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import InputError
@@ -199,14 +199,21 @@ def _load_image(layout: _Layout, desc: Descriptor, *, verify: bool) -> Image:
 
 
 def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],
-                 tags: Sequence[str] = ()) -> Descriptor:
+                 tags: Sequence[str] = (), *, annotations: Mapping[str, str] | None = None,
+                 blobs: Iterable[bytes] = ()) -> Descriptor:
     """Write ``image`` as the OCI layout at ``path``, one index.json entry per tag.
 
-    Built in a temporary directory beside ``path`` and renamed into place, so readers never
-    see half a layout; an existing ``path`` is replaced only if it is an OCI layout (or an
-    empty directory). Returns the descriptor of the image (or index) written.
+    ``annotations`` go on every index.json entry (beside its tag; they change neither the
+    image's digest nor what skopeo, podman or umoci read). ``blobs`` are put in blobs/ but
+    not listed in index.json, which lists images only: tools that read ``oci:DIR`` with no
+    tag take its one entry, and refuse a layout with more. Built in a temporary directory
+    beside ``path`` and renamed into place, so readers never see half a layout; an existing
+    ``path`` is replaced only if it is an OCI layout (or an empty directory). Returns the
+    descriptor of the image (or index) written.
     """
     dest = Path(path)
+    if annotations and ANNOTATION_REF_NAME in annotations:
+        raise ValueError("write_layout: a tag is given with tags=, not as an annotation")
     for t in tags:
         if not _REF_NAME.fullmatch(t):
             raise InputError(f"tag {t!r}: expected a reference name such as 'latest' or "
@@ -214,6 +221,7 @@ def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],
     if dest.exists() and not _replaceable(dest):
         raise InputError(f"output {dest}: exists and is not an OCI layout; refusing to "
                          "replace it", hint="choose another path or remove it")
+    unlisted = list(blobs)
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
@@ -236,8 +244,11 @@ def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],
             put(img.digest, img.manifest_bytes())
         if isinstance(image, ImageIndex):
             put(image.digest, image.index_bytes())
-        entries = [_descriptor(image, {ANNOTATION_REF_NAME: t}) for t in tags] or [
-            _descriptor(image, {})]
+        for data in unlisted:
+            put(sha256_digest(data), data)
+        extra = dict(annotations or {})
+        entries = [_descriptor(image, {**extra, ANNOTATION_REF_NAME: t}) for t in tags] or [
+            _descriptor(image, extra)]
         (work / "index.json").write_bytes(canonical_json(
             {"schemaVersion": 2, "mediaType": OCI_INDEX,
              "manifests": [e.to_json() for e in entries]}))
