@@ -113,7 +113,7 @@ def test_on_a_debian_base_from_an_oci_layout(project, managed_python, base_image
 
 
 def test_reproducible_across_checkouts_and_accepted_by_tools(project, managed_python, tmp_path,
-                                                             monkeypatch):
+                                                             monkeypatch, loaded):
     a = project("hello-web", tmp_path / "a" / "checkout")
     b = project("hello-web", tmp_path / "b" / "deeper" / "other")
     later = time.time() + 7200
@@ -123,12 +123,28 @@ def test_reproducible_across_checkouts_and_accepted_by_tools(project, managed_py
     ra = build_ok(str(a), "-o", f"oci:{tmp_path / 'out-a'}:v1")
     time.sleep(1.1)
     monkeypatch.setenv("UVSHIP_CACHE_DIR", str(tmp_path / "cache-b"))
-    rb = build_ok(str(b), "-o", f"oci:{tmp_path / 'out-b'}:v1")
+    out_b = tmp_path / "out-b"
+    rb = build_ok(str(b), "-o", f"oci:{out_b}")  # the README's form: no tag
     assert ra["digest"] == rb["digest"]
     info = json.loads(run(["skopeo", "inspect", f"oci:{tmp_path / 'out-a'}:v1"]).stdout)
     assert info["Digest"] == ra["digest"]
     assert info["Architecture"] == "amd64" and info["Os"] == "linux"
-    run(["umoci", "unpack", "--image", f"{tmp_path / 'out-a'}:v1", str(tmp_path / "bundle")])
+
+    # index.json lists the one image (its SBOM is kept unlisted), so tools that read a
+    # layout with no tag take it: skopeo, podman; umoci by the `latest` it is tagged
+    (entry,) = json.loads((out_b / "index.json").read_text())["manifests"]
+    assert (entry["mediaType"], entry["digest"]) == (oci.OCI_MANIFEST, rb["digest"])
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+    tag = unique_tag("from-layout")
+    run(["skopeo", "copy", "-q", f"oci:{out_b}", f"docker-archive:{tmp_path / 'b.tar'}:{tag}"])
+    loaded(tmp_path / "b.tar", tag)
+    assert "hello-web ok" in podman("run", "--rm", "--pull=never", tag, "--check").stdout
+    image_id = podman("pull", "-q", f"oci:{out_b}").stdout.strip()
+    try:
+        assert f"sha256:{image_id}" == oci.read_layout(out_b).config_descriptor().digest
+    finally:
+        podman("rmi", "-f", image_id, check=False)
+    run(["umoci", "unpack", "--image", f"{out_b}:latest", str(tmp_path / "bundle")])
     rootfs = tmp_path / "bundle" / "rootfs"
     assert (rootfs / "app/.venv/bin/hello-web").is_file()
     assert os.readlink(rootfs / "app/.venv/bin/python") == "/opt/python/bin/python3.12"
@@ -136,6 +152,13 @@ def test_reproducible_across_checkouts_and_accepted_by_tools(project, managed_py
     # nothing of the build machine in the config or history
     cfg = oci.read_layout(tmp_path / "out-a").config_bytes()
     assert str(tmp_path).encode() not in cfg and b"/root" not in cfg
+
+    # the SBOM is still found, with or without a tag, and is the same for both checkouts
+    sboms = [uvship("sbom", ref) for ref in (f"oci:{out_b}", f"oci:{tmp_path / 'out-a'}:v1")]
+    assert [(p.returncode, p.stderr) for p in sboms] == [(0, "")] * 2
+    assert sboms[0].stdout == sboms[1].stdout
+    names = {c["name"].lower() for c in json.loads(sboms[0].stdout)["components"]}
+    assert {"hello-web", "fastapi", "uvicorn", "cpython"} <= names
 
 
 def test_code_change_rebuilds_only_the_project_layer(project, managed_python, tmp_path,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
 
-from uvship import Uv, runtime, sbom
+from uvship import MultiPlatformImage, Uv, images, layers, oci, runtime, sbom
 from uvship.registry import Registry
 
 from .conftest import run
@@ -111,26 +112,106 @@ def test_in_an_oci_layout(example, tmp_path):
     data = sbom.sbom_for(env, runtime_components=comps)
     assert sbom.write_sbom_beside(lay, data) == lay
 
-    index = json.loads((lay / "index.json").read_text())
-    art = [d for d in index["manifests"] if d.get("artifactType") == sbom.CDX_MEDIA_TYPE]
-    assert len(art) == 1  # listed untagged: a tag names an image
-    assert "org.opencontainers.image.ref.name" not in art[0].get("annotations", {})
-    manifest = json.loads((lay / "blobs/sha256" / art[0]["digest"][7:]).read_text())
+    # index.json lists the image only; its entry names the SBOM artifact, kept in blobs/
+    (entry,) = json.loads((lay / "index.json").read_text())["manifests"]
+    assert entry["digest"] == image.digest and "artifactType" not in entry
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+    art = entry["annotations"][sbom.LAYOUT_ANNOTATION]
+    manifest = json.loads((lay / "blobs/sha256" / art[7:]).read_text())
+    assert manifest["artifactType"] == sbom.CDX_MEDIA_TYPE
     assert manifest["subject"]["digest"] == image.digest
     assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
-    # other tools still read the image (by its tag)
-    info = json.loads(run(["skopeo", "inspect", f"oci:{lay}:latest"]).stdout)
-    assert info["Digest"] == image.digest
+    # other tools still read the image, with or without its tag
+    for ref in (f"oci:{lay}", f"oci:{lay}:latest"):
+        assert json.loads(run(["skopeo", "inspect", ref]).stdout)["Digest"] == image.digest
 
     assert sbom.read_from_layout(lay) == data == sbom.read_from_layout(lay, "latest")
-    proc = cli("sbom", f"oci:{lay}:latest")
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, data.decode(), "")
+    for ref in (f"oci:{lay}", f"oci:{lay}:latest"):
+        proc = cli("sbom", ref)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, data.decode(), "")
 
-    # a newer SBOM of the same image replaces the older one in the index
+    # a newer SBOM of the same image takes the older one's place in the annotation
     again = sbom.sbom_for(env, runtime_components=comps, timestamp=True)
-    sbom.write_sbom_beside(lay, again)
+    new = sbom.add_to_layout(lay, again)
+    (entry,) = json.loads((lay / "index.json").read_text())["manifests"]
+    assert entry["annotations"][sbom.LAYOUT_ANNOTATION] == new != art
+    assert sbom.read_from_layout(lay) == again
+
+    # written again under other tags: each entry still names the SBOM; same bytes each time
+    image.export(f"oci:{lay}", tags=["app:1.0", "app:stable"])
+    image.export(f"oci:{tmp_path / 'twin'}", tags=["app:1.0", "app:stable"])
+    raw = (lay / "index.json").read_bytes()
+    assert raw == (tmp_path / "twin" / "index.json").read_bytes()
+    entries = json.loads(raw)["manifests"]
+    assert [e["digest"] for e in entries] == [image.digest] * 2
+    assert {e["annotations"][sbom.LAYOUT_ANNOTATION] for e in entries} == {art}
+    assert sbom.read_from_layout(lay, "stable") == image.sbom == data
+
+
+def test_older_layouts_that_list_the_sbom_in_index_json(tmp_path):
+    """As oras and earlier uvship versions write them: the artifact listed untagged."""
+    lay = tmp_path / "old"
+    image = tiny_image(tmp_path, "linux/amd64")
+    oci.write_layout(image.oci, lay, tags=["latest"])
+    manifest = sbom.artifact_manifest(image.sbom, image.oci.descriptor().to_json())
+    for blob in (sbom.EMPTY, image.sbom, manifest):
+        (lay / "blobs/sha256" / oci.sha256_digest(blob)[7:]).write_bytes(blob)
     index = json.loads((lay / "index.json").read_text())
-    assert len(index["manifests"]) == 2 and sbom.read_from_layout(lay) == again
+    index["manifests"].append(sbom.referrer_descriptor(manifest))
+    (lay / "index.json").write_text(json.dumps(index))
+
+    assert sbom.read_from_layout(lay) == image.sbom == sbom.read_from_layout(lay, "latest")
+    for ref in (f"oci:{lay}", f"oci:{lay}:latest"):
+        proc = cli("sbom", ref)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, image.sbom.decode(), "")
+    # a new SBOM moves the layout to the annotation: index.json lists the image only
+    newer = b'{"bomFormat": "CycloneDX", "version": 2}\n'
+    sbom.add_to_layout(lay, newer)
+    (entry,) = json.loads((lay / "index.json").read_text())["manifests"]
+    assert entry["digest"] == image.digest
+    assert sbom.read_from_layout(lay) == newer
+
+    # an annotation whose artifact is gone (a blob cleaner ran): said so, not a traceback
+    (lay / "blobs/sha256" / entry["annotations"][sbom.LAYOUT_ANNOTATION][7:]).unlink()
+    proc = cli("sbom", f"oci:{lay}")
+    assert proc.returncode == 1 and "whose blob is missing" in proc.stderr, proc.stderr
+    assert "hint: " in proc.stderr
+
+
+def test_an_index_layout_names_one_sbom_per_platform(tmp_path):
+    amd64, arm64 = tiny_image(tmp_path, "linux/amd64"), tiny_image(tmp_path, "linux/arm64")
+    multi = MultiPlatformImage((amd64, arm64))
+    lay = tmp_path / "multi"
+    multi.export(f"oci:{lay}")
+    # one entry, the index (its digest as without SBOMs); it names both platforms' SBOMs
+    (entry,) = json.loads((lay / "index.json").read_text())["manifests"]
+    assert (entry["mediaType"], entry["digest"]) == (oci.OCI_INDEX, multi.digest)
+    named = entry["annotations"][sbom.LAYOUT_ANNOTATION].split(",")
+    subjects = [json.loads((lay / "blobs/sha256" / d[7:]).read_bytes())["subject"]["digest"]
+                for d in named]
+    assert subjects == [amd64.digest, arm64.digest]
+    raw = run(["skopeo", "inspect", "--raw", f"oci:{lay}"]).stdout.encode()
+    assert raw == multi.index.index_bytes()
+
+    assert sbom.read_from_layout(lay, platform="linux/arm64") == arm64.sbom
+    proc = cli("sbom", f"oci:{lay}:latest", "--platform", "linux/amd64")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, amd64.sbom.decode(), "")
+    proc = cli("sbom", f"oci:{lay}")
+    assert proc.returncode == 1 and "several platforms" in proc.stderr, proc.stderr
+    proc = cli("sbom", "registry.example/app:1", "--platform", "linux/arm64")
+    assert proc.returncode == 1 and "expected oci:DIR[:TAG]" in proc.stderr, proc.stderr
+
+
+def tiny_image(work: Path, platform: str) -> images.Image:
+    """A one-file image for ``platform`` with a stand-in SBOM that names it."""
+    blob = work / f"layer-{platform.replace('/', '-')}.tar"
+    with blob.open("wb") as f:
+        info = layers.write_tar([layers.Entry("hello", "file", data=b"hi\n")], f,
+                                compression="none")
+    img = oci.Image.scratch(platform).with_layer(oci.Layer.from_archive(info, blob))
+    doc = {"bomFormat": "CycloneDX", "metadata": {"component": {"name": platform}}}
+    return images.Image(img, images.Base(images.SCRATCH, None),
+                        sbom=(json.dumps(doc) + "\n").encode())
 
 
 def test_beside_bundles(tmp_path):

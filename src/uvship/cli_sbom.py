@@ -61,7 +61,9 @@ def audit(path: str, exclude: tuple[str, ...], fmt: str, service_url: str | None
 @click.argument("image")
 @click.option("--insecure-registry", "insecure", multiple=True,
               help="A registry reached without TLS verification (repeatable).")
-def sbom(image: str, insecure: tuple[str, ...]) -> None:
+@click.option("--platform", help="Of a multi-platform OCI layout, the image whose SBOM to "
+                                 "print (e.g. linux/arm64).")
+def sbom(image: str, insecure: tuple[str, ...], platform: str | None) -> None:
     """Print the CycloneDX SBOM of IMAGE: oci:DIR[:TAG], a registry reference (found
     through the referrers API or the sha256-<hex> tag), or a bundle (FILE.tar.gz, DIR)."""
     from . import sbom as _sbom
@@ -72,27 +74,32 @@ def sbom(image: str, insecure: tuple[str, ...]) -> None:
         if image.startswith("oci:"):
             from .oci import parse_layout_ref
 
-            data = _sbom.read_from_layout(*parse_layout_ref(image))
+            data = _sbom.read_from_layout(*parse_layout_ref(image), platform)
         elif image.startswith("docker-archive:"):
             raise InputError(f"{image}: a docker-archive holds no SBOM",
                              hint="read it from the OCI layout or the registry the image "
                                   "was written to")
         elif Path(image).exists():
-            data = _bundle_sbom(Path(image))
+            data = _bundle_sbom(Path(image), platform)
         else:
+            if platform:
+                raise InputError(f"{image}: --platform chooses an image of an OCI layout; "
+                                 "expected oci:DIR[:TAG]",
+                                 hint="of a registry index, name the platform's image by "
+                                      "digest (REPOSITORY@sha256:...)")
             data = _sbom.find_sbom(image, insecure=insecure)
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
 
 
-def _bundle_sbom(path: Path) -> bytes:
+def _bundle_sbom(path: Path, platform: str | None) -> bytes:
     from .errors import InputError
     from .sbom import BUNDLE_DIR_SBOM
 
     if (path / "oci-layout").is_file():
         from .sbom import read_from_layout
 
-        return read_from_layout(path)
+        return read_from_layout(path, platform=platform)
     found = path / BUNDLE_DIR_SBOM if path.is_dir() else path.with_name(path.name + ".cdx.json")
     if not found.is_file():
         raise InputError(f"{path}: no SBOM beside it (expected {found})",

@@ -206,13 +206,25 @@ class MultiPlatformImage:
                              "oci:DIR[:TAG] for an image index",
                              hint="write the index with oci:DIR or --push, or build one platform")
         out.check()
-        oci.write_layout(self.index, out.path, tags=out.layout_tags(tags))
+        _write_layout(self.index, self.images, out.path, out.layout_tags(tags))
         return self.digest
 
     def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> str:
         """Push the index (and every platform's image) to registry references."""
         publish(self.index, list(self.images), refs, insecure=insecure)
         return self.digest
+
+
+def _write_layout(target: oci.Image | oci.ImageIndex, images: list[Image] | tuple[Image, ...],
+                  path: Path, tags: list[str]) -> None:
+    """Write ``target`` (an image, or an index of ``images``) as an OCI layout, in one
+    atomic step with each image's SBOM: kept in blobs/, named by the index.json entry's
+    annotation, so that index.json lists the one image (or index) that tools expect."""
+    from .sbom import layout_parts
+
+    annotations, blobs = layout_parts((i.oci.descriptor(platform=False).to_json(), i.sbom)
+                                      for i in images if i.sbom is not None)
+    oci.write_layout(target, path, tags=tags, annotations=annotations, blobs=blobs)
 
 
 def publish(target: oci.Image | oci.ImageIndex, images: list[Image], refs, *,
@@ -267,12 +279,7 @@ class Output:
         if self._up_to_date(image, tags):
             return False
         if self.kind == "oci":
-            names = self.layout_tags(tags)
-            oci.write_layout(image.oci, self.path, tags=names)
-            if image.sbom is not None:
-                from .sbom import add_to_layout
-
-                add_to_layout(self.path, image.sbom, tag=names[0])
+            _write_layout(image.oci, [image], self.path, self.layout_tags(tags))
         else:
             oci.write_docker_archive(image.oci, self.path, tags=list(tags))
         self._remember(image, tags)

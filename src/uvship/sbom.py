@@ -3,8 +3,9 @@
 An SBOM lists every Python distribution installed (from the dist-info directories, with
 the hashes uv.lock holds for them), the interpreter and the runtime libraries of the scratch
 base. Its bytes depend only on those: sorted, no random serial number, no wall-clock time
-unless asked. Beside an OCI layout or in a registry it is an artifact whose ``subject`` is
-the image (OCI 1.1); registries without the referrers API get the referrers tag schema.
+unless asked. In an OCI layout or a registry it is an artifact whose ``subject`` is the
+image (OCI 1.1): in a layout, stored in blobs/ and named by an annotation of the image's
+index.json entry; registries without the referrers API get the referrers tag schema.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from packaging.version import InvalidVersion, Version
 from ._fs import atomic_file
 from .errors import InputError
 from .layers import source_date_epoch
-from .oci.types import OCI_INDEX, OCI_MANIFEST, canonical_json, sha256_digest
+from .oci.types import (
+    INDEX_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    canonical_json,
+    check_digest,
+    sha256_digest,
+)
 from .venv import StagedEnv
 from .workspace import Workspace
 
@@ -364,39 +372,98 @@ def write_sbom_beside(path: str | os.PathLike[str], sbom: bytes, *,
 
 
 # ---------------------------------------------------------------------- OCI layouts
-def add_to_layout(layout: Path, sbom: bytes, *, tag: str | None = None) -> str:
-    """Put ``sbom`` into the OCI layout as an artifact whose subject is the image (``tag``,
-    or the only one); returns the artifact manifest's digest.
+# index.json lists images only: skopeo and podman read `oci:DIR` (no tag) only when it has
+# one entry. So an SBOM artifact lives in blobs/ unlisted, and the entry of the image (or of
+# the index holding it) names the artifact's manifest in this annotation, comma-separated
+# when an index has one SBOM per platform. Other tools ignore it; the image digest is kept.
+LAYOUT_ANNOTATION = "dev.uvship.sbom"
 
-    index.json lists it untagged, as OCI 1.1 layouts list referrers; an earlier SBOM of
-    the same image leaves the index (its blobs stay until the layout is written again).
+
+def layout_parts(sboms: Iterable[tuple[Mapping[str, Any], bytes]]
+                 ) -> tuple[dict[str, str], list[bytes]]:
+    """What ``oci.write_layout`` needs to keep SBOMs in a layout: the index.json annotation
+    and the blobs (each artifact's manifest, the empty config and the SBOM).
+
+    ``sboms`` pairs each image's descriptor (the artifact's subject) with its SBOM.
     """
-    index = _layout_index(layout)
-    subject = _layout_subject(layout, index, tag)
-    manifest = artifact_manifest(sbom, subject)
-    for data in (EMPTY, sbom, manifest):
-        _put_blob(layout, data)
-    entries = [d for d in index["manifests"] if not (
-        d.get("artifactType") == CDX_MEDIA_TYPE and _subject_of(layout, d) == subject["digest"])]
-    entries.append(referrer_descriptor(manifest))
-    if entries != index["manifests"]:
-        with atomic_file(layout / "index.json") as f:
-            f.write(canonical_json({**index, "manifests": entries}))
-    return sha256_digest(manifest)
+    digests: list[str] = []
+    blobs: list[bytes] = []
+    for subject, data in sboms:
+        manifest = artifact_manifest(data, subject)
+        digests.append(sha256_digest(manifest))
+        blobs += [EMPTY, data, manifest]
+    return ({LAYOUT_ANNOTATION: ",".join(digests)} if digests else {}), blobs
 
 
-def read_from_layout(layout: str | os.PathLike[str], tag: str | None = None) -> bytes:
-    """The SBOM that refers to the image ``tag`` (or the only image) of an OCI layout."""
+def add_to_layout(layout: Path, sbom: bytes, *, tag: str | None = None,
+                  platform: str | None = None) -> str:
+    """Put ``sbom`` into an OCI layout as an artifact whose subject is the image ``tag`` (or
+    the only one; of an index, the one for ``platform``); returns the artifact's digest.
+
+    Every index.json entry of the image, or of an index holding it, names the artifact in
+    its annotation instead of an earlier SBOM of that image; an older layout's referrer
+    entry for the image leaves index.json (its blobs stay until the layout is written again).
+    """
     root = Path(layout)
+    image = _layout_image(root, tag, platform)
+    manifest = artifact_manifest(sbom, image)
+    digest = sha256_digest(manifest)
+    for data in (EMPTY, sbom, manifest):
+        _put_blob(root, data)
     index = _layout_index(root)
-    subject = _layout_subject(root, index, tag)
-    chosen = pick_sbom(d for d in index["manifests"]
-                       if _subject_of(root, d) == subject["digest"])
+    subject = image["digest"]
+    entries = []
+    for d in index["manifests"]:
+        if d.get("artifactType") and _subject_of(root, d.get("digest")) == subject:
+            continue  # an older layout's referrer entry: the annotation says it now
+        if not d.get("artifactType") and _holds(root, d, subject):
+            keep = [x for x in _named(d) if _subject_of(root, x) != subject]
+            d = {**d, "annotations": {**(d.get("annotations") or {}),
+                                      LAYOUT_ANNOTATION: ",".join([*keep, digest])}}
+        entries.append(d)
+    if entries != index["manifests"]:
+        with atomic_file(root / "index.json") as f:
+            f.write(canonical_json({**index, "manifests": entries}))
+    return digest
+
+
+def read_from_layout(layout: str | os.PathLike[str], tag: str | None = None,
+                     platform: str | None = None) -> bytes:
+    """The SBOM of the image ``tag`` (or the only image; of an index, the one for
+    ``platform``) of an OCI layout: an artifact index.json's annotation names, or one it
+    lists as a referrer (as oras and earlier uvship versions write them)."""
+    root = Path(layout)
+    image = _layout_image(root, tag, platform)["digest"]
+    index = _layout_index(root)
+    named = [x for d in index["manifests"] for x in _named(d)]
+    listed = [d["digest"] for d in index["manifests"]
+              if d.get("artifactType") == CDX_MEDIA_TYPE and isinstance(d.get("digest"), str)]
+    found: dict[str, bytes] = {}
+    missing = [x for x in named if not _blob_file(root, x).is_file()]
+    for digest in dict.fromkeys([*named, *listed]):
+        if _subject_of(root, digest) == image:
+            found[digest] = _read_blob(root, digest)
+    chosen = pick_sbom(referrer_descriptor(m) for m in found.values())
     if chosen is None:
-        raise InputError(f"OCI layout {root}: no SBOM refers to the image {subject['digest']}",
+        if missing:
+            raise InputError(
+                f"OCI layout {root}: index.json names the SBOM {missing[0]}, whose blob is "
+                f"missing (expected {_blob_file(root, missing[0])})",
+                hint="tools that delete the blobs index.json does not list (umoci gc) remove "
+                     "it; build the image again")
+        raise InputError(f"OCI layout {root}: no SBOM refers to the image {image}",
                          hint="uvship build writes one into the layouts it makes")
-    manifest = _read_blob(root, chosen["digest"])
-    return _read_blob(root, sbom_layer(manifest, f"OCI layout {root}")["digest"])
+    where = f"OCI layout {root}: SBOM {chosen['digest']}"
+    return _read_blob(root, sbom_layer(found[chosen["digest"]], where)["digest"])
+
+
+def _layout_image(root: Path, tag: str | None, platform: str | None) -> dict[str, Any]:
+    """The descriptor (media type, digest, size) of the image an SBOM of the layout is for."""
+    from .oci.layout import read_layout
+
+    img = read_layout(root, tag, platform, verify=False)
+    return {"mediaType": img.media_type, "digest": img.digest,
+            "size": len(img.manifest_bytes())}
 
 
 def _layout_index(root: Path) -> dict[str, Any]:
@@ -404,36 +471,46 @@ def _layout_index(root: Path) -> dict[str, Any]:
         index = json.loads((root / "index.json").read_bytes())
     except (OSError, ValueError) as exc:
         raise InputError(f"OCI layout {root}: expected a readable index.json ({exc})") from None
-    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
-        raise InputError(f"OCI layout {root}: index.json: expected a 'manifests' list")
+    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list) or not all(
+            isinstance(d, dict) for d in index["manifests"]):
+        raise InputError(f"OCI layout {root}: index.json: expected a 'manifests' list of "
+                         "descriptors")
     return index
 
 
-def _layout_subject(root: Path, index: Mapping[str, Any], tag: str | None) -> dict[str, Any]:
-    images = [d for d in index["manifests"] if "artifactType" not in d]
-    tags = sorted({str(t) for d in images if (t := (d.get("annotations") or {}).get(
-        "org.opencontainers.image.ref.name"))})
-    if tag is not None:
-        images = [d for d in images
-                  if (d.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag]
-    if len({d.get("digest") for d in images}) != 1:
-        what = f"no image tagged {tag!r}" if tag is not None and not images else \
-            "expected one image, found " + ("none" if not images else "several")
-        raise InputError(f"OCI layout {root}: {what}; found tags: {', '.join(tags) or 'none'}",
-                         hint=f"name the image as oci:{root}:TAG")
-    return dict(images[0])
+def _named(entry: Mapping[str, Any]) -> list[str]:
+    """The SBOM artifacts an index.json entry names in its annotation."""
+    value = (entry.get("annotations") or {}).get(LAYOUT_ANNOTATION)
+    return [x for x in value.split(",") if x] if isinstance(value, str) else []
 
 
-def _subject_of(root: Path, desc: Mapping[str, Any]) -> str | None:
-    if desc.get("artifactType") != CDX_MEDIA_TYPE:
-        return None
+def _holds(root: Path, entry: Mapping[str, Any], digest: str) -> bool:
+    """Whether an index.json entry is the image ``digest``, or an index that lists it."""
+    if entry.get("digest") == digest:
+        return True
+    if entry.get("mediaType") not in INDEX_TYPES:
+        return False
     try:
-        return json.loads(_read_blob(root, desc["digest"])).get("subject", {}).get("digest")
-    except InputError:
-        return None  # a referrer whose blob is gone refers to nothing
+        inner = json.loads(_read_blob(root, str(entry.get("digest")))).get("manifests")
+    except (InputError, ValueError, AttributeError):
+        return False
+    return any(isinstance(m, dict) and m.get("digest") == digest for m in inner or [])
+
+
+def _subject_of(root: Path, digest: object) -> str | None:
+    """The image the CycloneDX artifact ``digest`` refers to; None for other blobs, and
+    gone ones."""
+    try:
+        doc = json.loads(_read_blob(root, str(digest)))
+    except (InputError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("artifactType") != CDX_MEDIA_TYPE:
+        return None
+    return (doc.get("subject") or {}).get("digest")
 
 
 def _blob_file(root: Path, digest: str) -> Path:
+    check_digest(digest, f"OCI layout {root}: index.json")  # never a path outside blobs/
     return root / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
 
