@@ -605,6 +605,14 @@ def test_api_builds_the_same_index_as_the_cli(sysroot: Path, project, tmp_path: 
     assert isinstance(multi, MultiPlatformImage)
     assert multi.platforms == ["linux/amd64", "linux/arm64"]
     assert multi.export(f"oci:{tmp_path / 'api'}") == json.loads(proc.stdout)["digest"]
+    # index.json lists the index alone; its entry names each platform's SBOM
+    (entry,) = json.loads((tmp_path / "cli" / "index.json").read_text())["manifests"]
+    assert entry["digest"] == json.loads(proc.stdout)["digest"]
+    for plat, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        got = uvship("sbom", f"oci:{tmp_path / 'cli'}", "--platform", plat)
+        assert got.returncode == 0, got.stderr
+        (cpython,) = [c for c in json.loads(got.stdout)["components"] if c["name"] == "cpython"]
+        assert {"name": "uvship:machine", "value": machine} in cpython["properties"]
     assert [str(p) for p in layout_platforms(tmp_path / "api")] == multi.platforms
     assert multi.image("linux/arm64").oci.platform.architecture == "arm64"
     with pytest.raises(InputError, match="a docker-archive holds one platform"):
