@@ -80,6 +80,47 @@ def podman(*args, check=True, **kw) -> subprocess.CompletedProcess[str]:
     return run(["podman", *args], check=check, **kw)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def served(image: str, *run_args: str, paths: tuple[str, ...] = ("/",),
+           engine=podman, timeout: float = 60) -> list[bytes]:
+    """Start ``image`` publishing its port 8000, GET each of ``paths`` once it answers, and
+    remove the container; the bodies, in order. A failure shows the container's log."""
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    cid = engine("run", "-d", "--rm", "--pull=never", "-p", f"127.0.0.1:{port}:8000",
+                 *run_args, image).stdout.strip()
+    try:
+        bodies: list[bytes] = []
+        deadline = time.time() + timeout
+        for path in paths:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
+                                                timeout=2) as r:
+                        bodies.append(r.read())
+                        break
+                except urllib.error.HTTPError as exc:
+                    raise AssertionError(f"GET {path}: {exc}\n"
+                                         + engine("logs", cid, check=False).stderr) from None
+                except OSError:
+                    if time.time() > deadline:
+                        raise AssertionError(f"GET {path}: no answer\n" + engine(
+                            "logs", cid, check=False).stderr) from None
+                    time.sleep(0.3)
+        return bodies
+    finally:
+        engine("rm", "-f", "-t", "0", cid, check=False)
+
+
 @pytest.fixture(scope="session")
 def uv_bin() -> str:
     from uvship.uv import uv_bin as find

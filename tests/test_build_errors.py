@@ -142,7 +142,8 @@ def test_wheels_newer_than_the_base_glibc_are_refused_first(tmp_path, uv_bin):
 def test_no_console_script_and_no_entrypoint(project, tmp_path):
     src = project("no-script")
     proc = uvship("build", str(src), *outputs(tmp_path))
-    assert_fails(proc, "no-script: no console script in [project.scripts]", "--entrypoint")
+    assert_fails(proc, "no-script: no console script in [project.scripts]",
+                 "--command 'python -m no_script'")  # the project's own module
     nothing_written(tmp_path)
 
 
@@ -157,7 +158,7 @@ def test_several_console_scripts_and_no_entrypoint(project, uv_bin, tmp_path):
     run([uv_bin, "lock", "-q", "--python", sys.executable], cwd=src)
     proc = uvship("build", str(src), *outputs(tmp_path))
     assert_fails(proc, "several console scripts (hello-admin, hello-web), expected one",
-                 "--entrypoint hello-admin")
+                 "--command hello-admin")
     nothing_written(tmp_path)
 
 
@@ -165,7 +166,8 @@ def test_entrypoint_that_does_not_exist(project, managed_python, tmp_path):
     src = project("hello-web")
     proc = uvship("build", str(src), "--entrypoint", "nope", *outputs(tmp_path))
     assert proc.returncode == 1
-    assert "--entrypoint nope: no such script in the environment's bin/" in proc.stderr
+    assert "error: entrypoint 'nope': no program 'nope' in the environment's bin/ (found: " \
+        in proc.stderr, proc.stderr
     assert "hello-web" in proc.stderr  # what there is
     nothing_written(tmp_path)
 

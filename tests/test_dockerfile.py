@@ -126,7 +126,8 @@ def offline_pythons(src: Path, minor: str) -> None:
 
 # What each project's image prints, and a one-file edit that changes it.
 RUNS = {
-    "hello-web": (("hello-web", "--check"), "hello-web ok python={py}",
+    # the console script is the ENTRYPOINT: `run IMAGE ARGS` passes ARGS to it
+    "hello-web": (("--check",), "hello-web ok python={py}",
                   "src/hello_web/__main__.py", "hello-web ok", "hello-web edited ok"),
     "ws": ((), "app says &lt;lib+core:", "packages/app/src/app/__init__.py", "app says",
            "app now says"),
@@ -177,8 +178,8 @@ def test_system_variant_installs_into_the_images_python(store, checkout, name):
     if name == "hello-web":
         assert "prefix=/usr " in out and "uid=65532" in out
     # uv was mounted for the build, never copied into the image
-    assert store("run", "--rm", "--pull=never", tag, "sh", "-c", "command -v uv || echo none"
-                 ).stdout.strip() == "none"
+    assert store("run", "--rm", "--pull=never", "--entrypoint", "sh", tag, "-c",
+                 "command -v uv || echo none").stdout.strip() == "none"
 
 
 @pytest.mark.podman
@@ -197,9 +198,10 @@ def test_managed_python_variant_runs_on_a_base_without_python(store, checkout, n
     out = store.run(tag, *cmd)
     assert want.format(py=minor) in out
     # the base has no shell and no Python of its own: what runs is the copied interpreter
-    assert store("run", "--rm", "--pull=never", tag, "sh", check=False).returncode != 0
-    assert store.run(tag, "python", "-c", "import sys; print(sys.base_prefix)").startswith(
-        "/opt/python/cpython-")
+    assert store("run", "--rm", "--pull=never", "--entrypoint", "sh", tag, check=False
+                 ).returncode != 0
+    assert store("run", "--rm", "--pull=never", "--entrypoint", "python", tag, "-c",
+                 "import sys; print(sys.base_prefix)").stdout.startswith("/opt/python/cpython-")
 
 
 # ---------------------------------------------------------------------------- the files
@@ -218,7 +220,7 @@ def test_single_project_dockerfile(project):
                  "uv sync --locked --no-install-project --no-dev",
                  "uv sync --locked --no-editable --no-dev", "COPY --from=builder /app/.venv "
                  "/app/.venv", 'ENV PATH="/app/.venv/bin:$PATH"', "USER 65532:65532",
-                 'CMD ["hello-web"]'):
+                 'ENTRYPOINT ["hello-web"]'):
         assert want in text, want
     assert "activate" not in "\n".join(lines)
     # dependencies before the source, the source before the project
@@ -319,7 +321,10 @@ def test_refuses_to_overwrite_a_hand_written_dockerfile(project):
     (("--python", "/usr/bin/python3"), "--python /usr/bin/python3: expected a version such"),
     (("--venv-path", "/src/.venv"), "--venv-path /src/.venv: expected a path outside /src"),
     (("--package", "nope"), "--package nope: no such package"),
-    (("--entrypoint", "bin/app x"), "--entrypoint 'bin/app x': expected the name of a console"),
+    (("--entrypoint", "bin/app x"), "entrypoint 'bin/app x': no project files are shipped"),
+    (("--command", "python -m x", "--entrypoint", "y"), "command 'python -m x' and entrypoint"),
+    (("--command", "X=1 app"), "command 'X=1 app': starts with an environment assignment"),
+    (("--command", "app 'x"), "--command \"app 'x\": expected a command line"),
 ])
 def test_bad_options_are_clear_errors(project, args, error):
     src = project("hello-web")

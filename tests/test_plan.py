@@ -21,11 +21,15 @@ def test_every_option_can_be_set_in_pyproject():
         "label": ["team=x"], "user": "1000", "workdir": "/srv", "compression": "zstd",
         "tag": ["app:1"], "push": ["registry.example/app:1"],
         "cache-repo": "registry.example/cache", "insecure-registry": ["registry.example"],
+        "command": "gunicorn app:wsgi", "build-steps": ["python manage.py check"],
+        "project-files": True,
     }
     assert {k.replace("-", "_") for k in cfg} == {f.name for f in fields(Options)}
     opts = Options.from_config(cfg, "pyproject.toml")
     assert opts.package == ("a",) and opts.extra == ("x",) and opts.mode == "system"
     assert opts.compile is False and opts.python_path == "/p"
+    assert opts.command == ("gunicorn", "app:wsgi")  # split as a shell would, not run by one
+    assert opts.build_steps == ("python manage.py check",) and opts.project_files is True
 
 
 def test_command_line_overrides_config():
@@ -39,6 +43,10 @@ def test_command_line_overrides_config():
     ({"compile": "yes"}, r"\[tool.uvship\] compile: expected true or false, found 'yes'"),
     ({"group": [1]}, r"expected a string or a list of strings"),
     ({"venv_pth": "/x"}, r"unknown key 'venv_pth'"),
+    ({"command": ""}, r"\[tool.uvship\] command: expected a command, found an empty one"),
+    ({"command": "gunicorn 'app"}, r"command \"gunicorn 'app\": expected a command line"),
+    ({"command": 3}, r"command: expected a string or a list of strings, found 3"),
+    ({"project-files": "auto"}, r"project-files: expected true or false"),
 ])
 def test_bad_config_values(cfg, message):
     with pytest.raises(InputError, match=message):

@@ -21,23 +21,26 @@ def run(
     what: str | None = None,
     hint: str | None = None,
     input: str | None = None,
+    inherit_env: bool = True,
+    merge_output: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``cmd``; return it completed, or raise CommandError naming ``what`` failed.
 
-    ``env`` entries are added to (not replacing) the current environment; a value of
-    ``""`` for a key removes it.
+    ``env`` entries are added to (not replacing) the current environment, or make the whole
+    environment when ``inherit_env`` is False; a value of ``""`` for a key removes it.
+    ``merge_output`` sends stderr into stdout (one stream, in order: a user's own command).
     """
     args = [os.fspath(c) for c in cmd]
     full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        for k, v in env.items():
+    if env is not None or not inherit_env:
+        full_env = dict(os.environ) if inherit_env else {}
+        for k, v in (env or {}).items():
             if v == "":
                 full_env.pop(k, None)
             else:
                 full_env[k] = v
     try:
-        proc = _run_killable(args, cwd, full_env, input)
+        proc = _run_killable(args, cwd, full_env, input, merge_output)
     except FileNotFoundError as exc:
         raise CommandError(
             f"{what or args[0]}: cannot run {args[0]!r}: not found",
@@ -47,27 +50,30 @@ def run(
             hint=hint,
         ) from None
     if proc.returncode != 0:
-        stderr = proc.stderr.strip()
+        stderr = (proc.stdout if merge_output else proc.stderr).strip()
         raise CommandError(
             f"{what or 'command'} failed (exit {proc.returncode}): {shlex.join(args)}"
             + (f"\n{stderr}" if stderr else ""),
             command=args,
             returncode=proc.returncode,
-            stderr=proc.stderr,
+            stderr=stderr,
             hint=hint,
         )
     return proc
 
 
-def _run_killable(args: list[str], cwd, env, input) -> subprocess.CompletedProcess[str]:
+def _run_killable(args: list[str], cwd, env, input,
+                  merge_output: bool = False) -> subprocess.CompletedProcess[str]:
     """subprocess.run in a process group of its own, killed whole when we are interrupted.
 
     uv and the byte-compiler start children of their own; on Ctrl-C they must all be gone
     before the staging directory they write into is removed, or they write into it again.
     """
-    with subprocess.Popen(args, cwd=cwd, env=env, text=True, start_new_session=True,
+    with subprocess.Popen(args, cwd=cwd, env=env, text=True, errors="replace",
+                          start_new_session=True,
                           stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT if merge_output else subprocess.PIPE) as p:
         try:
             out, err = p.communicate(input)
         except BaseException:

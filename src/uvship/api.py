@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from . import bundle as _bundle
+from . import command as _command
 from . import venv as _venv
 from .cache import tempdir
 from .errors import InputError
 from .images import Image, MultiPlatformImage
-from .plan import Options, Plan, make_plan
+from .plan import Options, Plan, env_pairs, make_plan
 from .progress import NullProgress, Progress
 from .python import interpreter as _interpreter
 from .workspace import Workspace, find_workspaces
@@ -161,10 +162,63 @@ class UvBuild:
             compile_bytecode=plan.compile, strip=plan.strip, progress=self.progress)
 
     def stage(self) -> _venv.StagedEnv:
-        """Stage the environment (tiers cached by their inputs); nothing is laid out yet."""
+        """Stage the environment (tiers cached by their inputs) and the project's files;
+        nothing is laid out yet."""
         plan = self.plan
-        return _venv.stage(self.ws, plan, self._checked_interpreter(plan),
-                           progress=self.progress)
+        files = self._files(plan)
+        words = plan.command or None
+        if words:
+            _command.check_form(words, "command")
+        return self._stage(plan, self._checked_interpreter(plan), words, files,
+                           image_env=env_pairs(self.options.env, "--env"))
+
+    def _files(self, plan: Plan):
+        """The selection of the project's files that ship (None: a packaged project)."""
+        from . import projectfiles
+
+        return projectfiles.select(plan.files_dir) if plan.files_dir else None
+
+    def _stage(self, plan: Plan, interp: _interpreter.Interpreter,
+               words: tuple[str, ...] | None, files, *, scratch: bool = True,
+               image_env: tuple[tuple[str, str], ...] = (), what: str = "command",
+               on_tier=None, fetch=None, on_built=None) -> _venv.StagedEnv:
+        """The tiers, then what runs (resolved in them), then the project's files and the
+        build steps. The command is checked as soon as the dependencies are staged, before
+        their layer is written; programs of the project itself are known from its
+        pyproject.toml."""
+        from . import build as _build
+        from . import projectfiles
+
+        projectfiles.check_steps_possible(plan, interp)
+        known = _build.project_scripts(self.ws, (*plan.selected, *plan.local_members))
+        names = frozenset(files.files) if files is not None else None
+
+        def resolve(bin_dir: Path) -> list[str]:
+            layout = projectfiles.layout_of(plan, interp, staged_bin=bin_dir,
+                                            known_scripts=known, files=names, scratch=scratch)
+            return _build.resolve_run(self.ws, plan, words or (), layout, what, files)
+
+        def checked(env: _venv.StagedEnv, tier: _venv.Tier) -> None:
+            if words and tier.name == "dependencies" and words[0] not in known:
+                resolve(tier.root / "bin")
+            if on_tier is not None:
+                on_tier(env, tier)
+
+        env = _venv.stage(self.ws, plan, interp, progress=self.progress, on_tier=checked,
+                          fetch=fetch, on_built=on_built)
+        command = tuple(resolve(env.root / "bin")) if words else None
+        app = None
+        if files is not None:
+            if files.left_out:
+                self.progress.note(f"left out of the project's files (secrets are never "
+                                   f"shipped): {', '.join(files.left_out)}")
+            layout = projectfiles.layout_of(plan, interp, staged_bin=env.root / "bin",
+                                            files=names, scratch=scratch)
+            app = projectfiles.stage(
+                plan, files, env_root=env.root, env_key=env.tiers[-1].key,
+                python=_venv.native_stager(interp) or interp.exe, interp=interp,
+                layout=layout, image_env=dict(image_env), progress=self.progress)
+        return replace(env, app=app, command=command)
 
     def _checked_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
         """The lock checked, every locked package checked for a wheel for the target, then
@@ -219,7 +273,11 @@ class UvBuild:
 
         spec = spec or _build.ImageSpec()
         plan = self.plan
-        entrypoint = _build.choose_entrypoint(self.ws, plan, spec)
+        files = self._files(plan)
+        words = _build.run_words(self.ws, plan, spec, files)
+        what = "command" if plan.command else "entrypoint"
+        if words:
+            _command.check_form(words, what)
         if isinstance(base, str):
             base = Image.from_reference(base, plan.platform, self.options.insecure_registry)
         if not base.is_scratch:
@@ -243,13 +301,14 @@ class UvBuild:
         if self.options.cache_repo:
             fetch, on_built = self._shared_cache(plan, interp, spec.compression)
         try:
-            env = _venv.stage(self.ws, plan, interp, progress=self.progress,
-                              on_tier=started.tier_ready, fetch=fetch, on_built=on_built)
+            env = self._stage(plan, interp, words, files, scratch=base.is_scratch,
+                              image_env=spec.env, what=what, on_tier=started.tier_ready,
+                              fetch=fetch, on_built=on_built)
             image = _build.copy_venv(base, env, compression=spec.compression,
                                      progress=self.progress, started=started)
         finally:
             started.pool.shutdown(wait=True, cancel_futures=True)
-        image = _build.finish_image(image, env, self.ws, entrypoint, spec)
+        image = _build.finish_image(image, env, self.ws, spec)
         from dataclasses import replace as _replace
 
         return _replace(image, sbom=_build.cached_sbom(env, self.ws, image.runtime_components))

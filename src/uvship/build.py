@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +18,7 @@ from .errors import InputError
 from .images import Image
 from .layers import Compression
 from .progress import NullProgress, Progress
+from .projectfiles import AppFiles
 from .python.interpreter import Interpreter
 from .venv import StagedEnv, Tier
 
@@ -173,6 +175,18 @@ def tier_sources(env: StagedEnv, tier: Tier) -> dict[str, str]:
     return out
 
 
+def files_layer(app: AppFiles, compression: Compression) -> BuiltLayer:
+    """The project's files in the working directory, with what the build steps made."""
+    key = key_of("files-layer", _LAYER_FORMAT, app.key, compression)
+
+    def describe():
+        made = f", {len(app.outputs)} made by build steps" if app.outputs else ""
+        return (f"uvship: files: {app.count} project files at {app.app_dir}{made}", {},
+                {"sources": dict(app.sources), "outputs": list(app.outputs)})
+
+    return cached_layer("files", key, lambda: layers.scan(app.root, ""), compression, describe)
+
+
 def runtime_layer(i: Interpreter, compression: Compression) -> BuiltLayer:
     """The scratch runtime of the interpreter: its glibc closure, CAs, zoneinfo, passwd.
 
@@ -292,6 +306,8 @@ def copy_venv(image: Image, env: StagedEnv, *, set_env_vars: bool = True,
             if ib.layer.digest not in {layer.digest for layer in image.oci.layers}:
                 built.append(ib)
             built.extend(f.result() for f in tiers)
+            if env.app is not None:
+                built.append(files_layer(env.app, compression))
     finally:
         if own:
             started.pool.shutdown(wait=True, cancel_futures=True)
@@ -401,67 +417,104 @@ class ImageSpec:
     env: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     user: str = "65532:65532"
-    workdir: str | None = None
     compression: Compression = "gzip"
 
 
-def choose_entrypoint(ws, plan, spec: ImageSpec) -> str | None:
-    """The console script the image runs; refused before any work when it is ambiguous."""
+def run_words(ws, plan, spec: ImageSpec, files=None) -> tuple[str, ...] | None:
+    """What the image runs, as words to resolve in the environment: the command, else
+    --entrypoint, else the package's one console script; None when only --cmd is given (the
+    environment's python runs it). Refused before any work when nothing says what runs.
+
+    ``files`` is the selection of the project's files (for the error's examples).
+    """
+    if plan.command and spec.entrypoint:
+        raise InputError(f"command {shlex.join(plan.command)!r} and entrypoint "
+                         f"{spec.entrypoint!r}: expected one of them",
+                         hint="give the whole command with --command")
+    if plan.command:
+        return plan.command
     if spec.entrypoint:
-        return spec.entrypoint
-    scripts = sorted({s for name in plan.selected if name in ws.members
-                      for s in ws.members[name].scripts})
+        return (spec.entrypoint,)
+    scripts = sorted(project_scripts(ws, plan.selected))
     if len(scripts) == 1:
-        return scripts[0]
+        return (scripts[0],)
     if spec.cmd:
         return None  # the command line names what to run with the environment's python
-    names = ", ".join(plan.selected)
-    if not scripts:
+    names = ", ".join(plan.selected) or str(ws.project_dir)
+    hint = command_hint(ws, plan, files)
+    if files is not None and not files.has_code:
         raise InputError(
-            f"{names}: no console script in [project.scripts] (expected one to run)",
-            hint="name what the image runs with --entrypoint NAME (a script in the "
-                 "environment's bin/), or give --cmd")
+            f"{names}: nothing to ship: the project has no [build-system], so its code ships "
+            f"as the files of {files.root}, and none is there ({len(files.files)} files, "
+            "metadata only, after .dockerignore and the defaults that are never shipped)",
+            hint="add the code, check .dockerignore, or " + hint)
+    if not scripts:
+        raise InputError(f"{names}: no console script in [project.scripts] (expected one, or "
+                         "a command that says what the image runs)", hint=hint)
     raise InputError(
         f"{names}: several console scripts ({', '.join(scripts)}), expected one",
-        hint=f"choose one with --entrypoint, e.g. --entrypoint {scripts[0]}")
+        hint=f"choose one with --command, e.g. --command {scripts[0]}")
 
 
-def finish_image(image: Image, env: StagedEnv, ws, entrypoint: str | None,
-                 spec: ImageSpec) -> Image:
+def project_scripts(ws, names) -> set[str]:
+    """Console scripts that local packages ``names`` declare ([project.scripts])."""
+    return {s for name in names if name in ws.members for s in ws.members[name].scripts}
+
+
+def resolve_run(ws, plan, words: tuple[str, ...], layout, what: str, files=None) -> list[str]:
+    """``words`` resolved in ``layout`` (command.resolve), errors hinting at the project's
+    own modules."""
+    from .command import resolve
+
+    try:
+        return resolve(words, layout, what)
+    except InputError as exc:
+        raise InputError(exc.message, hint=command_hint(ws, plan, files)) from None
+
+
+def command_hint(ws, plan, files=None) -> str:
+    """'say what runs with --command ...', with the project's own modules as examples."""
+    from .command import examples_from
+
+    packages = [n.replace("-", "_") for n in plan.selected
+                if n in ws.packages and "virtual" not in ws.packages[n].source]
+    examples = examples_from(files.root if files else None, files.files if files else (),
+                             packages)
+    shown = " or ".join(f"--command {shlex.join(e.split())!r}" for e in examples[:3]) or \
+        "--command 'python -m yourpackage'"
+    return f"say what runs with the whole command, e.g. {shown}"
+
+
+def finish_image(image: Image, env: StagedEnv, ws, spec: ImageSpec) -> Image:
     """Entrypoint, user, workdir, env and the org.opencontainers labels."""
     plan = env.plan
     python = (f"{plan.python_path}/{env.interpreter.executable}" if plan.mode == "system"
               else f"{plan.venv_path}/bin/python")
-    if entrypoint is not None:
-        if not (env.root / "bin" / entrypoint).is_file():
-            raise InputError(
-                f"--entrypoint {entrypoint}: no such script in the environment's bin/ "
-                f"(found: {', '.join(env.scripts) or 'none'})")
-        # python runs the script as a program: uv's sh trampoline is a string to it, so
-        # no shell is needed in the image.
-        image = image.with_entrypoint([python, f"{plan.env_path}/bin/{entrypoint}"])
-    else:
-        image = image.with_entrypoint([python])
+    # the command as resolved in the environment: `podman run IMAGE ARGS` appends ARGS
+    image = image.with_entrypoint(list(env.command) if env.command else [python])
     image = image.with_cmd(list(spec.cmd) if spec.cmd else None)
     image = image.with_user(spec.user)
-    workdir = spec.workdir or (str(Path(plan.venv_path).parent) if plan.mode == "venv"
-                               else "/")
-    image = image.with_workdir(workdir)
+    image = image.with_workdir(plan.workdir)
     for k, v in spec.env:
         image = image.with_env_variable(k, v)
-    labels = _oci_labels(ws, plan, image)
+    labels = _oci_labels(ws, env, image)
     labels.update(dict(spec.labels))
     image = image.with_labels(labels)
     return replace(image, oci=image.oci.with_created(oci.default_created()))
 
 
-def _oci_labels(ws, plan, image: Image) -> dict[str, str]:
+def _oci_labels(ws, env: StagedEnv, image: Image) -> dict[str, str]:
+    plan = env.plan
     labels = {"org.opencontainers.image.created": oci.default_created()}
     if len(plan.selected) == 1 and plan.selected[0] in ws.members:
         project = ws.members[plan.selected[0]].pyproject.get("project", {})
         labels["org.opencontainers.image.title"] = project.get("name", plan.selected[0])
-        if project.get("version"):
-            labels["org.opencontainers.image.version"] = str(project["version"])
+        # the built distribution's: a dynamic version (hatch-vcs, setuptools-scm) is
+        # known only once the backend has run
+        built = [d.version for d in env.distributions if d.name == plan.selected[0]]
+        version = built[0] if built else project.get("version")
+        if version:
+            labels["org.opencontainers.image.version"] = str(version)
         if project.get("description"):
             labels["org.opencontainers.image.description"] = project["description"]
         urls = {k.lower(): v for k, v in (project.get("urls") or {}).items()}

@@ -91,6 +91,9 @@ def manifest(env: StagedEnv) -> dict[str, Any]:
             "machine": i.machine,
         },
         "venv_path": None if plan.mode == "system" else plan.venv_path,
+        "workdir": plan.workdir,
+        "command": list(env.command) if env.command else None,
+        "project_files": env.app.count if env.app else 0,
         "python": exe if plan.mode == "system" else f"{plan.venv_path}/bin/python",
         "packages": [
             {"name": d.name, "version": d.version, "tier": d.tier}
@@ -104,12 +107,18 @@ def interpreter_entries(env: StagedEnv) -> list[layers.Entry]:
     return layers.scan(env.interpreter.root, env.plan.python_path)
 
 
+def app_entries(env: StagedEnv) -> list[layers.Entry]:
+    """The project's files at the working directory (none for a packaged project)."""
+    return layers.scan(env.app.root, "") if env.app else []
+
+
 def entries(env: StagedEnv) -> list[layers.Entry]:
     """Everything a bundle holds, at final paths, plus its manifest."""
     data = json.dumps(manifest(env), indent=2, sort_keys=True).encode() + b"\n"
     return layers.normalize([
         *interpreter_entries(env),
         *env.entries(),
+        *app_entries(env),
         layers.Entry(MANIFEST_NAME, "file", layers.FILE_MODE, data=data),
     ])
 
@@ -118,7 +127,8 @@ def materialize(env: StagedEnv, work: Path) -> UvVenv:
     """Lay the environment out at its final paths under ``work/root`` (a real copy)."""
     root = work / "root"
     root.mkdir(parents=True)
-    layers.materialize(layers.normalize([*interpreter_entries(env), *env.entries()]), root)
+    layers.materialize(layers.normalize([*interpreter_entries(env), *env.entries(),
+                                         *app_entries(env)]), root)
     return UvVenv(env.plan, env.interpreter, env, work)
 
 

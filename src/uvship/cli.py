@@ -117,11 +117,33 @@ def build_options(f):
                      "(repeatable; `!pattern` re-includes)."),
         click.option("--strip/--no-strip", default=None,
                      help="Strip a local interpreter's binaries (--python PATH only)."),
+        click.option("--command", "command",
+                     help="What runs, as one command line: its first word is `python`, a "
+                     "program of the environment's bin/ (a console script), or a file of the "
+                     "project; e.g. 'gunicorn app.wsgi:application --bind 0.0.0.0:8000' or "
+                     "'python -m app'. No shell runs it."),
+        click.option("--build-step", "build_steps", multiple=True,
+                     help="A command run on this host in the staged environment, in the "
+                     "project's files at the working directory, after the project is "
+                     "installed; what it writes ships (repeatable; leading NAME=value words "
+                     "set its environment), e.g. 'python manage.py collectstatic --noinput'."),
+        click.option("--project-files/--no-project-files", default=None,
+                     help="Ship the project's directory to the working directory (chosen by "
+                     "its .dockerignore; .git, .venv, caches and secrets never ship) "
+                     "[default: for a project without [build-system]]."),
+        click.option("--workdir", help="Where the project's files go and the image starts "
+                     "[default: the venv's parent, /app]."),
         click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result."),
         click.option("-q", "--quiet", is_flag=True, help="No progress on stderr."),
     ]):
         f = opt(f)
     return f
+
+
+def _command_words(text: str | None) -> tuple[str, ...] | None:
+    from .plan import command_words
+
+    return command_words(text, "--command") if text is not None else None
 
 
 def _build_from(project: str, kw: dict[str, Any], **image_options: Any):
@@ -136,7 +158,9 @@ def _build_from(project: str, kw: dict[str, Any], **image_options: Any):
         python=kw.pop("python"), python_path=kw.pop("python_path"),
         venv_path=kw.pop("venv_path"), mode=kw.pop("mode"), compile=compile_,
         strip=kw.pop("strip"), exclude=kw.pop("exclude"), platform=kw.pop("platform"),
-        libc=kw.pop("libc"),
+        libc=kw.pop("libc"), build_steps=kw.pop("build_steps"),
+        project_files=kw.pop("project_files"), workdir=kw.pop("workdir"),
+        command=_command_words(kw.pop("command")),
         **image_options,
     )
     return b.with_progress(RichProgress(quiet))
@@ -194,20 +218,6 @@ def _per_platform_output(output: str, platform: str) -> str:
     return str(p.with_name(f"{stem}-{os_}-{arch}{suffix}"))
 
 
-def _pairs(values: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:
-    out = []
-    for v in values:
-        k, sep, val = v.partition("=")
-        if not sep or not k:
-            raise UsageError(f"{option} {v!r}: expected KEY=VALUE")
-        out.append((k, val))
-    return tuple(out)
-
-
-class UsageError(Exception):
-    pass
-
-
 @main.command()
 @click.argument("project", default=".", type=click.Path())
 @click.option("-o", "--output", "outputs", multiple=True,
@@ -223,12 +233,13 @@ class UsageError(Exception):
 @click.option("--base", default=None,
               help="scratch (default), oci:DIR[:TAG], docker-archive:FILE or a registry "
               "reference.")
-@click.option("--entrypoint", help="The console script to run [default: the package's one].")
-@click.option("--cmd", multiple=True, help="Arguments (the image's Cmd; repeatable).")
+@click.option("--entrypoint", help="The program to run, resolved as --command's first word "
+              "[default: the package's console script].")
+@click.option("--cmd", multiple=True, help="Default arguments after the command (the image's "
+              "Cmd; repeatable); `podman run IMAGE ARGS` replaces them.")
 @click.option("--env", "env_vars", multiple=True, help="KEY=VALUE in the image's env.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label.")
 @click.option("--user", help="The user the image runs as [default: 65532:65532].")
-@click.option("--workdir", help="The working directory [default: the venv's parent].")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default=None,
               help="Layer compression [default: gzip].")
 @build_options
@@ -236,7 +247,7 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
           cache_repo: str | None, insecure: tuple[str, ...], tags: tuple[str, ...],
           base: str | None,
           entrypoint: str | None, cmd: tuple[str, ...], env_vars: tuple[str, ...],
-          labels: tuple[str, ...], user: str | None, workdir: str | None,
+          labels: tuple[str, ...], user: str | None,
           compression: str | None, **kw: Any) -> None:
     """Build an OCI image of PROJECT without a container engine.
 
@@ -247,12 +258,13 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
     with _errors():
         from . import build as _build
         from .images import parse_output
+        from .plan import env_pairs
 
         outs = [parse_output(o) for o in outputs]
         for o in outs:
             o.check()
         b = _build_from(project, kw, base=base, entrypoint=entrypoint, cmd=cmd,
-                        env=env_vars, label=labels, user=user, workdir=workdir,
+                        env=env_vars, label=labels, user=user,
                         compression=compression, tag=tags, push=push_refs,
                         cache_repo=cache_repo, insecure_registry=insecure)
         o_ = b.options
@@ -263,16 +275,13 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
 
             for r in o_.push:
                 Reference.parse(r)  # a bad reference fails before any work
-        try:
-            env_pairs, label_pairs = _pairs(o_.env, "--env"), _pairs(o_.label, "--label")
-        except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
+        env_vars, label_pairs = env_pairs(o_.env, "--env"), env_pairs(o_.label, "--label")
         if o_.compression not in (None, "gzip", "zstd"):
             raise click.UsageError(f"compression {o_.compression!r}: expected gzip or zstd")
         tags = o_.tag
         spec = _build.ImageSpec(
-            entrypoint=o_.entrypoint, cmd=o_.cmd or None, env=env_pairs, labels=label_pairs,
-            user=o_.user or "65532:65532", workdir=o_.workdir,
+            entrypoint=o_.entrypoint, cmd=o_.cmd or None, env=env_vars, labels=label_pairs,
+            user=o_.user or "65532:65532",
             compression=o_.compression or "gzip",  # type: ignore[arg-type]
         )
         platforms = [p.strip() for p in (o_.platform or "").split(",") if p.strip()]

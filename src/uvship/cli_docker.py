@@ -43,7 +43,17 @@ if TYPE_CHECKING:
               "/opt/python]; the image's Python prefix for --variant system [default: /usr/local].")
 @click.option("--venv-path", help="Where the venv lives in the image [default: /app/.venv].")
 @click.option("--user", help="The user the image runs as [default: 65532:65532].")
-@click.option("--entrypoint", help="The console script to run [default: the package's one].")
+@click.option("--entrypoint", help="The program to run [default: the package's console "
+              "script].")
+@click.option("--command", help="What the image runs, as one command line (the same meaning "
+              "as for `uvship build`), e.g. 'gunicorn app.wsgi:application --bind 0.0.0.0:8000'.")
+@click.option("--build-step", "build_steps", multiple=True,
+              help="A command run in the build stage after the project is installed, in the "
+              "project's files (repeatable), e.g. 'python manage.py collectstatic --noinput'.")
+@click.option("--project-files/--no-project-files", default=None,
+              help="Copy the project's directory into the image [default: for a project "
+              "without [build-system]].")
+@click.option("--workdir", help="Where the image starts (relative: to the project's files).")
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help="Directory for the files [default: the workspace root, the build context].")
 @click.option("--force", is_flag=True, help="Replace files that uvship did not generate.")
@@ -60,10 +70,12 @@ def dockerfile_cmd(project: str, variant: str, base_image: str | None,
 
     with _errors():
         from . import dockerfile as _df
+        from .cli import _command_words
         from .uv import uv_version
         from .workspace import Workspace
 
         ws = Workspace.open(project)
+        kw["command"] = _command_words(kw.pop("command"))
         plan, opts = _df.make_docker_plan(ws, variant, **kw)
         dopts = _df.DockerOptions(
             variant=variant, base_image=base_image, builder_image=builder_image,  # type: ignore[arg-type]

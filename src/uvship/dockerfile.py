@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -137,17 +139,25 @@ def default_images(variant: str, minor: str, uv_version: str) -> tuple[str, str,
     return uv, python, python
 
 
-def _entrypoint(ws: Workspace, plan: Plan, given: str | None) -> str:
-    from .build import ImageSpec, choose_entrypoint  # one rule for `build` and Dockerfiles
+def _command(ws: Workspace, plan: Plan, given: str | None) -> tuple[str, ...]:
+    """What the image runs, by `build`'s rule. In the Dockerfile's image the venv's bin/ is
+    first on PATH and WORKDIR is the same, so the words mean what they mean to `build`: any
+    program of the environment may run (a dependency's too, e.g. gunicorn), and those are
+    known only once installed, so the name is checked when the image runs."""
+    from .build import ImageSpec, resolve_run, run_words  # one rule for build and Dockerfiles
+    from .command import check_form
+    from .projectfiles import layout_of, select
 
-    # Any console script of the environment may run (a dependency's too, e.g. uvicorn), and
-    # those are known only once installed: check the form here, the name in the image.
-    if given and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", given):
-        raise InputError(f"--entrypoint {given!r}: expected the name of a console script "
-                         "in the venv's bin/, such as hello-web")
-    script = choose_entrypoint(ws, plan, ImageSpec(entrypoint=given))
-    assert script is not None  # no --cmd here: choose_entrypoint raises instead
-    return script
+    files = select(plan.files_dir) if plan.files_dir else None
+    words = run_words(ws, plan, ImageSpec(entrypoint=given), files)
+    assert words is not None  # no --cmd here: run_words raises instead
+    what = "command" if plan.command else "entrypoint"
+    check_form(words, what)
+    # the forms that can be checked without the environment: the project's files
+    resolve_run(ws, plan, words, layout_of(plan, None, staged_bin=None, scratch=False,
+                                           files=frozenset(files.files) if files else None),
+                what, files)
+    return words
 
 
 # ------------------------------------------------------------------ rendering
@@ -166,7 +176,8 @@ def render(ws: Workspace, plan: Plan, dopts: DockerOptions, running_uv: str,
     base = dopts.base_image or d_base
     # The venv links to its interpreter: in the venv variant both stages share one image.
     builder = dopts.builder_image or (base if dopts.variant != "managed-python" else d_builder)
-    script = _entrypoint(ws, plan, dopts.entrypoint)
+    command = _command(ws, plan, dopts.entrypoint)
+    script = command[0]
     if PurePosixPath(plan.venv_path).is_relative_to(SOURCE_DIR):
         raise InputError(f"--venv-path {plan.venv_path}: expected a path outside {SOURCE_DIR}, "
                          "where the source is copied (a bind mount of the source would hide "
@@ -176,7 +187,7 @@ def render(ws: Workspace, plan: Plan, dopts: DockerOptions, running_uv: str,
     service = plan.selected[0] if len(plan.selected) == 1 else script
     here = out is None or Path(out).resolve() == ws.root.resolve()
     ctx_rel = "." if here else Path(os.path.relpath(ws.root, out)).as_posix()
-    ctx = _Ctx(ws, plan, dopts, minor, uv_image, builder, base, script, manifests, ctx_rel)
+    ctx = _Ctx(ws, plan, dopts, minor, uv_image, builder, base, command, manifests, ctx_rel)
     header = (f"{MARKER} {_uvship_version()} for {', '.join(plan.selected)} "
               f"(variant {dopts.variant}).\n"
               "# Regenerate it rather than edit it, or delete this first line to keep your edits\n"
@@ -190,7 +201,8 @@ def render(ws: Workspace, plan: Plan, dopts: DockerOptions, running_uv: str,
                         + ctx.compose(service, None if here else Path(out, "Dockerfile")),
     }
     return Rendered(files=files, python=minor, uv_version=uv_version, uv_image=uv_image,
-                    builder_image=builder, base_image=base, entrypoint=script, service=service)
+                    builder_image=builder, base_image=base, entrypoint=shlex.join(command),
+                    service=service)
 
 
 def _uvship_version() -> str:
@@ -237,7 +249,7 @@ class _Ctx:
     uv_image: str
     builder: str
     base: str
-    script: str
+    command: tuple[str, ...]
     manifests: list[str]
     context: str  # the build context relative to the output directory
 
@@ -308,7 +320,41 @@ class _Ctx:
             "# Then the source and the project itself, non-editable: it must not depend on the\n"
             f"# source in {SOURCE_DIR}.\n"
             f"COPY . {SOURCE_DIR}\n"
-            f"RUN {mounts} \\\n    {self.full_sync()}\n")
+            f"RUN {mounts} \\\n    {self.full_sync()}\n" + self._build_steps())
+
+    # -------------------------------------------------------------- the project's files
+    @property
+    def files_src(self) -> str | None:
+        """Where the project's own files are in the build stage (None: none ship)."""
+        d = self.plan.files_dir
+        if d is None:
+            return None
+        rel = Path(os.path.relpath(d, self.ws.root)).as_posix()
+        return SOURCE_DIR if rel == "." else f"{SOURCE_DIR}/{rel}"
+
+    def workdir_in(self, files: str) -> str:
+        """The image's working directory, where the project's files are at ``files``."""
+        p = self.plan
+        if PurePosixPath(p.workdir).is_relative_to(p.app_dir):
+            return str(PurePosixPath(files, PurePosixPath(p.workdir).relative_to(p.app_dir)))
+        return p.workdir
+
+    def _build_steps(self) -> str:
+        p = self.plan
+        if not p.build_steps:
+            return ""
+        from .command import split_assignments
+        from .plan import command_words
+
+        lines = ["\n# Build steps, in the project's files, with the environment on PATH: what\n"
+                 "# they write ships with the files.\n",
+                 f'ENV PATH="{p.env_path}/bin:$PATH"\n',
+                 f"WORKDIR {self.workdir_in(self.files_src or SOURCE_DIR)}\n"]
+        for n, step in enumerate(p.build_steps, 1):
+            env, words = split_assignments(command_words(step, f"build step {n}"))
+            assigned = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
+            lines.append(f"RUN {' '.join([*assigned, shlex.join(words)])}\n")
+        return "".join(lines)
 
     def _builder(self) -> str:
         p, managed = self.plan, self.dopts.variant == "managed-python"
@@ -341,14 +387,19 @@ class _Ctx:
         if managed:
             out.append(f"COPY --from=builder {p.python_path} {p.python_path}\n")
         out.append(f"COPY --from=builder {p.venv_path} {p.venv_path}\n")
-        out.append(self._tail(str(PurePosixPath(p.venv_path).parent), p.venv_path))
+        if self.files_src is not None:
+            out.append("# The project has no [build-system]: its code runs from its files, in a\n"
+                       "# layer of their own (with what the build steps made).\n"
+                       f"COPY --from=builder {self.files_src} {p.app_dir}\n")
+        out.append(self._tail(p.workdir, p.venv_path))
         return "".join(out)
 
     def _tail(self, workdir: str, venv: str | None) -> str:
         path = (f"# The venv is activated by PATH: `RUN . .venv/bin/activate` would end with its\n"
                 f"# own shell.\nENV PATH=\"{venv}/bin:$PATH\"\n") if venv else ""
         return (f"{path}USER {self.dopts.user}\nWORKDIR {workdir}\n"
-                f'CMD ["{self.script}"]\n')
+                "# `docker run IMAGE ARGS` passes ARGS to the command\n"
+                f"ENTRYPOINT {json.dumps(list(self.command))}\n")
 
     def _dev(self, base: str, uv_mount: str = "", prelude: str = "") -> str:
         sync = " ".join(["uv sync --locked", *(a for a in self.select_args() if a != "--no-dev")])
@@ -357,7 +408,8 @@ class _Ctx:
             f"# its dev group, so source files synced into {SOURCE_DIR} take effect on restart.\n"
             f"FROM {base} AS dev\n{prelude}"
             f"RUN {uv_mount}--mount=type=cache,target={UV_CACHE} \\\n    {sync}\n"
-            f'CMD ["{self.script}"]\n\n')
+            + (f"WORKDIR {self.workdir_in(self.files_src)}\n" if self.files_src else "")
+            + f"ENTRYPOINT {json.dumps(list(self.command))}\n\n")
 
     def _system(self) -> str:
         p = self.plan
@@ -370,7 +422,8 @@ class _Ctx:
             "# the image, and hardlinks across it fail); never download a Python.\n"
             + self._env("UV_PYTHON_DOWNLOADS=never", f"UV_PYTHON={self.minor}")
             + self._dep_steps(uv_mount) + "\n"
-            + self._tail(str(PurePosixPath(p.venv_path).parent), None) + "\n"
+            + self._tail(self.workdir_in(self.files_src) if self.files_src else
+                         str(PurePosixPath(p.venv_path).parent), None) + "\n"
             + self._dev("runtime", uv_mount, f"USER root\nWORKDIR {SOURCE_DIR}\n")
             + "# ---- final stage (the default target): the runtime above\nFROM runtime\n")
 
@@ -442,6 +495,9 @@ def write(rendered: Rendered, out: Path, force: bool = False) -> list[Path]:
     ``force``.
     """
     out = Path(out)
+    if not out.exists():  # made here, the first place anything is written
+        check_writable_parent(_first_existing(out) / "x", f"--output {out}")
+        out.mkdir(parents=True)
     check_writable_parent(out / "Dockerfile", f"--output {out}")
     files = rendered.files
     for name in files:
@@ -457,6 +513,12 @@ def write(rendered: Rendered, out: Path, force: bool = False) -> list[Path]:
         for path in paths:
             stack.enter_context(atomic_file(path)).write(files[path.name].encode())
     return paths
+
+
+def _first_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _generated(path: Path) -> bool:

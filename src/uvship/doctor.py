@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import yaml  # PyYAML: compose files are full YAML (anchors, flow style, block scalars)
 
-from ._glob import glob_pattern
+from ._glob import IgnoreFile
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -286,41 +286,6 @@ def parse_dockerfile(path: Path) -> Dockerfile:
 
 
 # ---------------------------------------------------------------------- .dockerignore
-@dataclass(frozen=True)
-class IgnoreFile:
-    """A .dockerignore: patterns in order, the last match wins, `!` re-includes."""
-
-    path: Path
-    patterns: tuple[tuple[re.Pattern[str], bool, int], ...]  # regex, excluded?, line
-
-    @classmethod
-    def read(cls, path: Path) -> IgnoreFile:
-        pats = []
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not UTF-8 text (expected a .dockerignore)") from None
-        for n, raw in enumerate(text.splitlines(), 1):
-            p = raw.strip()
-            if not p or p.startswith("#"):
-                continue
-            negate = p.startswith("!")
-            p = p[1:].strip() if negate else p
-            p = os.path.normpath(p.lstrip("/")).replace(os.sep, "/")
-            pats.append((re.compile(glob_pattern(p)), not negate, n))
-        return cls(path, tuple(pats))
-
-    def excludes(self, rel: str) -> bool:
-        """Whether the context path ``rel`` (or a directory above it) is left out."""
-        parts = rel.strip("/").split("/")
-        candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
-        out = False
-        for rx, excluded, _ in self.patterns:
-            if any(rx.fullmatch(c) for c in candidates):
-                out = excluded
-        return out
-
-
 def ignore_file_for(dockerfile: Path, context: Path) -> IgnoreFile | None:
     """The ignore file a build uses: `<Dockerfile>.dockerignore` beside it, else the
     context's .dockerignore (BuildKit's and podman's order)."""

@@ -169,7 +169,7 @@ def _role_of(created_by: str) -> str:
     image built elsewhere still shows them; any other layer came with the base."""
     if created_by.startswith("uvship: "):
         word = created_by[len("uvship: "):].split(":", 1)[0].split(" ", 1)[0]
-        if word in ("runtime", "dependencies", "local", "project"):
+        if word in ("runtime", "dependencies", "local", "project", "files"):
             return word
         if word == "CPython":
             return "interpreter"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform as _platform
 from dataclasses import dataclass, fields, replace
 from pathlib import Path, PurePosixPath
@@ -39,6 +40,15 @@ class Options:
     platform: str | None = None
     # the target's C library: glibc or musl (default: the interpreter's, or a musl base's)
     libc: str | None = None
+    # what runs: the whole command, its first word resolved in the environment
+    command: tuple[str, ...] = ()
+    # commands run in the staged environment after the project is installed (collectstatic)
+    build_steps: tuple[str, ...] = ()
+    # ship the project's directory to the working directory [default: for a project
+    # without [build-system], whose code uv does not install]
+    project_files: bool | None = None
+    # where the image starts (relative: to the project's files) [default: the venv's parent]
+    workdir: str | None = None
     # image options (`uvship build`)
     base: str | None = None
     entrypoint: str | None = None
@@ -46,7 +56,6 @@ class Options:
     env: tuple[str, ...] = ()  # KEY=VALUE
     label: tuple[str, ...] = ()  # KEY=VALUE
     user: str | None = None
-    workdir: str | None = None
     compression: str | None = None
     tag: tuple[str, ...] = ()
     # registries
@@ -66,7 +75,13 @@ class Options:
                 raise InputError(
                     f"{source}: unknown key {key!r} in [tool.uvship] (expected one of: {names})"
                 )
-            values[name] = _coerce(value, known[name].default, f"{source}: [tool.uvship] {key}")
+            where = f"{source}: [tool.uvship] {key}"
+            if name == "command":
+                values[name] = command_words(value, where)
+            elif name == "project_files":
+                values[name] = _coerce(value, False, where)
+            else:
+                values[name] = _coerce(value, known[name].default, where)
         return cls(**values)
 
     def override(self, **cli: Any) -> Options:
@@ -74,6 +89,28 @@ class Options:
         given = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cli.items()
                  if v is not None and v != () and v != []}
         return replace(self, **given)
+
+
+def command_words(value: Any, where: str) -> tuple[str, ...]:
+    """A command as its words: a string is split as a shell would (no shell runs it), a list
+    is taken as it is."""
+    import shlex
+
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise InputError(f"{where} {value!r}: expected a command line ({exc})",
+                             hint="close the quote, or give the command as a list of words"
+                             ) from None
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        words = list(value)
+    else:
+        raise InputError(f"{where}: expected a string or a list of strings, found {value!r}")
+    if not words:
+        raise InputError(f"{where}: expected a command, found an empty one",
+                         hint='e.g. "gunicorn app.wsgi:application --bind 0.0.0.0:8000"')
+    return tuple(words)
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -122,6 +159,11 @@ class Plan:
     exclude: tuple[str, ...] = ()
     libc: str | None = None  # glibc or musl when the target's C library is decided
     glibc: str | None = None  # the target's glibc version, when a base tells it
+    command: tuple[str, ...] = ()  # what runs, as given (resolved against the environment)
+    build_steps: tuple[str, ...] = ()
+    workdir: str = "/app"  # where the image (and each build step) starts
+    app_dir: str = "/app"  # where the project's files go: the venv's parent, or /app
+    files_dir: Path | None = None  # the directory shipped to ``app_dir`` (None: none)
 
     @property
     def target(self) -> str:
@@ -134,9 +176,20 @@ class Plan:
         return self.python_path if self.mode == "system" else self.venv_path
 
 
-def _abs_posix(value: str, what: str) -> str:
-    p = PurePosixPath(value)
-    if not p.is_absolute() or ".." in p.parts or str(p) == "/":
+def env_pairs(values: tuple[str, ...], what: str) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE options (--env, --label) as pairs; anything else is refused."""
+    out = []
+    for v in values:
+        k, sep, val = v.partition("=")
+        if not sep or not k:
+            raise InputError(f"{what} {v!r}: expected KEY=VALUE")
+        out.append((k, val))
+    return tuple(out)
+
+
+def _abs_posix(value: str, what: str, root_ok: bool = False) -> str:
+    p = PurePosixPath(os.path.normpath(value))
+    if not p.is_absolute() or ".." in p.parts or (str(p) == "/" and not root_ok):
         raise InputError(f"{what} {value!r}: expected an absolute path such as /app/.venv")
     return str(p)
 
@@ -159,6 +212,15 @@ def make_plan(ws: Workspace, opts: Options) -> Plan:
     extras = tuple(canonicalize_name(e) for e in opts.extra)
     groups = tuple(canonicalize_name(g) for g in opts.group)
     closure = ws.local_closure(selected, extras=extras, all_extras=opts.all_extras, groups=groups)
+    files_dir = project_files_dir(ws, selected, opts.project_files)
+    app_dir = str(PurePosixPath(venv_path).parent) if opts.mode == "venv" else "/app"
+    if app_dir == "/":
+        app_dir = "/app"
+    if not opts.workdir:
+        workdir = app_dir if opts.mode == "venv" or files_dir else "/"
+    else:  # relative to where the project's files are, as WORKDIR is to the one before
+        workdir = _abs_posix(str(PurePosixPath(app_dir, opts.workdir)), "--workdir",
+                             root_ok=True)
     return Plan(
         workspace_root=ws.root,
         project_dir=ws.project_dir,
@@ -178,7 +240,36 @@ def make_plan(ws: Workspace, opts: Options) -> Plan:
         platform=_platform_of(opts.platform),
         exclude=opts.exclude,
         libc=libc_of(opts.libc),
+        command=opts.command,
+        build_steps=opts.build_steps,
+        workdir=workdir,
+        app_dir=app_dir,
+        files_dir=files_dir,
     )
+
+
+def project_files_dir(ws: Workspace, selected: tuple[str, ...], wanted: bool | None
+                      ) -> Path | None:
+    """The directory whose files ship to the working directory, or None.
+
+    A project without [build-system] is "virtual": uv installs its dependencies but not its
+    code, which runs from its directory (`COPY . /app` in a Dockerfile), so by default that
+    directory ships. ``wanted`` True ships the directory uvship was pointed at (a packaged
+    project's alembic.ini, templates, scripts), False ships none.
+    """
+    if wanted is False:
+        return None
+    if wanted:
+        return ws.project_dir
+    virtual = [n for n in selected if n in ws.packages and "virtual" in ws.packages[n].source]
+    if not virtual:
+        return None
+    if len(virtual) > 1:
+        raise InputError(
+            f"{', '.join(virtual)}: several projects without [build-system] selected, whose "
+            "code uv does not install (expected one, whose directory ships as files)",
+            hint="choose one with --package, or ship none with --no-project-files")
+    return ws.members[virtual[0]].path if virtual[0] in ws.members else ws.project_dir
 
 
 def selection_args(plan: Plan, packages: tuple[str, ...] | None = None) -> list[str]:

@@ -8,6 +8,7 @@ the hash of the tier's inputs. A code-only change re-runs only the project tier.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -17,7 +18,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
@@ -28,7 +29,10 @@ from .plan import Plan, selection_args
 from .progress import NullProgress, Progress
 from .python.bytecode import compile_files, compiler_id
 from .python.interpreter import Interpreter
-from .workspace import Workspace
+from .workspace import Workspace, read_toml
+
+if TYPE_CHECKING:
+    from .projectfiles import AppFiles
 
 TIERS = ("dependencies", "local", "project")
 # Bumped whenever a change here changes what a tier holds, to invalidate cached tiers.
@@ -73,6 +77,10 @@ class StagedEnv:
     plan: Plan
     interpreter: Interpreter
     tiers: tuple[Tier, ...]
+    # the project's files at the working directory (with what the build steps made)
+    app: AppFiles | None = None
+    # what runs, resolved in the environment (target paths); None: nothing said
+    command: tuple[str, ...] | None = None
 
     @property
     def root(self) -> Path:
@@ -185,8 +193,10 @@ def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
     third_party = _reachable_third_party(ws, plan)
     deps = key_of(common, lock_meta, [_lock_entry(ws, n) for n in third_party])
     local_names = [n for n in every if n not in plan.selected]
-    local = key_of(deps, [(n, _lock_entry(ws, n), source_hash(ws, n)) for n in local_names])
-    project = key_of(local, [(n, _lock_entry(ws, n), source_hash(ws, n)) for n in plan.selected])
+    local = key_of(deps, [(n, _lock_entry(ws, n), source_hash(ws, n), build_inputs(ws, n))
+                          for n in local_names])
+    project = key_of(local, [(n, _lock_entry(ws, n), source_hash(ws, n), build_inputs(ws, n))
+                             for n in plan.selected])
     return {"dependencies": deps, "local": local, "project": project}
 
 
@@ -225,16 +235,52 @@ def source_hash(ws: Workspace, name: str) -> str:
     return key_of(sorted(source_files(ws, name).items()))
 
 
+# Environment variables that build backends read to decide what they build (the version
+# plugins' overrides above all): part of a local package's identity.
+_BUILD_ENV_PREFIXES = ("SETUPTOOLS_SCM_", "HATCH_", "PDM_BUILD_SCM_", "POETRY_DYNAMIC_VERSIONING",
+                       "UV_DYNAMIC_VERSIONING_", "VERSIONINGIT_", "DUNAMAI_", "PBR_VERSION",
+                       "VCS_VERSIONING_")
+
+
+def build_inputs(ws: Workspace, name: str) -> list[Any]:
+    """What a local package's build backend reads besides its files: the environment
+    variables above and, for a dynamic version, the checkout's VCS state (hatch-vcs,
+    setuptools-scm and their kin derive the version from `git describe`)."""
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(_BUILD_ENV_PREFIXES))
+    root = _source_root(ws, name)
+    pyproject = root / "pyproject.toml"
+    dynamic = pyproject.is_file() and "version" in (
+        read_toml(pyproject).get("project", {}).get("dynamic") or [])
+    return [env, _vcs_state(root) if dynamic else None]
+
+
+def _vcs_state(root: Path) -> str | None:
+    """`git describe` of the checkout holding ``root`` (tag, distance, full commit, dirty),
+    or None outside a git checkout."""
+    from . import _proc
+
+    try:
+        out = _proc.run(["git", "-C", str(root), "describe", "--tags", "--long", "--dirty",
+                         "--always", "--abbrev=40"], what="git describe")
+    except CommandError:
+        return None
+    return out.stdout.strip() or None
+
+
+def _source_root(ws: Workspace, name: str) -> Path:
+    pkg = ws.packages[name]
+    rel = next((pkg.source[k] for k in ("editable", "virtual", "directory", "path")
+                if k in pkg.source), ".")
+    return (ws.root / rel).resolve()
+
+
 def source_files(ws: Workspace, name: str) -> dict[str, str]:
     """Each file of a local package's source tree (relative path) and its content hash.
 
     Environments, VCS data, caches and build output are not part of it, nor are the
     directories of other workspace members nested inside it.
     """
-    pkg = ws.packages[name]
-    rel = next((pkg.source[k] for k in ("editable", "virtual", "directory", "path")
-                if k in pkg.source), ".")
-    root = (ws.root / rel).resolve()
+    root = _source_root(ws, name)
     if root.is_file():
         return {root.name: _file_hash(root)}
     nested = {m.path for m in ws.members.values() if m.path != root}
@@ -605,24 +651,17 @@ def _needed(env: Path, added: list[str]) -> list[str]:
     return sorted(needed)
 
 
-def _pattern(glob: str):
-    """A .dockerignore-style pattern as a regex matching a path and everything below it."""
-    import re
-
-    from ._glob import glob_pattern
-
-    return re.compile(f"(?:{glob_pattern(glob.strip().strip('/'))})(?:/.*)?$")
-
-
 def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
-    """Whether ``rel`` (a path in site-packages) is excluded; a later `!pattern` re-includes,
-    as in .dockerignore."""
-    out = False
-    for p in patterns:
-        negate = p.startswith("!")
-        if _pattern(p[1:] if negate else p).match(rel):
-            out = not negate
-    return out
+    """Whether ``rel`` (a path in site-packages) is excluded by .dockerignore-style
+    ``patterns``; a later `!pattern` re-includes."""
+    return _ignore(patterns).excludes(rel)
+
+
+@functools.lru_cache(maxsize=8)
+def _ignore(patterns: tuple[str, ...]):
+    from ._glob import IgnoreFile
+
+    return IgnoreFile.of(patterns)
 
 
 def _exclude_data_files(env: Path, site: str, before: set[str],

@@ -1,0 +1,5 @@
+from importlib.metadata import version
+
+
+def main() -> None:
+    print(f"vcs-cli {version('vcs-cli')}")
