@@ -86,6 +86,24 @@ def test_example_serves_http_as_nonroot(project, managed_python, base_images, tm
         podman("rm", "-f", "-t", "0", cid, check=False)
 
 
+@pytest.mark.parametrize("args", [
+    # the environment's python, then the module and its arguments as the image's Cmd
+    ("--entrypoint", "python", "--cmd", "-m", "--cmd", "hello_web", "--cmd", "--check"),
+    ("--entrypoint", "/app/.venv/bin/python", "--cmd", "-m", "--cmd", "hello_web",
+     "--cmd", "--check"),
+    ("--command", "python -m hello_web --check"),
+])
+def test_python_entrypoint_runs_a_module(project, managed_python, tmp_path, loaded, args):
+    src = project("hello-web")
+    tag = unique_tag("hello-m")
+    build_ok(str(src), "-o", f"docker-archive:{tmp_path / 'img.tar'}", "-t", tag, *args)
+    loaded(tmp_path / "img.tar", tag)
+    cfg = json.loads(podman("image", "inspect", tag).stdout)[0]["Config"]
+    assert cfg["Entrypoint"][0] == "/app/.venv/bin/python", cfg
+    out = podman("run", "--rm", "--pull=never", tag).stdout
+    assert "hello-web ok python=3.12" in out and "uid=65532" in out
+
+
 def test_on_a_debian_base_from_an_oci_layout(project, managed_python, base_images, tmp_path,
                                              loaded):
     src = project("hello-web")

@@ -184,6 +184,34 @@ def test_system_variant_installs_into_the_images_python(store, checkout, name):
 
 @pytest.mark.podman
 @pytest.mark.slow
+def test_virtual_project_ships_its_files_and_build_steps(store, checkout):
+    """A Django site with no [build-system]: the image holds its files (never .env) and
+    what collectstatic made in the build stage, and runs its command, as `uvship build`'s."""
+    src = checkout("django-site")
+    (src / ".env").write_text("DJANGO_SECRET_KEY=do-not-ship\n")
+    res = generate(src, *LOCAL, "--base-image", PYTHON_IMAGE, "--python", "3.11")
+    assert res["entrypoint"] == ("gunicorn site_conf.wsgi:application --bind 0.0.0.0:8000 "
+                                 "--workers 1")
+    text = (src / "Dockerfile").read_text()
+    assert "RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput" in text
+    assert "COPY --from=builder /src /app" in text
+    tag = "localhost/uvship-test/django-site:df"
+    store.build(src, tag, "django-site venv cold")
+    from .conftest import served
+
+    home, = served(tag, "-e", "DJANGO_SECRET_KEY=x", engine=store)
+    assert home.decode().startswith("django-site ok uid=65532 cwd=/app "
+                                    "python=/app/.venv/bin/python"), home
+    css = home.decode().split("css=", 1)[1].strip()
+    _, sheet = served(tag, "-e", "DJANGO_SECRET_KEY=x", engine=store, paths=("/", css))
+    assert sheet == b"body { color: #333; }\n"
+    shipped = store("run", "--rm", "--pull=never", "--entrypoint", "python", tag, "-c",
+                    "import os; print(sorted(os.listdir('/app')))").stdout
+    assert ".env" not in shipped and "staticfiles" in shipped and "manage.py" in shipped
+
+
+@pytest.mark.podman
+@pytest.mark.slow
 @pytest.mark.parametrize("name,minor", [("hello-web", "3.12"), ("ws", "3.12")])
 def test_managed_python_variant_runs_on_a_base_without_python(store, checkout, name, minor):
     src = checkout(name)

@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 from ._fs import atomic_file, check_writable_parent
 from .errors import InputError
 from .plan import Options, Plan, make_plan, selection_args
+from .projectfiles import SECRETS
 from .workspace import Workspace, read_toml
 
 Variant = Literal["venv", "system", "managed-python"]
@@ -194,9 +195,17 @@ def render(ws: Workspace, plan: Plan, dopts: DockerOptions, running_uv: str,
               "# (uvship then refuses to overwrite the file without --force).\n")
     build = (f"# Build from the workspace root: docker build -t {service} .  (BuildKit, the\n"
              f"# default since Docker 23)  or  podman build -t {service} .\n\n")
+    # The project's own .dockerignore is never replaced: its patterns follow uvship's in
+    # Dockerfile.dockerignore, which BuildKit and podman read instead of it.
+    own = ws.root / ".dockerignore"
+    own_text = own.read_text(errors="replace") if own.is_file() and not _generated(own) \
+        else None
+    ignore = DOCKERIGNORE + (f"\n# The project's own {own.name} (its patterns win):\n{own_text}"
+                             if own_text is not None else "")
     files = {
         "Dockerfile": header + build + ctx.dockerfile(),
-        ".dockerignore" if here else "Dockerfile.dockerignore": header + DOCKERIGNORE,
+        ".dockerignore" if here and own_text is None else "Dockerfile.dockerignore":
+            header + ignore,
         "compose.yaml": header + "# Develop with: docker compose watch\n\n"
                         + ctx.compose(service, None if here else Path(out, "Dockerfile")),
     }
@@ -475,16 +484,17 @@ dist
 **/*.egg-info
 # Version control: changes with every commit, never needed in the image.
 .git
-# Secrets: never bake them into a layer.
+# Secrets: never bake them into a layer (the same list `uvship build` never ships).
 .env
 .env.*
 **/.env
+{secrets}
 # The build's own files: editing them should not rebuild the source layer.
 Dockerfile
 Dockerfile.dockerignore
 .dockerignore
 compose.yaml
-"""
+""".replace("{secrets}", "\n".join(p for p in SECRETS if p not in ("**/.env", "**/.env.*")))
 
 
 # ------------------------------------------------------------------ writing

@@ -36,8 +36,7 @@ NEVER_SHIPPED = (
 )
 # Secrets: never shipped either, and named when left out.
 SECRETS = ("**/.env", "**/.env.*", "**/.netrc", "**/.pypirc", "**/.npmrc", "**/id_rsa*",
-           "**/id_dsa*", "**/id_ecdsa*", "**/id_ed25519*", "**/credentials.json", "**/*.pem",
-           "**/*.key")
+           "**/id_dsa*", "**/id_ecdsa*", "**/id_ed25519*", "**/credentials.json")
 _DEFAULTS = IgnoreFile.of((*NEVER_SHIPPED, *SECRETS))
 _SECRETS = IgnoreFile.of(SECRETS)
 # Files that say what a project is without being any of its code.
