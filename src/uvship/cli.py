@@ -116,7 +116,8 @@ def build_options(f):
                      "of the local packages to leave out, e.g. 'myapp/fixtures/**' "
                      "(repeatable; `!pattern` re-includes)."),
         click.option("--strip/--no-strip", default=None,
-                     help="Strip a local interpreter's binaries (--python PATH only)."),
+                     help="Strip a local interpreter's binaries (--python PATH; uv's "
+                     "downloads come stripped) [default: strip]."),
         click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result."),
         click.option("-q", "--quiet", is_flag=True, help="No progress on stderr."),
     ]):

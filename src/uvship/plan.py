@@ -32,7 +32,9 @@ class Options:
     venv_path: str = "/app/.venv"
     mode: Mode = "venv"
     compile: bool = True
-    strip: bool = False
+    # strip a local interpreter's binaries, as the python-build-standalone downloads uv
+    # installs are: symbols are nearly half its bytes (pyenv's 3.12: 74 MB, stripped 39 MB)
+    strip: bool = True
     # .dockerignore-style patterns for files of the local packages (project data files)
     exclude: tuple[str, ...] = ()
     # the target: linux/amd64 or linux/arm64 (default: this host)
