@@ -5,12 +5,15 @@ from __future__ import annotations
 import platform as _platform
 from dataclasses import dataclass, fields, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from packaging.utils import canonicalize_name
 
 from .errors import InputError
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .python.managed import Wanted
 
 Mode = Literal["venv", "system"]
 
@@ -227,3 +230,14 @@ def _platform_of(value: str | None) -> str:
 
 
 MACHINE_OF = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+
+
+def python_wanted(ws: Workspace, plan: Plan) -> Wanted:
+    """What ``plan`` asks of a uv-managed CPython (README: Which Python): the request of
+    --python, .python-version or requires-python, for the target's machine and C library."""
+    from .python.managed import Wanted, host_glibc
+
+    request, origin = ws.python_request(plan.python)
+    libc = plan.libc or ("glibc" if host_glibc() else "musl")
+    return Wanted(request, origin, ws.requires_python, MACHINE_OF[plan.platform], libc,
+                  plan.target)
