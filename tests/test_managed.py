@@ -1,12 +1,13 @@
 """uvship.python.managed: the one uv-managed CPython a build gets, whatever is installed.
 
 The version comes from uv's download list (here: a list made of pyenv's 3.12 and 3.13),
-never from what happens to be installed.
+never from what happens to be installed; the lock is checked with it once it exists.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,9 +20,12 @@ from uvship.progress import NullProgress
 from uvship.python import managed
 from uvship.python.managed import Wanted
 
-from .conftest import run, uvship
+from .conftest import NEWER_PYTHON, PROJECTS, run, uvship
 
 CHOSEN = "the newest stable CPython in uv"
+# PATH without pyenv's shims: uv must not find a Python of the search path that the
+# managed installs lack (uvship's own tools still run)
+NO_PYENV_PATH = ":".join(p for p in os.environ["PATH"].split(":") if ".pyenv" not in p)
 
 
 def wanted(request: str | None = None, spec: str | None = ">=3.11", machine: str = "x86_64",
@@ -37,6 +41,18 @@ def two_pythons(monkeypatch, two_python_downloads, tmp_path) -> dict[str, str]:
                        two_python_downloads["UV_PYTHON_DOWNLOADS_JSON_URL"])
     monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "installs"))
     return two_python_downloads
+
+
+def project_requiring(tmp_path: Path, uv_bin: str, spec: str) -> Path:
+    """A locked project with no dependencies and requires-python ``spec`` (locked with a
+    local CPython 3.13, which uv does not otherwise see)."""
+    src = tmp_path / "needs-new"
+    shutil.copytree(PROJECTS / "no-script", src)
+    pp = src / "pyproject.toml"
+    pp.write_text(pp.read_text().replace('requires-python = ">=3.11"',
+                                         f'requires-python = "{spec}"'))
+    run([uv_bin, "lock", "-q", "--no-python-downloads", "--python", NEWER_PYTHON], cwd=src)
+    return src
 
 
 def _layer_notes(res: dict) -> list[str]:
@@ -166,3 +182,29 @@ def test_build_and_dockerfile_agree_on_another_download_list(managed_python, pro
     proc = uvship("dockerfile", str(src), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["python"] == managed_python.rsplit(".", 1)[0]
+
+
+def test_lock_checked_once_the_interpreter_is_installed(two_pythons, uv_bin, tmp_path):
+    """requires-python >=3.13 and only 3.12 installed: uvship installs 3.13 and checks the
+    lock with it (uv alone finds no Python for the lock check)."""
+    src = project_requiring(tmp_path, uv_bin, ">=3.13")
+    run([uv_bin, "python", "install", "--no-bin", "-q", two_pythons["old"]])
+    out = tmp_path / "app.tar.gz"
+    proc = uvship("bundle", str(src), "-o", str(out), "--json", env={"PATH": NO_PYENV_PATH})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["manifest"]["interpreter"]["version"] == two_pythons["new"]
+    assert f"installing CPython {two_pythons['new']} with uv" in proc.stderr
+
+
+def test_no_interpreter_is_not_a_stale_lock(managed_python, uv_bin, tmp_path):
+    """requires-python >=3.13 and uv offers only 3.12: the error names the interpreter."""
+    src = project_requiring(tmp_path, uv_bin, ">=3.13")
+    out = tmp_path / "app.tar.gz"
+    proc = uvship("bundle", str(src), "-o", str(out), env={"PATH": NO_PYENV_PATH})
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("error: no interpreter for linux/amd64: uv "), proc.stderr
+    assert (f"has no CPython for linux-x86_64-gnu that satisfies requires-python >=3.13 in "
+            f"{src / 'uv.lock'} (expected one; found {managed_python})"
+            ) in " ".join(proc.stderr.split())
+    assert "lock" not in proc.stderr.replace(str(src / "uv.lock"), "")
+    assert not out.exists()

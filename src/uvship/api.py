@@ -151,11 +151,13 @@ class UvBuild:
                            progress=self.progress)
 
     def _checked_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
-        """The lock checked, every locked package checked for a wheel for the target, then
-        the interpreter: the checks that can fail a build before any work is started."""
-        _venv.check_lock(self.ws)
+        """Every locked package checked for a wheel for the target, the interpreter (found,
+        or installed by uv), then the lock checked with it: the checks that can fail a build
+        before its environment is staged. The lock check needs the interpreter: without
+        one, uv would report a missing Python where the lock is fine."""
         self._check_target_wheels(plan, plan.libc or "glibc")
         interp = self.interpreter(plan)
+        _venv.check_lock(self.ws, interp)
         if interp.libc and interp.libc != (plan.libc or "glibc"):
             # the interpreter decided the C library (a musl --python PATH): check again
             self._check_target_wheels(plan, interp.libc)
