@@ -304,7 +304,7 @@ def parse_steps(output: str) -> list[dict]:
 # What a "base kept" cold build keeps of a uvship cache: what depends only on the Python
 # and the host. Every other entry (tiers, project layer records, outputs and their history,
 # image records, SBOMs, lock checks, temporary files, and any kind added later) is removed.
-UVSHIP_BASE_CACHE = ("python", "python-finds", "python-probes", "python-versions",
+UVSHIP_BASE_CACHE = ("python", "python-choices", "python-probes", "python-versions",
                      "base-facts", "uv-versions", "blobs", "layers")
 
 

@@ -36,6 +36,8 @@ def _pyenv_python(minor: str) -> Path | None:
 # The local CPython the tests make relocatable and serve to uv as a managed download.
 TEST_PYTHON = _pyenv_python("3.12")
 needs_test_python = pytest.mark.skipif(TEST_PYTHON is None, reason="no local CPython 3.12")
+# A newer one, served beside it when a test needs uv's download list to offer two versions.
+NEWER_PYTHON = _pyenv_python("3.13")
 
 
 def run(cmd, *, check=True, **kw) -> subprocess.CompletedProcess[str]:
@@ -157,6 +159,22 @@ def python_downloads(tmp_path_factory) -> dict[str, str]:
         "UV_PYTHON_BIN_DIR": str(d / "bin"),
         "version": packed.version,
     }
+
+
+@pytest.fixture(scope="session")
+def two_python_downloads(python_downloads, tmp_path_factory) -> dict[str, str]:
+    """One uv download list offering two CPythons: the test 3.12 (python_downloads' archive)
+    and a local 3.13 packed beside it. "old" and "new" are their versions."""
+    if NEWER_PYTHON is None:
+        pytest.fail("no local CPython 3.13 to serve as a second managed download (these "
+                    "machines have pyenv's; install one)")
+    from uvship.python.pack import pack
+
+    d = tmp_path_factory.mktemp("two-python-downloads")
+    shutil.copy(python_downloads["UV_PYTHON_DOWNLOADS_JSON_URL"], d / "downloads.json")
+    packed = pack(NEWER_PYTHON, d, strip=True)  # extends the list copied there
+    return {"UV_PYTHON_DOWNLOADS_JSON_URL": str(packed.downloads_json),
+            "old": python_downloads["version"], "new": packed.version}
 
 
 @pytest.fixture(autouse=True)

@@ -132,32 +132,16 @@ class UvBuild:
         return interp
 
     def _resolve_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
-        from .plan import MACHINE_OF, host_platform
+        """A local CPython for --python PATH; else the one uv-managed CPython for the
+        target that the request (--python, .python-version, requires-python) chooses from
+        uv's download list, whatever is installed (README: Which Python)."""
+        from .plan import python_wanted
 
-        request = plan.python
-        foreign = plan.libc == "musl" or plan.platform != host_platform()
-        if foreign and not (request and _interpreter.is_path_request(request)):
-            # a uv-managed Python for the target's triple
-            request = _interpreter.triple_request(request or self.ws.python_version_file(),
-                                                  self.ws.requires_python,
-                                                  MACHINE_OF[plan.platform],
-                                                  plan.libc or "glibc")
-            try:
-                return self._resolve(plan, request)
-            except InputError as exc:
-                if "no uv-managed Python found" not in exc.message:
-                    raise
-                raise InputError(
-                    f"no interpreter for {plan.target}: uv has no managed CPython for "
-                    f"{request} and could not install one",
-                    hint=f"give a CPython for {plan.target} with --python PATH, or make one "
-                    "installable by uv: `uvship pack-python PATH -o DIR`, then set "
-                    "UV_PYTHON_DOWNLOADS_JSON_URL=DIR/downloads.json") from None
-        return self._resolve(plan, request)
-
-    def _resolve(self, plan: Plan, request: str | None) -> _interpreter.Interpreter:
+        python = plan.python
+        source = Path(python) if python and _interpreter.is_path_request(python) else \
+            python_wanted(self.ws, plan)
         return _interpreter.resolve(
-            request, project_dir=self.ws.project_dir,
+            source, project_dir=self.ws.project_dir,
             requires_python=self.ws.requires_python, python_path=plan.python_path,
             compile_bytecode=plan.compile, strip=plan.strip, progress=self.progress)
 
@@ -221,11 +205,13 @@ class UvBuild:
         return replace(env, app=app, command=command)
 
     def _checked_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
-        """The lock checked, every locked package checked for a wheel for the target, then
-        the interpreter: the checks that can fail a build before any work is started."""
-        _venv.check_lock(self.ws)
+        """Every locked package checked for a wheel for the target, the interpreter (found,
+        or installed by uv), then the lock checked with it: the checks that can fail a build
+        before its environment is staged. The lock check needs the interpreter: without
+        one, uv would report a missing Python where the lock is fine."""
         self._check_target_wheels(plan, plan.libc or "glibc")
         interp = self.interpreter(plan)
+        _venv.check_lock(self.ws, interp)
         if interp.libc and interp.libc != (plan.libc or "glibc"):
             # the interpreter decided the C library (a musl --python PATH): check again
             self._check_target_wheels(plan, interp.libc)

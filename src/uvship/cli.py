@@ -116,7 +116,8 @@ def build_options(f):
                      "of the local packages to leave out, e.g. 'myapp/fixtures/**' "
                      "(repeatable; `!pattern` re-includes)."),
         click.option("--strip/--no-strip", default=None,
-                     help="Strip a local interpreter's binaries (--python PATH only)."),
+                     help="Strip a local interpreter's binaries (--python PATH; uv's "
+                     "downloads come stripped) [default: strip]."),
         click.option("--command", "command",
                      help="What runs, as one command line: its first word is `python`, a "
                      "program of the environment's bin/ (a console script), or a file of the "
@@ -128,11 +129,11 @@ def build_options(f):
                      "installed; what it writes ships (repeatable; leading NAME=value words "
                      "set its environment), e.g. 'python manage.py collectstatic --noinput'."),
         click.option("--project-files/--no-project-files", default=None,
-                     help="Ship the project's directory to the working directory (chosen by "
+                     help="Ship the project's directory to the app directory (chosen by "
                      "its .dockerignore; .git, .venv, caches and secrets never ship) "
                      "[default: for a project without [build-system]]."),
-        click.option("--workdir", help="Where the project's files go and the image starts "
-                     "[default: the venv's parent, /app]."),
+        click.option("--workdir", help="Where the image and the build steps start; relative "
+                     "to the project's files [default: the venv's parent, /app]."),
         click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result."),
         click.option("-q", "--quiet", is_flag=True, help="No progress on stderr."),
     ]):

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
               help="venv: the image's Python and a venv copied into the final stage; system: "
                    "install into the image's Python; managed-python: a uv-managed Python "
                    "copied with the venv into a base with no Python.")
-@click.option("--python", help="The Python version (X.Y) [default: .python-version, else "
-              "requires-python]; sets UV_PYTHON in the Dockerfile.")
+@click.option("--python", help="The Python version (X.Y) [default: .python-version, else the "
+              "minor version of the CPython `build` chooses for requires-python]; sets "
+              "UV_PYTHON in the Dockerfile.")
 @click.option("--base-image", help="The final stage's base [default: python:X.Y-slim-bookworm; "
               "debian:bookworm-slim for managed-python].")
 @click.option("--builder-image", help="The build stage's base [default: the base image; "

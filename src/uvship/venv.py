@@ -152,11 +152,13 @@ def _stale_lock(ws: Workspace) -> InputError:
     )
 
 
-def check_lock(ws: Workspace) -> None:
-    """Fail before any work when uv.lock no longer matches the workspace's pyproject files.
+def check_lock(ws: Workspace, interp: Interpreter) -> None:
+    """Fail before staging when uv.lock no longer matches the workspace's pyproject files.
 
-    A passed check is remembered under the hash of the lock and every member's
-    pyproject.toml, so an unchanged workspace is not checked twice.
+    uv checks with the build's interpreter (the native Python that stages for one this
+    host cannot run): given none, it would look for a Python of its own and report a
+    missing one. A passed check is remembered under the hash of the lock and every
+    member's pyproject.toml, so an unchanged workspace is not checked twice.
     """
     h = hashlib.sha256(ws.lock_path.read_bytes())
     for p in sorted([ws.root / "pyproject.toml", *(m.path / "pyproject.toml"
@@ -167,8 +169,10 @@ def check_lock(ws: Workspace) -> None:
     if marker.is_file():
         return
     try:
-        uv.run(["lock", "--check", "--project", str(ws.root), "--no-python-downloads"],
-               cwd=ws.root, what="uv lock --check")
+        python = native_stager(interp) or interp.exe
+        uv.run(["lock", "--check", "--project", str(ws.root), "--no-python-downloads",
+                "--python", str(python)], cwd=ws.root, env=interp.run_env(),
+               what="uv lock --check")
     except CommandError as exc:
         if _STALE in exc.stderr:
             raise _stale_lock(ws) from None

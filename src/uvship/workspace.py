@@ -225,14 +225,30 @@ class Workspace:
 
     def python_version_file(self) -> str | None:
         """The request in `.python-version` (project directory first, then the root)."""
+        pin = self._python_pin()
+        return pin[0] if pin else None
+
+    def _python_pin(self) -> tuple[str, Path] | None:
         for d in (self.project_dir, self.root):
             f = d / ".python-version"
             if f.is_file():
                 for line in f.read_text().splitlines():
                     line = line.strip()
                     if line and not line.startswith("#"):
-                        return line
+                        return line, f
         return None
+
+    def python_request(self, given: str | None = None) -> tuple[str | None, str]:
+        """The Python version request of a build and what it comes from, for messages:
+        ``given`` (the python option), else `.python-version`, else (None) requires-python."""
+        if given:
+            return given, f"--python {given}"
+        pin = self._python_pin()
+        if pin:
+            return pin[0], f"{pin[0]} in {pin[1]}"
+        spec = self.requires_python
+        return None, (f"requires-python {spec} in {self.lock_path}" if spec is not None
+                      else f"any version ({self.lock_path} has no requires-python)")
 
     def config(self) -> dict[str, Any]:
         """`[tool.uvship]` of the workspace root, overlaid by the opened project's."""

@@ -12,13 +12,13 @@ from typing import Literal
 
 from packaging.specifiers import SpecifierSet
 
-from .. import _proc, uv
+from .. import _proc
 from ..cache import cache_root, cached_dir, key_of
-from ..errors import CommandError, InputError
 from ..progress import NullProgress, Progress
+from . import managed
 from .bytecode import compile_files, compiler_id, python_files
+from .managed import check_requires_python, host_glibc
 
-_VERSION_REQUEST = re.compile(r"^(?:cpython|python)?[-@]?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
 _PREPARE_VERSION = 8
 
@@ -76,187 +76,29 @@ def is_path_request(request: str) -> bool:
     return "/" in request or request.startswith(".") or Path(request).is_file()
 
 
-def check_requires_python(version: str, spec: SpecifierSet | None, what: str) -> None:
-    """Refuse an interpreter version outside the project's requires-python."""
-    if spec is not None and not spec.contains(version, prereleases=True):
-        raise InputError(
-            f"{what}: Python {version} is outside the project's requires-python {spec} "
-            f"(expected a version that satisfies {spec})",
-            hint=f"ask for a version that satisfies {spec}, e.g. --python {_suggest(spec)}",
-        )
-
-
-def _suggest(spec: SpecifierSet) -> str:
-    for minor in range(20, 7, -1):
-        if any(spec.contains(f"3.{minor}.{p}") for p in range(0, 30)):
-            return f"3.{minor}"
-    return "3.12"
-
-
-def check_request_compatible(request: str, spec: SpecifierSet | None, what: str) -> None:
-    """Refuse early a version request that no release could satisfy against requires-python."""
-    m = _VERSION_REQUEST.match(request.strip())
-    if spec is None or not m or m.group(2) is None:
-        return
-    major, minor, patch = m.group(1), m.group(2), m.group(3)
-    candidates = (
-        [f"{major}.{minor}.{patch}"] if patch else [f"{major}.{minor}.{p}" for p in range(0, 40)]
-    )
-    if not any(spec.contains(c, prereleases=True) for c in candidates):
-        check_requires_python(candidates[0] if patch else f"{major}.{minor}", spec, what)
-
-
-def triple_request(request: str | None, spec: SpecifierSet | None, machine: str,
-                   libc: str) -> str | None:
-    """A uv request for a managed CPython of one target: ``cpython-3.12-linux-x86_64-musl``.
-
-    ``request`` is a version ("3.12") or None (any version requires-python allows); any
-    other request is passed on as it is.
-    """
-    flavour = "gnu" if libc == "glibc" else libc
-    if not request:  # uv reads a version specifier in this place too
-        version = str(spec).replace(" ", "") if spec is not None and str(spec) else "any"
-        return f"cpython-{version}-linux-{machine}-{flavour}"
-    m = _VERSION_REQUEST.match(request.strip())
-    if not m:
-        return request
-    check_request_compatible(request, spec, f"--python {request}")
-    version = ".".join(g for g in m.groups() if g)
-    return f"cpython-{version}-linux-{machine}-{flavour}"
-
-
 def resolve(
-    request: str | None,
+    source: Path | managed.Wanted,
     *,
     project_dir: Path,
     requires_python: SpecifierSet | None,
     python_path: str,
     compile_bytecode: bool,
-    strip: bool = False,
+    strip: bool = True,
     progress: Progress | None = None,
 ) -> Interpreter:
-    """The interpreter for ``request``: a path means a local CPython, else a uv-managed one."""
+    """The interpreter of a build: the local CPython at a path, else the one uv-managed
+    CPython that ``source`` chooses from uv's download list, found or installed by uv."""
     progress = progress or NullProgress()
-    if request and is_path_request(request):
-        return _local(
-            Path(request), requires_python, python_path, compile_bytecode, strip, progress
-        )
-    what = f"--python {request}" if request else f"the Python requested by {project_dir}"
-    if request:
-        check_request_compatible(request, requires_python, what)
-    exe = _find_or_install_managed(request, project_dir, progress)
-    return _managed(exe, requires_python, python_path, compile_bytecode, what, progress)
+    if isinstance(source, Path):
+        return _local(source, requires_python, python_path, compile_bytecode, strip, progress)
+    choice = managed.choose(source, project_dir)
+    progress.note(managed.why(choice, source))
+    exe = managed.find_or_install(choice, source, project_dir, progress)
+    return _managed(exe, requires_python, python_path, compile_bytecode, source.origin, progress)
 
 
 # ---------------------------------------------------------------------- uv-managed
-def _find_managed(request: str | None, project_dir: Path) -> Path | None:
-    """`uv python find --managed-python`, remembered until the managed installs change."""
-    install_dir = Path(os.environ.get("UV_PYTHON_INSTALL_DIR") or (
-        Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share") / "uv/python"))
-    pins = [(d / ".python-version").read_text() if (d / ".python-version").is_file() else None
-            for d in (project_dir, *project_dir.parents)]
-    try:
-        stamp = install_dir.stat().st_mtime_ns
-    except OSError:
-        stamp = None
-    rec = cache_root() / "python-finds" / key_of(request, str(project_dir), pins, str(install_dir),
-                                                 stamp, os.environ.get("UV_PYTHON"))
-    if stamp is not None and rec.is_file():
-        found = Path(rec.read_text())
-        if found.exists():
-            return found
-    foreign = _foreign_triple(request)
-    exe = (_find_installed(install_dir, *foreign) if foreign
-           else _run_find(request, project_dir))
-    if exe is not None and stamp is not None:
-        rec.parent.mkdir(parents=True, exist_ok=True)
-        rec.write_text(str(exe))
-    return exe
-
-
-_TRIPLE = re.compile(r"^cpython-(?P<version>.+)-linux-(?P<machine>x86_64|aarch64)-"
-                     r"(?P<libc>gnu|musl)$")
 _INSTALL = re.compile(r"^cpython-(\d+\.\d+\.\d+)-linux-(x86_64|aarch64)-(gnu|musl)$")
-
-
-def _foreign_triple(request: str | None) -> tuple[str, str, str] | None:
-    """(version, machine, libc) of a request for another platform than this host's."""
-    m = _TRIPLE.match(request or "")
-    if not m:
-        return None
-    host = (os.uname().machine, "gnu" if _host_glibc() else "musl")
-    if (m["machine"], m["libc"]) == host:
-        return None
-    return m["version"], m["machine"], m["libc"]
-
-
-def _host_glibc() -> bool:
-    try:
-        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
-    except (ValueError, OSError):
-        return False
-
-
-def _find_installed(install_dir: Path, version: str, machine: str, libc: str) -> Path | None:
-    """The newest managed install for another platform that matches ``version``.
-
-    uv installs Pythons of other platforms but its `python find` skips them ("not
-    supported by current platform"), so their directories are read here, as uv names them.
-    """
-    from packaging.specifiers import InvalidSpecifier
-
-    if version == "any":
-        spec = SpecifierSet()
-    elif version[0].isdigit():
-        spec = SpecifierSet(f"=={version}.*" if version.count(".") < 2 else f"=={version}")
-    else:
-        try:
-            spec = SpecifierSet(version)
-        except InvalidSpecifier:
-            return None
-    found = []
-    for d in install_dir.glob(f"cpython-*-linux-{machine}-{libc}"):
-        m = _INSTALL.match(d.name)
-        if m and spec.contains(m[1], prereleases=True) and not d.is_symlink():
-            major_minor = m[1].rsplit(".", 1)[0]
-            exe = d / "bin" / f"python{major_minor}"
-            if exe.is_file():
-                found.append((tuple(int(x) for x in m[1].split(".")), exe))
-    return max(found)[1] if found else None
-
-
-def _run_find(request: str | None, project_dir: Path) -> Path | None:
-    args = ["python", "find", "--managed-python", "--no-python-downloads"]
-    if request:
-        args.append(request)
-    try:
-        out = uv.run(args, cwd=project_dir, what="uv python find").stdout.strip()
-    except CommandError:
-        return None
-    return Path(out) if out else None
-
-
-def _find_or_install_managed(request: str | None, project_dir: Path, progress: Progress) -> Path:
-    exe = _find_managed(request, project_dir)
-    if exe is not None:
-        return exe
-    args = ["python", "install", "--no-bin"]
-    if request:
-        args.append(request)
-    with progress.step(f"installing a uv-managed Python {request or ''}".rstrip()):
-        try:
-            uv.run(args, cwd=project_dir, what="uv python install")
-        except CommandError as exc:
-            raise InputError(
-                f"--python {request or '(project default)'}: no uv-managed Python found and "
-                f"uv could not install one\n{exc.stderr.strip()}",
-                hint="set UV_PYTHON_INSTALL_MIRROR or UV_PYTHON_DOWNLOADS_JSON_URL for an "
-                "offline machine, or give a local interpreter with --python /path/to/python",
-            ) from None
-    exe = _find_managed(request, project_dir)
-    if exe is None:
-        raise InputError(f"--python {request}: uv installed a Python but cannot find it")
-    return exe
 
 
 def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> Interpreter:
@@ -379,7 +221,7 @@ def _local(path: Path, spec, python_path, compile_bytecode, strip, progress) -> 
 def runs_here(exe: Path) -> bool:
     """Whether this host runs ``exe`` natively: its machine, and its loader present."""
     m = _INSTALL.match(exe.parent.parent.name)  # a uv install names its platform
-    if m and m[2] == os.uname().machine and m[3] == ("gnu" if _host_glibc() else "musl"):
+    if m and m[2] == os.uname().machine and m[3] == ("gnu" if host_glibc() else "musl"):
         return True
     from . import elf
 

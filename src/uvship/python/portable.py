@@ -462,8 +462,8 @@ def make_portable(
         strip_tool = shutil.which("strip") if strip else None
     if strip and strip_tool is None and info.emulator is None:
         raise UvshipError(
-            "strip was requested but the `strip` program is not on PATH",
-            hint="install binutils, or build without strip",
+            f"{exe}: stripping its binaries needs the `strip` program, which is not on PATH",
+            hint="install binutils, or keep the symbols (uvship build/bundle: --no-strip)",
         )
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -577,11 +577,11 @@ def _strip_foreign(strip: str | None, elves: dict[Path, ElfInfo], machine: str) 
         return
     if strip is None:
         raise UvshipError(
-            f"strip was requested, and {len(todo)} {machine} files have symbols "
+            f"stripping: {len(todo)} {machine} files have symbols "
             f"({todo[0].name}, ...), but no strip for {machine} is on PATH "
             f"(binutils' `strip` reads only this host's files)",
             hint=f"install binutils-{machine.replace('_', '-')}-linux-gnu or llvm, "
-            "or build without strip",
+            "or keep the symbols (uvship build/bundle: --no-strip)",
         )
     _proc.run([strip, "--strip-unneeded", *todo], what="strip")
 
