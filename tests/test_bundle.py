@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import GLIBC, MINBASE, TEST_PYTHON, needs_test_python, podman, uvship
+from .conftest import GLIBC, MINBASE, TEST_PYTHON, needs_test_python, podman, run, uvship
 
 pytestmark = [pytest.mark.podman, needs_test_python]
 
@@ -187,3 +188,78 @@ def test_directory_output_runs(project, managed_python, base_images, tmp_path):
                                                 for p in out.rglob("*.pyc"))
     assert not list((out / "app/.venv").rglob("__pycache__/*.pyc"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle-dir", "hello-web"])
+
+
+def test_secrets_in_a_package_directory_never_ship(tmp_path, uv_bin, managed_python):
+    """A build backend packs whatever the package's directory holds: uvship leaves out VCS
+    data and secrets from local packages' files, says which, and `!pattern` keeps one."""
+    from .conftest import one_dependency_project
+
+    proj = one_dependency_project(tmp_path, uv_bin, "leaky", "idna==3.10", "idna")
+    pkg = proj / "src" / "leaky"
+    for rel in (".env", ".netrc", "id_rsa", "credentials.json", ".git/config", "data.json"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("secret\n" if rel != "data.json" else "{}\n")
+    out = tmp_path / "b"
+    proc = uvship("bundle", str(proj), "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    site = next(out.glob("app/.venv/lib/python3.*/site-packages"))
+    shipped = sorted(p.name for p in (site / "leaky").iterdir())
+    assert shipped == ["__init__.py", "__pycache__", "data.json"], shipped
+    record = next(site.glob("leaky-*.dist-info")).joinpath("RECORD").read_text()
+    assert ".env" not in record and "id_rsa" not in record
+    assert ("left out of the project tier (secrets are never shipped; an exclude pattern "
+            "`!PATH` keeps one): leaky/.env, leaky/.netrc, leaky/credentials.json, "
+            "leaky/id_rsa") in proc.stderr, proc.stderr
+
+    # re-included on purpose
+    kept = tmp_path / "b2"
+    proc = uvship("bundle", str(proj), "-o", str(kept), "--exclude", "!leaky/credentials.json")
+    assert proc.returncode == 0, proc.stderr
+    site = next(kept.glob("app/.venv/lib/python3.*/site-packages"))
+    assert (site / "leaky" / "credentials.json").is_file()
+    assert not (site / "leaky" / ".env").exists()
+
+
+def test_symlinks_in_sources_are_followed_for_the_cache_key(tmp_path, uv_bin, managed_python):
+    """What a link points at is part of the project's identity: editing the target of a
+    file link, or a file under a directory link, is a new build, cache or no cache; a link
+    loop is refused the same way whatever the cache holds."""
+    from .conftest import one_dependency_project
+
+    proj = one_dependency_project(tmp_path, uv_bin, "linked", "idna==3.10", "idna")
+    pp = proj / "pyproject.toml"  # hatchling follows directory links (uv_build refuses them)
+    pp.write_text(pp.read_text().replace('requires = ["uv_build>=0.13,<0.14"]\n'
+                                         'build-backend = "uv_build"',
+                                         'requires = ["hatchling>=1.24"]\n'
+                                         'build-backend = "hatchling.build"'))
+    run([uv_bin, "lock", "-q", "--python", sys.executable], cwd=proj)
+    shared = tmp_path / "shared"
+    (shared / "assets").mkdir(parents=True)
+    (shared / "data.txt").write_text("one\n")
+    (shared / "assets" / "a.txt").write_text("A1\n")
+    pkg = proj / "src" / "linked"
+    (pkg / "data.txt").symlink_to(shared / "data.txt")
+    (pkg / "assets").symlink_to(shared / "assets")
+
+    def shipped(out: Path) -> tuple[str, str]:
+        proc = uvship("bundle", str(proj), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        site = next(out.glob("app/.venv/lib/python3.*/site-packages"))
+        return ((site / "linked" / "data.txt").read_text(),
+                (site / "linked" / "assets" / "a.txt").read_text())
+
+    assert shipped(tmp_path / "o1") == ("one\n", "A1\n")
+    (shared / "data.txt").write_text("two\n")
+    assert shipped(tmp_path / "o2") == ("two\n", "A1\n")
+    (shared / "assets" / "a.txt").write_text("A2\n")
+    assert shipped(tmp_path / "o3") == ("two\n", "A2\n")
+
+    (pkg / "selfdir").symlink_to(".")
+    for attempt in ("warm", "cold"):
+        env = {"UVSHIP_CACHE_DIR": str(tmp_path / "cold-cache")} if attempt == "cold" else None
+        proc = uvship("bundle", str(proj), "-o", str(tmp_path / f"loop-{attempt}"), env=env)
+        assert proc.returncode == 1, (attempt, proc.stderr)
+        assert "selfdir -> .: a symlink to a directory above it, in the sources of linked" \
+            in proc.stderr, proc.stderr
+        assert not (tmp_path / f"loop-{attempt}").exists()

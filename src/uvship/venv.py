@@ -27,6 +27,7 @@ from .cache import cache_root, cached_dir, key_of
 from .errors import CommandError, InputError
 from .plan import Plan, selection_args
 from .progress import NullProgress, Progress
+from .projectfiles import SECRETS
 from .python.bytecode import compile_files, compiler_id
 from .python.interpreter import Interpreter
 from .workspace import Workspace, read_toml
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 TIERS = ("dependencies", "local", "project")
 # Bumped whenever a change here changes what a tier holds, to invalidate cached tiers.
-_FORMAT = 3
+_FORMAT = 4
 # Files uv leaves that are bookkeeping for uv on this machine (times, build-host paths).
 _VENV_ROOT_JUNK = (".gitignore", ".lock", "CACHEDIR.TAG")
 _DIST_INFO_JUNK = ("uv_cache.json", "direct_url.json")
@@ -68,6 +69,7 @@ class Tier:
     distributions: tuple[Distribution, ...]
     needed: tuple[str, ...]  # DT_NEEDED of the tier's ELF files (for a scratch runtime)
     scripts: tuple[str, ...]  # console scripts the tier added to bin/
+    left_out: tuple[str, ...] = ()  # secrets in local packages' files, never shipped
 
 
 @dataclass(frozen=True)
@@ -282,26 +284,48 @@ def source_files(ws: Workspace, name: str) -> dict[str, str]:
     """Each file of a local package's source tree (relative path) and its content hash.
 
     Environments, VCS data, caches and build output are not part of it, nor are the
-    directories of other workspace members nested inside it.
+    directories of other workspace members nested inside it. Symlinks are followed, as
+    build backends follow them into a wheel: a link's identity is its target and the
+    content behind it, and a directory link's files are walked. A link that leads back to
+    a directory above it is refused (a backend would copy forever or fail).
     """
     root = _source_root(ws, name)
     if root.is_file():
         return {root.name: _file_hash(root)}
     nested = {m.path for m in ws.members.values() if m.path != root}
     out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        d = Path(dirpath)
-        dirnames[:] = sorted(n for n in dirnames if n not in _SOURCE_SKIP
-                             and not n.endswith(".egg-info") and d / n not in nested)
-        for n in sorted(filenames):
-            if n == "uv.lock" or n.endswith((".pyc", ".pyo")):
+
+    def walk(d: Path, rel: str, above: tuple[Path, ...]) -> None:
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise InputError(f"{d}: cannot read this directory of {name} ({exc.strerror})"
+                             ) from None
+        for e in entries:
+            n, p = e.name, d / e.name
+            relp = f"{rel}/{n}" if rel else n
+            link = os.readlink(p) if e.is_symlink() else None
+            if e.is_dir():
+                if n in _SOURCE_SKIP or n.endswith(".egg-info") or p in nested:
+                    continue
+                real = p.resolve()
+                if real in above:
+                    raise InputError(
+                        f"{p} -> {link}: a symlink to a directory above it, in the sources "
+                        f"of {name} (expected a tree without loops; a build backend would "
+                        "follow it forever)", hint="remove the link, or point it elsewhere")
+                if link is not None:
+                    out[relp] = "->" + link
+                walk(p, relp, (*above, real))
+            elif n == "uv.lock" or n.endswith((".pyc", ".pyo")):
                 continue
-            p = d / n
-            relp = str(p.relative_to(root))
-            if p.is_symlink():
-                out[relp] = "->" + os.readlink(p)
-            elif p.is_file():
-                out[relp] = _file_hash(p)
+            elif e.is_file():
+                out[relp] = _file_hash(p) + (f"<-{link}" if link is not None else "")
+            elif link is not None:
+                out[relp] = "->" + link + " (dangling)"
+
+    walk(root, "", (root.resolve(),))
     return out
 
 
@@ -337,6 +361,9 @@ def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
         if tier is None:
             with progress.step(_STEP_NAMES[name]):
                 tier = _build_tier(ws, plan, interp, name, keys[name], prev)
+            if tier.left_out:
+                progress.note(f"left out of the {name} tier (secrets are never shipped; an "
+                              f"exclude pattern `!PATH` keeps one): {', '.join(tier.left_out)}")
         tiers.append(tier)
         if built and on_built is not None:
             on_built(StagedEnv(plan, interp, tuple(tiers)), tier)
@@ -365,6 +392,7 @@ def load_tier(name: str, key: str) -> Tier | None:
         distributions=tuple(Distribution(x["name"], x["version"], x["tier"], tuple(x["files"]))
                             for x in d["distributions"]),
         needed=tuple(d["needed"]), scripts=tuple(d["scripts"]),
+        left_out=tuple(d.get("left_out", ())),
     )
 
 
@@ -387,8 +415,10 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             _check_venv(env, interp)
         site = f"lib/python{interp.minor}/site-packages"
         _remove_junk(env, site, plan.mode, before)
-        if plan.exclude and name != "dependencies":
-            _exclude_data_files(env, site, before, plan.exclude)
+        left_out: list[str] = []
+        if name != "dependencies":  # a build backend puts whatever the package dir holds
+            left_out = _exclude_data_files(env, site, before, (*NEVER_IN_PACKAGES,
+                                                               *plan.exclude))
         # the venv's own files (pyvenv.cfg, bin/python, activate) belong to the first tier
         base = set() if prev is None and plan.mode == "venv" else before
         added = sorted(set(_listing(env)) - base)
@@ -404,7 +434,7 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         needed = _needed(env, added)
         made.update(files=added, distributions=dists, needed=needed, scripts=scripts)
         (out / "tier.json").write_text(json.dumps({
-            "files": added, "needed": needed, "scripts": scripts,
+            "files": added, "needed": needed, "scripts": scripts, "left_out": left_out,
             "distributions": [{"name": d.name, "version": d.version, "tier": d.tier,
                                "files": list(d.files)} for d in dists],
         }, sort_keys=True))
@@ -669,16 +699,20 @@ def _ignore(patterns: tuple[str, ...]):
 
 
 def _exclude_data_files(env: Path, site: str, before: set[str],
-                        patterns: tuple[str, ...]) -> None:
+                        patterns: tuple[str, ...]) -> list[str]:
     """Remove the files of the newly installed local packages that ``patterns`` exclude
-    (never their metadata), and their RECORD lines."""
+    (never their metadata), and their RECORD lines; the secrets among them (paths in
+    site-packages)."""
     site_root = env / site
+    left_out: list[str] = []
 
     def keep(row_path: str, meta: str) -> bool:
         rel = os.path.normpath(row_path)
         # the metadata and the scripts outside site-packages always stay
         if rel.startswith(("..", meta + "/")) or not excluded(rel, patterns):
             return True
+        if excluded(rel, SECRETS):
+            left_out.append(rel)
         target = site_root / rel
         target.unlink(missing_ok=True)
         for parent in target.parents:  # directories the exclusion emptied go too
@@ -690,6 +724,12 @@ def _exclude_data_files(env: Path, site: str, before: set[str],
     for dist_info in sorted(site_root.glob("*.dist-info")):
         if f"{site}/{dist_info.name}" not in before:
             _rewrite_record(dist_info, lambda rel, meta=dist_info.name: keep(rel, meta))
+    return sorted(left_out)
+
+
+# Never shipped from a local package's files (a build backend takes whatever its directory
+# holds): VCS data and secrets; `!pattern` in the exclude option re-includes.
+NEVER_IN_PACKAGES = ("**/.git", "**/.hg", "**/.svn", "**/.venv", *SECRETS)
 
 
 _ARCH_TAGS = {"linux/amd64": ("x86_64",), "linux/arm64": ("aarch64", "arm64")}
