@@ -147,3 +147,77 @@ def test_ctrl_c_mid_build_leaves_nothing(project, managed_python, tmp_path):
     assert "Traceback" not in stderr
     assert left_in(outdir) == []
     assert list((cache / "tmp").glob("tiers-*")) == []
+
+
+@pytest.mark.parametrize("name", ["uv.lock", "pyproject.toml"])
+def test_binary_project_files(project, tmp_path, name):
+    src = project("hello-web")
+    (src / name).write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary")
+    proc = uvship("bundle", str(src), "-o", str(tmp_path / "out.tar.gz"))
+    assert_error(proc, f"{src / name}: not UTF-8 text (expected a TOML file; byte ")
+    assert left_in(tmp_path) == ["hello-web"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Factory: a tmpfs of ``size`` (e.g. "4m") mounted in tmp_path; unmounted afterwards."""
+    import subprocess
+
+    mounts: list[Path] = []
+
+    def make(name: str, size: str) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
+                       check=True)
+        mounts.append(d)
+        return d
+
+    yield make
+    for d in mounts:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_full_disk_for_the_cache_is_one_line(project, managed_python, tmp_path, small_disk):
+    src = project("hello-web")
+    cache = small_disk("cache", "3m")
+    proc = uvship("bundle", str(src), "-o", str(tmp_path / "out.tar.gz"),
+                  env={"UVSHIP_CACHE_DIR": str(cache)})
+    assert_error(proc, "no space left on the device", f"uvship's cache is at {cache}",
+                 after=("✓", "Python "))
+    assert len(proc.stderr) < 2000, proc.stderr  # one line and a hint, never a list of files
+    assert not (tmp_path / "out.tar.gz").exists()
+
+
+def test_full_disk_for_the_output_leaves_nothing(project, managed_python, tmp_path,
+                                                small_disk):
+    src = project("hello-web")
+    out_dir = small_disk("out", "1m")
+    proc = uvship("bundle", str(src), "-o", str(out_dir / "app.tar.gz"))
+    assert_error(proc, "no space left on the device", after=("✓", "Python "))
+    assert left_in(out_dir) == []  # no half-written archive, no temporary file
+
+
+def test_unexpected_failure_is_one_error_line(project, tmp_path):
+    """A bug (injected: a fault the real code cannot be made to have) ends in one `error:`
+    line with a bug-report hint, exit 1, nothing written; --debug shows the traceback."""
+    import sys
+
+    src = project("hello-web")
+    inject = ("import sys, uvship.workspace as w\n"
+              "def boom(*a, **k): raise RuntimeError('injected fault')\n"
+              "w.Workspace.open = boom\n"
+              "from uvship.cli import main\n"
+              "sys.argv = ['uvship', *sys.argv[1:]]\n"
+              "main()\n")
+    from .conftest import run
+
+    args = ["bundle", str(src), "-o", str(tmp_path / "out.tar.gz")]
+    proc = run([sys.executable, "-c", inject, *args], check=False)
+    assert_error(proc, "uvship failed unexpectedly: RuntimeError: injected fault; nothing was "
+                       "written", "hint: this is a bug in uvship")
+    debug = run([sys.executable, "-c", inject, "--debug", *args], check=False)
+    assert debug.returncode == 1
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "error: uvship failed unexpectedly" in debug.stderr
+    assert not (tmp_path / "out.tar.gz").exists()

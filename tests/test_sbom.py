@@ -257,3 +257,19 @@ def test_attached_to_a_pushed_image_found_through_the_tag_fallback(example, regi
 
     proc = cli("sbom", registry.ref("sbom-app", "missing"))
     assert proc.returncode == 1 and "missing" in proc.stderr
+
+
+def test_non_ascii_metadata_fields_are_text(tmp_path):
+    """pandas 2.3.3's License field is not ASCII: read as installers read METADATA (UTF-8
+    text), every field is a str, never an email Header that has no .strip()."""
+    from uvship.sbom import _licenses, _read_metadata
+
+    meta = tmp_path / "METADATA"
+    meta.write_bytes("Metadata-Version: 2.1\nName: pandas\nVersion: 2.3.3\n"
+                     "License: BSD 3-Clause — Copyright © 2008 AQR, Lambda Foundry\n"
+                     "Classifier: License :: OSI Approved :: BSD License\n\n"
+                     "long description\n".encode())
+    msg = _read_metadata(meta)
+    assert isinstance(msg["License"], str)
+    assert _licenses(msg) == [
+        {"license": {"name": "BSD 3-Clause — Copyright © 2008 AQR, Lambda Foundry"}}]

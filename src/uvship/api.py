@@ -343,11 +343,12 @@ class UvBuild:
         return self._write_bundle(self.stage(), output)
 
     def _write_bundle(self, env: _venv.StagedEnv, output: Path) -> _bundle.BundleResult:
-        with self.progress.step(f"writing {output}"):
-            res = _bundle.write_bundle(env, output)
         from .sbom import sbom_for, write_sbom_beside
 
-        write_sbom_beside(res.output, sbom_for(env, ws=self.ws))
+        sbom = sbom_for(env, ws=self.ws)  # first: a bundle is never written without it
+        with self.progress.step(f"writing {output}"):
+            res = _bundle.write_bundle(env, output)
+        write_sbom_beside(res.output, sbom)
         return res
 
     def bundles(self, outputs: dict[str, str | Path]) -> dict[str, _bundle.BundleResult]:

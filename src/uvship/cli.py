@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .errors import CommandError, UvshipError
+from .errors import UvshipError
 
 
 class _LazyConsole:
@@ -169,8 +169,15 @@ def _build_from(project: str, kw: dict[str, Any], **image_options: Any):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="uvship", prog_name="uvship")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="UVSHIP_DEBUG",
+              help="On an error, show its traceback and causes too.")
+def main(debug: bool) -> None:
     """Ship uv projects: relocatable bundles and daemonless, reproducible OCI images."""
+    global _DEBUG
+    _DEBUG = debug
+
+
+_DEBUG = False
 
 
 @main.command()
@@ -417,10 +424,60 @@ def _errors() -> Iterator[None]:
         remove_own_temps()
         sys.stderr.write("error: cancelled; nothing was written to the output\n")
         sys.exit(130)
-    except CommandError as exc:
-        _fail(exc)
     except UvshipError as exc:
+        _debug_trace(exc)
         _fail(exc)
+    except OSError as exc:  # the machine said no: a full disk, a permission, a missing file
+        from .cache import remove_own_temps
+
+        remove_own_temps()
+        _debug_trace(exc)
+        _fail(_os_error(exc))
+    except Exception as exc:
+        from .cache import remove_own_temps
+
+        remove_own_temps()
+        _debug_trace(exc)
+        _fail(UvshipError(
+            f"uvship failed unexpectedly: {type(exc).__name__}: {exc}; nothing was written "
+            "to the output",
+            hint="this is a bug in uvship: please report it with the output of the same "
+                 "command run with --debug"))
+
+
+def _debug_trace(exc: BaseException) -> None:
+    if _DEBUG:
+        import traceback
+
+        sys.stderr.write("".join(traceback.format_exception(exc)))
+
+
+def _os_error(exc: OSError) -> UvshipError:
+    """One line for an error of the machine, naming the file (or disk) and what it said."""
+    import errno
+    import shutil
+
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+        # copytree's list of every file that failed: the first says what happened
+        first = exc.args[0][0] if exc.args[0] else ("?", "?", str(exc))
+        src, dst, why = [*first, "", "", ""][:3]
+        more = f" (and {len(exc.args[0]) - 1} more files)" if len(exc.args[0]) > 1 else ""
+        if "No space left on device" in str(why):
+            return UvshipError(f"{dst}: no space left on the device that holds it (copying "
+                               f"{src}{more})", hint=_space_hint())
+        return UvshipError(f"copying {src} to {dst}: {why}{more}")
+    where = exc.filename or "uvship"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UvshipError(f"{where}: no space left on the device that holds it (expected room "
+                           "to write it)", hint=_space_hint())
+    return UvshipError(f"{where}: {exc.strerror or exc}")
+
+
+def _space_hint() -> str:
+    from .cache import cache_root
+
+    return (f"free space on that disk; uvship's cache is at {cache_root()} (move it with "
+            "UVSHIP_CACHE_DIR), the outputs are where -o says")
 
 
 from .cli_docker import dockerfile_cmd, doctor_cmd  # noqa: E402  (they use helpers above)

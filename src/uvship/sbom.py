@@ -153,12 +153,13 @@ def _python_component(dist_info: Path, ws: Workspace, tiers: dict[str, str],
 
 
 def _read_metadata(path: Path) -> email.message.Message:
+    """Core metadata as installers read it: UTF-8 text, so that every field is a str (parsed
+    as bytes, a non-ASCII field such as pandas 2.3.3's License is an email Header)."""
     try:
-        data = path.read_bytes()
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return email.message.Message()
-    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data,
-                                                                             headersonly=True)
+    return email.parser.Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
 
 
 def _lock_entry(ws: Workspace, name: str, version: str) -> dict[str, Any] | None:

@@ -29,6 +29,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (expected a TOML file; byte {exc.start} is "
+                         f"0x{exc.object[exc.start]:02x})") from None
 
 
 def find_workspaces(root: Path) -> list[Path]:
