@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -205,3 +206,55 @@ def test_ctrl_c_mid_build_leaves_nothing(project, managed_python, tmp_path):
                    env={"UVSHIP_CACHE_DIR": str(cache)})
     assert again.returncode == 0, again.stderr
     assert io.StringIO(again.stdout).read().startswith(f"oci:{outdir / 'lay'}@sha256:")
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return out
+
+
+def test_kill_9_mid_build(project, managed_python, tmp_path):
+    """kill -9 runs no handler: the children must die with uvship (the kernel's parent-death
+    signal; here a build step that would sleep for minutes), and the next run removes what
+    it left in the cache."""
+    import signal
+    import subprocess
+    import time
+
+    src = project("hello-web")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "UVSHIP_CACHE_DIR": str(cache)}
+    sleeper = "python -c 'import time; time.sleep(300)'"
+    proc = subprocess.Popen([sys.executable, "-m", "uvship", "build", str(src), "-o",
+                             f"oci:{tmp_path / 'lay'}", "--project-files",
+                             "--build-step", sleeper], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not kids:
+        kids = {k for k in _children(proc.pid)
+                if b"time.sleep(300)" in Path(f"/proc/{k}/cmdline").read_bytes()}
+        time.sleep(0.05)
+    assert kids, "the build ended before its build step ran"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for _ in range(100):
+        alive = {k for k in kids if Path(f"/proc/{k}").exists()
+                 and "State:\tZ" not in Path(f"/proc/{k}/status").read_text()}
+        if not alive:
+            break
+        time.sleep(0.05)
+    assert not alive, "the build step outlived uvship"
+    left = [p.name for p in (cache / "tmp").iterdir()]
+    assert any(f"-{proc.pid}-" in n for n in left), left  # what kill -9 leaves
+
+    again = uvship("build", str(src), "-o", f"oci:{tmp_path / 'lay'}", env={
+        "UVSHIP_CACHE_DIR": str(cache)})
+    assert again.returncode == 0, again.stderr
+    assert list((cache / "tmp").iterdir()) == []
+    assert not list((cache / "blobs" / "sha256").glob(".layer-*"))

@@ -284,3 +284,30 @@ def test_unparsable_compose_is_a_clear_error(tmp_path):
     p.write_text("- just\n- a list\n")
     proc = uvship("doctor", str(p))
     assert "no `services:` mapping" in proc.stderr
+
+
+@pytest.mark.parametrize("text", [
+    "a b  c", "echo 'x y' \"a\\\"b $X\" c\\ d", "uv sync --frozen && echo \"ok\" ; ls|wc",
+    "cmd >> out 2>&1", "printf '%s' \"\" ''", "a\\\\b 'c\\d' \"e\\f\"", "x=1 y='2 3' cmd",
+])
+def test_shell_split_agrees_with_shlex(text):
+    import shlex
+
+    from uvship.doctor import shell_split
+
+    assert shell_split(text) == shlex.split(text)
+    lex = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>\n")
+    lex.whitespace, lex.whitespace_split, lex.commenters = " \t\r", True, ""
+    assert shell_split(text, operators=True) == list(lex)
+
+
+def test_a_ten_megabyte_line_is_read_in_one_pass(tmp_path):
+    """shlex built each token a character at a time: a 640 kB RUN line took 16 s and a
+    10 MB one never ended. The whole line is read once now (this test would not finish)."""
+    big = "x" * 10_000_000
+    (tmp_path / "Dockerfile").write_text(
+        "FROM python:3.12-slim\n"
+        f"RUN uv sync --locked && echo '{big}' && echo \"{big}\" {big}\n")
+    (tmp_path / ".dockerignore").write_text(".venv\n.git\n.env\n")
+    report = diagnose(tmp_path / "Dockerfile")
+    assert "UV011" in {f.rule.id for f in report.findings}  # runs as root: still seen

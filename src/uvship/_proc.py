@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -62,14 +64,38 @@ def run(
     return proc
 
 
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, when it can set a parent-death signal (Debian 10 and later)."""
+    found = shutil.which("setpriv")
+    if found is None:
+        return None
+    try:
+        out = subprocess.run([found, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found if "--pdeathsig" in out.stdout else None
+
+
+def _dies_with_us(args: list[str], env) -> list[str]:
+    """``args`` run so that the kernel kills them when uvship dies, even by kill -9 (no
+    handler runs then): setpriv sets PR_SET_PDEATHSIG and execs them."""
+    setpriv = _setpriv()
+    path = (env or os.environ).get("PATH")
+    if setpriv is None or shutil.which(args[0], path=path) is None:
+        return args  # a missing program fails as itself (FileNotFoundError), not in setpriv
+    return [setpriv, "--pdeathsig", "KILL", "--", *args]
+
+
 def _run_killable(args: list[str], cwd, env, input,
                   merge_output: bool = False) -> subprocess.CompletedProcess[str]:
-    """subprocess.run in a process group of its own, killed whole when we are interrupted.
+    """subprocess.run in a process group of its own, killed whole when we are interrupted,
+    and by the kernel when we die.
 
     uv and the byte-compiler start children of their own; on Ctrl-C they must all be gone
     before the staging directory they write into is removed, or they write into it again.
     """
-    with subprocess.Popen(args, cwd=cwd, env=env, text=True, errors="replace",
+    with subprocess.Popen(_dies_with_us(args, env), cwd=cwd, env=env, text=True, errors="replace",
                           start_new_session=True,
                           stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                           stdout=subprocess.PIPE,

@@ -31,21 +31,84 @@ def tempdir(kind: str) -> Path:
     """A fresh private directory inside the cache (same filesystem, so renames are atomic).
 
     Its name carries this process's id, so an interrupted process can find and remove
-    what it left even when the interruption came between creating and using it.
+    what it left even when the interruption came between creating and using it; what a
+    process that died left (kill -9) is removed by the next one that needs a temporary.
     """
     base = cache_root() / "tmp"
     base.mkdir(parents=True, exist_ok=True)
+    clean_stale()
     return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-", dir=base))
 
 
+def _temps(pid: int | None = None) -> list[Path]:
+    """The cache's temporaries (of ``pid``, else of every process): tmp/KIND-PID-*
+    directories and blobs/sha256/.layer-PID-* half-written layers."""
+    root = cache_root()
+    mark = f"-{pid}-" if pid is not None else "-"
+    out = []
+    for d, prefix in ((root / "tmp", ""), (root / "blobs" / "sha256", ".layer-")):
+        try:
+            with os.scandir(d) as it:
+                out += [Path(e.path) for e in it if e.name.startswith(prefix)
+                        and mark in e.name[len(prefix):]]
+        except OSError:
+            continue
+    return out
+
+
+def _owner(path: Path) -> int | None:
+    """The process id in a temporary's name (``KIND-PID-x``, ``.layer-PID-x``)."""
+    parts = path.name.removeprefix(".layer-").split("-")
+    for part in parts[:3]:
+        if part.isdigit():
+            return int(part)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(paths: list[Path]) -> None:
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+_cleaned = False
+
+
+def clean_stale() -> None:
+    """Remove, once per process, the temporaries of processes that are gone."""
+    global _cleaned
+    if _cleaned:
+        return
+    _cleaned = True
+    _remove([p for p in _temps() if (pid := _owner(p)) is not None and pid != os.getpid()
+             and not _alive(pid)])
+
+
 def remove_own_temps() -> None:
-    """Remove every temporary directory this process made in the cache (after Ctrl-C)."""
-    base = cache_root() / "tmp"
-    if base.is_dir():
-        for d in base.glob(f"*-{os.getpid()}-*"):
-            shutil.rmtree(d, ignore_errors=True)
-    for f in (cache_root() / "blobs" / "sha256").glob(f".layer-{os.getpid()}-*"):
-        f.unlink(missing_ok=True)
+    """Remove every temporary this process made in the cache (after Ctrl-C or a failure).
+
+    Tried again while any is left: a child killed a moment ago may still have been
+    writing into one when it was first removed."""
+    import time
+
+    for _ in range(5):
+        left = _temps(os.getpid())
+        if not left:
+            return
+        _remove(left)
+        time.sleep(0.05)
 
 
 def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:

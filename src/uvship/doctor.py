@@ -35,6 +35,52 @@ _VAR = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_]\w*))"
 _EXEC_FORM = {"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME"}
 
 
+# One regex pass over shell text (linear: shlex builds each token a character at a time,
+# quadratic in a long line): whitespace, operators, quoted strings, escapes, plain runs.
+_SHELL = {ops: re.compile(
+    rf"""(?P<ws>[ \t\r{'' if ops else chr(10)}]+)"""
+    + (rf"|(?P<op>[{re.escape(ops)}]+)" if ops else "")
+    + r"""|'(?P<sq>[^']*)'|"(?P<dq>[^"\\]*(?:\\.[^"\\]*)*)"|\\(?P<esc>.)"""
+    + rf"""|(?P<word>[^ \t\r{re.escape(ops) if ops else chr(10)}'"\\]+)|(?P<bad>['"\\])""",
+    re.S) for ops in ("", ";&|()<>\n")}
+_DQ_ESCAPE = re.compile(r'\\([\\"$`\n])')
+
+
+def shell_split(text: str, operators: bool = False) -> list[str]:
+    """Words as a POSIX shell splits ``text``: quotes removed, backslashes applied, a
+    backslash-newline joining lines. With ``operators``, each run of `;&|()<>` and newlines
+    is a token of its own (a word separator). ValueError for an unclosed quote."""
+    rx = _SHELL[";&|()<>\n" if operators else ""]
+    out: list[str] = []
+    word: list[str] | None = None
+    for m in rx.finditer(text):
+        kind = m.lastgroup
+        if kind == "ws" or kind == "op":
+            if word is not None:
+                out.append("".join(word))
+                word = None
+            if kind == "op":
+                out.append(m["op"])
+            continue
+        if kind == "bad":
+            raise ValueError("No closing quotation")
+        word = [] if word is None else word
+        if kind == "sq":
+            word.append(m["sq"])
+        elif kind == "dq":
+            word.append(_DQ_ESCAPE.sub(lambda e: "" if e[1] == "\n" else e[1], m["dq"]))
+        elif kind == "esc":
+            if m["esc"] != "\n":  # a backslash-newline joins the lines
+                word.append(m["esc"])
+            elif not word:
+                word = None
+        else:
+            word.append(m["word"])
+    if word is not None:
+        out.append("".join(word))
+    return out
+
+
 def expand(text: str, env: Mapping[str, str]) -> str:
     """`$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:+alt}` as BuildKit substitutes them;
     an unknown variable is left as written (its value is not knowable here)."""
@@ -78,7 +124,7 @@ class Instruction:
         if self.exec_form is not None:
             return [expand(w, self.env) for w in self.exec_form]
         try:
-            return [expand(w, self.env) for w in shlex.split(self.args)]
+            return [expand(w, self.env) for w in shell_split(self.args)]
         except ValueError:
             return [expand(w, self.env) for w in self.args.split()]
 
@@ -193,7 +239,7 @@ def _logical_lines(path: Path, lines: list[str], start: int, escape: str):
 def _pairs(args: str, env: Mapping[str, str], legacy_ok: bool) -> list[tuple[str, str | None]]:
     """`KEY=VALUE ...` (or the legacy `KEY VALUE`) of ENV, ARG and LABEL."""
     try:
-        words = shlex.split(args)
+        words = shell_split(args)
     except ValueError:
         words = args.split()
     if legacy_ok and words and "=" not in words[0]:

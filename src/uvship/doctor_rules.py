@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,6 +18,7 @@ from .doctor import (
     expand,
     ignore_file_for,
     parse_dockerfile,
+    shell_split,
 )
 
 
@@ -197,10 +197,8 @@ class Cmd:
 
 def commands(inst: Instruction) -> list[Cmd]:
     """The simple commands of a RUN, split on `&&`, `||`, `;`, `|` and newlines."""
-    lex = shlex.shlex(inst.script, posix=True, punctuation_chars=";&|()<>\n")
-    lex.whitespace, lex.whitespace_split, lex.commenters = " \t\r", True, ""
     try:
-        tokens = list(lex)
+        tokens = shell_split(inst.script, operators=True)
     except ValueError:  # unbalanced quotes: fall back to words
         tokens = inst.script.replace("\n", " \n ").split(" ")
     groups: list[list[str]] = [[]]

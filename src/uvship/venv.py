@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 
 from . import layers, uv
-from .cache import cache_root, cached_dir, key_of
+from .cache import cache_root, cached_dir, clean_stale, key_of
 from .errors import CommandError, InputError
 from .plan import Plan, selection_args
 from .progress import NullProgress, Progress
@@ -346,6 +346,7 @@ def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
     the local cache (a shared cache); ``on_built`` hears of each tier uv had to make.
     """
     progress = progress or NullProgress()
+    clean_stale()  # what a process killed mid-build left in the cache
     keys = tier_keys(ws, plan, interp)
     tiers: list[Tier] = []
     prev: Tier | None = None
