@@ -302,3 +302,45 @@ def test_two_builds_at_once_share_the_cache(project, managed_python, tmp_path, m
     assert list((cache / "tmp").iterdir()) == []
     for d in (cache / "tiers").iterdir():
         assert (d / ".complete").is_file()
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(path, 0o644)
+    path.write_bytes(bytes(data))
+
+
+def test_a_changed_output_or_cache_blob_never_reaches_an_image(project, managed_python,
+                                                               tmp_path):
+    """Outputs hold copies of the cache's blobs, never hard links; a cache blob changed in
+    place is noticed when read back and made again; inspect and sbom verify digests."""
+    src = project("hello-web")
+    first = build_ok(str(src), "-o", f"oci:{tmp_path / 'a'}")
+    project_layer = first["layers"][-1]["digest"].split(":", 1)[1]
+    out_blob = tmp_path / "a" / "blobs" / "sha256" / project_layer
+    cache_blob = Path(os.environ["UVSHIP_CACHE_DIR"]) / "blobs" / "sha256" / project_layer
+    assert out_blob.stat().st_ino != cache_blob.stat().st_ino  # a copy
+    _flip_a_byte(out_blob)  # a user edits the output in place: same size, other bytes
+
+    for what in ("inspect", "sbom"):
+        proc = uvship(what, f"oci:{tmp_path / 'a'}")
+        assert proc.returncode == 1, (what, proc.stdout, proc.stderr)
+        assert f"the layer blob sha256:{project_layer} does not match its descriptor" \
+            in proc.stderr, proc.stderr
+
+    _flip_a_byte(cache_blob)  # and now the cache itself
+    again = build_ok(str(src), "-o", f"oci:{tmp_path / 'b'}")
+    assert again["digest"] == first["digest"]
+    run(["skopeo", "inspect", "--raw", f"oci:{tmp_path / 'b'}"])
+    assert uvship("inspect", f"oci:{tmp_path / 'b'}").returncode == 0  # every digest holds
+
+    # a layer gone, a manifest that is not what index.json says
+    (tmp_path / "b" / "blobs" / "sha256" / project_layer).unlink()
+    proc = uvship("inspect", f"oci:{tmp_path / 'b'}")
+    assert proc.returncode == 1 and f"the layer blob sha256:{project_layer} is missing" \
+        in proc.stderr, proc.stderr
+    manifest = tmp_path / "b" / "blobs" / "sha256" / again["digest"].split(":", 1)[1]
+    manifest.write_bytes(manifest.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion":2 '))
+    proc = uvship("inspect", f"oci:{tmp_path / 'b'}")
+    assert proc.returncode == 1 and "manifest blob" in proc.stderr, proc.stderr

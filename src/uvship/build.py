@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layers, oci
-from .cache import cache_root, key_of
+from .cache import blob_checked, blob_ok, cache_root, key_of
 from .errors import InputError
 from .images import Image
 from .layers import Compression
@@ -58,7 +58,7 @@ def cached_layer(role: str, key: str, make_entries: Callable[[], list[layers.Ent
     if rec.is_file():
         d = json.loads(rec.read_text())
         blob = _blob_dir() / d["digest"].split(":", 1)[1]
-        if blob.is_file() and blob.stat().st_size == d["size"]:
+        if blob_ok(blob, d["digest"], d["size"]):  # a changed blob is made again
             return _from_record(d, blob, key)
     entries = layers.normalize(make_entries())
     created_by, contents, inputs = describe()
@@ -75,6 +75,7 @@ def cached_layer(role: str, key: str, make_entries: Callable[[], list[layers.Ent
     except BaseException:
         os.unlink(tmp)
         raise
+    blob_checked(blob, info.digest)  # hashed as it was written
     d = {"role": role, "digest": info.digest, "diff_id": info.diff_id, "size": info.size,
          "media_type": oci.types.MEDIA_TYPE_OF_COMPRESSION[compression],
          "created_by": created_by, "contents": contents, "inputs": inputs}

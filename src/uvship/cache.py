@@ -137,3 +137,55 @@ def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+# ---------------------------------------------------------------------- blobs read back
+def _identity(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    # any write to the file, or a copy or restore over it, changes one of these
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _check_record(digest: str) -> Path:
+    return cache_root() / "blob-checks" / digest.replace(":", "-")
+
+
+def blob_checked(path: Path, digest: str) -> None:
+    """Remember that the blob at ``path`` was just verified to hold ``digest``."""
+    ident = _identity(path)
+    if ident is None:
+        return
+    rec = _check_record(digest)
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    tmp = rec.with_name(f".{rec.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(ident))
+    os.replace(tmp, rec)
+
+
+def blob_ok(path: Path, digest: str, size: int) -> bool:
+    """Whether the cache's blob at ``path`` still holds ``digest``.
+
+    Trusted while the file is the one last verified (same inode, size, times); else hashed
+    again, and a blob that no longer matches is removed, so the caller makes or fetches it
+    anew instead of shipping a corrupt layer."""
+    ident = _identity(path)
+    if ident is None or ident[1] != size:
+        return False
+    rec = _check_record(digest)
+    try:
+        if json.loads(rec.read_text()) == ident:
+            return True
+    except (OSError, ValueError):
+        pass
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    if "sha256:" + h.hexdigest() != digest:
+        path.unlink(missing_ok=True)
+        return False
+    blob_checked(path, digest)
+    return True

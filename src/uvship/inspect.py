@@ -21,7 +21,8 @@ def open_image(ref: str, insecure: tuple[str, ...] = (),
         return oci.read_docker_archive(ref.split(":", 1)[1])
     layout = _layout_of(ref)
     if layout is not None:
-        return oci.read_layout(layout[0], layout[1], platform, verify=False)
+        # every layer's digest checked: what `inspect` says must be what the layout holds
+        return oci.read_layout(layout[0], layout[1], platform)
     if Path(ref).is_file():
         return oci.read_docker_archive(ref)
     from .images import Image, _looks_like_reference

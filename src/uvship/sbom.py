@@ -462,7 +462,7 @@ def _layout_image(root: Path, tag: str | None, platform: str | None) -> dict[str
     """The descriptor (media type, digest, size) of the image an SBOM of the layout is for."""
     from .oci.layout import read_layout
 
-    img = read_layout(root, tag, platform, verify=False)
+    img = read_layout(root, tag, platform)  # an SBOM of a corrupt image is refused
     return {"mediaType": img.media_type, "digest": img.digest,
             "size": len(img.manifest_bytes())}
 

@@ -81,15 +81,16 @@ def layer_file(layer: Layer) -> Path:
 
 
 def place_blob(layer: Layer, dest: Path) -> None:
-    """Put ``layer``'s blob at ``dest``: a hardlink when the filesystem allows, else a copy."""
+    """Put a copy of ``layer``'s blob at ``dest``.
+
+    Never a hard link: the blob is the cache's, and a user who changes an output in place
+    would change it for every later build. The kernel copies (copy_file_range/sendfile),
+    and an output writer copies only the blobs its destination lacks.
+    """
     if layer.data is not None:
         dest.write_bytes(layer.data)
         return
-    src = layer_file(layer)
-    try:
-        os.link(src, dest)
-    except OSError:  # another filesystem, or one without hardlinks
-        shutil.copyfile(src, dest)
+    shutil.copyfile(layer_file(layer), dest)
 
 
 def store_stream(src: BinaryIO, blob_dir: Path) -> tuple[Path, str, int, str]:

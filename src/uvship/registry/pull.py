@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cache import cache_root
+from ..cache import blob_checked, blob_ok, cache_root
 from ..errors import InputError
 from ..oci.image import Image, Layer, image_from_parts
 from ..oci.types import (
@@ -97,32 +97,27 @@ def _image(reg: Registry, ref: Reference, raw_manifest: bytes, where: str) -> Im
         raise InputError(f"{where}: expected a config of at most {CONFIG_LIMIT} bytes, found "
                          f"{cfg_desc.size}")
     cfg_path = blob_path(cfg_desc.digest)
-    if not _cached(cfg_path, cfg_desc.size):
+    if not blob_ok(cfg_path, cfg_desc.digest, cfg_desc.size):
         reg.get_blob(ref.repository, cfg_desc.digest, cfg_path, size=cfg_desc.size)
+        blob_checked(cfg_path, cfg_desc.digest)  # get_blob verified it
     raw_config = cfg_path.read_bytes()
     config = _json(raw_config, f"{where}: config {cfg_desc.digest}")
     return image_from_parts(m, raw_manifest, config, raw_config, where,
                             lambda d: blob_path(d.digest))
 
 
-def _cached(path: Path, size: int) -> bool:
-    """A blob in the cache is trusted by size: it was verified against its digest (its
-    file name) before it was renamed into place."""
-    try:
-        return path.stat().st_size == size
-    except OSError:
-        return False
-
-
 def pull_layers(reg: Registry, ref: Reference, image: Image) -> Image:
-    missing = {layer.digest: layer for layer in image.layers
-               if layer.path is not None and not _cached(layer.path, layer.size)}
+    """``image``'s layers in the cache, fetched when missing or no longer what their digest
+    says (the cache verifies what it reads back)."""
+    missing = {layer.digest: layer for layer in image.layers if layer.path is not None
+               and not blob_ok(layer.path, layer.digest, layer.size)}
     if not missing:
         return image
 
     def fetch(layer: Layer) -> None:
         assert layer.path is not None
         reg.get_blob(ref.repository, layer.digest, layer.path, size=layer.size)
+        blob_checked(layer.path, layer.digest)  # get_blob verified it
 
     with ThreadPoolExecutor(max_workers=min(reg.jobs, len(missing)),
                             thread_name_prefix="uvship-pull") as pool:
