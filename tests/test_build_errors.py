@@ -258,3 +258,19 @@ def test_kill_9_mid_build(project, managed_python, tmp_path):
     assert again.returncode == 0, again.stderr
     assert list((cache / "tmp").iterdir()) == []
     assert not list((cache / "blobs" / "sha256").glob(".layer-*"))
+
+
+@pytest.mark.parametrize("args,error", [
+    (("--env", "NOEQUALS"), "--env 'NOEQUALS': expected KEY=VALUE"),
+    (("--label", "novalue"), "--label 'novalue': expected KEY=VALUE"),
+    (("--env", "MY KEY=1"), "--env 'MY KEY=1': expected the key to be a name of letters"),
+    (("--env", "A=line\nbreak"), "--env A=...: expected a one-line value"),
+    (("--label", "a b=1"), "--label 'a b=1': expected the key to be a word with no whitespace"),
+    (("--user", "root;rm -rf /"), "--user 'root;rm -rf /': expected NAME or UID"),
+])
+def test_image_config_values_are_checked_first(project, tmp_path, args, error):
+    src = project("hello-web")
+    proc = uvship("build", str(src), *args, *outputs(tmp_path))
+    assert_fails(proc, error)  # exit 1 with one `error:` line, before any work
+    assert "✓" not in proc.stderr
+    nothing_written(tmp_path)

@@ -420,6 +420,12 @@ class ImageSpec:
     user: str = "65532:65532"
     compression: Compression = "gzip"
 
+    def __post_init__(self) -> None:
+        from .plan import check_user, env_pairs
+
+        check_user(self.user)  # never a shell line in the config
+        env_pairs(tuple(f"{k}={v}" for k, v in self.env), "--env")
+
 
 def run_words(ws, plan, spec: ImageSpec, files=None) -> tuple[str, ...] | None:
     """What the image runs, as words to resolve in the environment: the command, else

@@ -72,6 +72,7 @@ def dockerfile_cmd(project: str, variant: str, base_image: str | None,
     with _errors():
         from . import dockerfile as _df
         from .cli import _command_words
+        from .plan import check_user
         from .uv import uv_version
         from .workspace import Workspace
 
@@ -80,7 +81,8 @@ def dockerfile_cmd(project: str, variant: str, base_image: str | None,
         plan, opts = _df.make_docker_plan(ws, variant, **kw)
         dopts = _df.DockerOptions(
             variant=variant, base_image=base_image, builder_image=builder_image,  # type: ignore[arg-type]
-            uv_image=uv_image, user=opts.user or "65532:65532", entrypoint=opts.entrypoint)
+            uv_image=uv_image, user=check_user(opts.user or "65532:65532"),
+            entrypoint=opts.entrypoint)
         out = Path(output) if output else ws.root
         rendered = _df.render(ws, plan, dopts, uv_version(), out)
         written = _df.write(rendered, out, force=force)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform as _platform
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -182,14 +183,36 @@ class Plan:
 
 
 def env_pairs(values: tuple[str, ...], what: str) -> tuple[tuple[str, str], ...]:
-    """KEY=VALUE options (--env, --label) as pairs; anything else is refused."""
+    """KEY=VALUE options (--env, --label) as pairs; anything else is refused.
+
+    An --env key is a name a shell and a program's environment can hold; a --label key a
+    word (no whitespace); no value holds a newline or NUL (config entries are one line)."""
+    key_rule = (r"[A-Za-z_][A-Za-z0-9_]*", "a name of letters, digits and _, not starting "
+                "with a digit") if what == "--env" else (r"[^\s=]+", "a word with no "
+                                                        "whitespace")
     out = []
     for v in values:
         k, sep, val = v.partition("=")
         if not sep or not k:
             raise InputError(f"{what} {v!r}: expected KEY=VALUE")
+        if not re.fullmatch(key_rule[0], k):
+            raise InputError(f"{what} {v!r}: expected the key to be {key_rule[1]}, found {k!r}")
+        if "\n" in val or "\r" in val or "\0" in val:
+            raise InputError(f"{what} {k}=...: expected a one-line value, found a newline or "
+                             "NUL in it")
         out.append((k, val))
     return tuple(out)
+
+
+_USER = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*\$?|\d+)(:([A-Za-z_][A-Za-z0-9_.-]*\$?|\d+))?")
+
+
+def check_user(user: str) -> str:
+    """``user`` as an image's User: NAME or UID, optionally :GROUP or :GID."""
+    if not _USER.fullmatch(user):
+        raise InputError(f"--user {user!r}: expected NAME or UID, optionally :GROUP or :GID "
+                         "(e.g. 65532:65532 or app)")
+    return user
 
 
 def _abs_posix(value: str, what: str, root_ok: bool = False) -> str:
