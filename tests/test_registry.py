@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 import subprocess
 import threading
@@ -40,6 +41,7 @@ from uvship.registry import (
 from .registry_fixtures import (  # noqa: F401  (the *_fixture imports define fixtures)
     BasicRegistry,
     RegistryServer,
+    SlowServer,
     TokenRegistry,
     basic_auth_entry,
     basic_registry_fixture,
@@ -719,11 +721,30 @@ def test_server_errors_are_retried(registry, images) -> None:
     assert len(hits) == FAST.attempts and exc.value.retryable and exc.value.status == 503
     assert f"PUT http://{registry.host}/v2/flaky/manifests/2: manifest" in str(exc.value)
     assert "UNKNOWN: injected (test) (HTTP 503" in str(exc.value)
+    assert exc.value.hint.startswith("the request failed all 3 attempts the retry policy "
+                                     "allows; check that the registry is up and reachable")
 
     transport, hits = _inject(400, when=_manifest_put, times=100)
     with client(registry, transport=transport) as reg, pytest.raises(RegistryError) as exc:
         reg.push_image(images.hi, [registry.ref("flaky", "3")])
     assert len(hits) == 1 and not exc.value.retryable and exc.value.attempts == 1
+
+
+def test_a_first_attempt_that_outlasts_the_retry_budget_says_it_was_the_only_one() -> None:
+    """A registry that never answers: the read times out after longer than retries may take,
+    so one attempt is made, and the hint says so (it used to say "failed repeatedly")."""
+    retry = RetryPolicy(attempts=3, initial_delay=0.05, max_delay=0.1, total=0.2)
+    with SlowServer("silent") as server, client(server, retry=retry, timeout=0.3) as reg, \
+            pytest.raises(RegistryError) as exc:
+        reg.get_manifest(f"{server.host}/x:1")
+    err = exc.value
+    assert server.requests == 1 and err.attempts == 1 and err.retryable
+    assert err.message.startswith(f"GET http://{server.host}/v2/x/manifests/1: read timed out")
+    assert re.search(r"\(gave up after 1 attempt in 0\.\d s\)$", err.message), err.message
+    assert re.fullmatch(r"the request failed once, after 0\.\d s, and was not tried again: "
+                        r"retries stop 0\.2 s after the first attempt; check that the registry "
+                        r"is up and reachable, then run the command again \(what already "
+                        r"reached its destination is not sent again\)", err.hint), err.hint
 
 
 def test_corrupt_blob_download_is_rejected(registry, images, tmp_path) -> None:
