@@ -376,16 +376,20 @@ class SlowServer:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._sock.close()
         for t in self._threads:
             t.join(timeout=5)
+        self._sock.close()
 
     def _accept(self) -> None:
+        self._sock.settimeout(0.05)  # closing a socket does not wake an accept() on it
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(None)
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             t.start()
             self._threads.append(t)

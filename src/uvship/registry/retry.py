@@ -69,7 +69,7 @@ class RetryPolicy:
 def _exhausted(exc: RegistryError, attempts: int, elapsed: float, why: str) -> RegistryError:
     """``exc`` once no attempt is left; the hint says how many were made and why no more."""
     tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-    return RegistryError(
+    return type(exc)(  # of the same kind: a caller may tell a deadline from a 503
         f"{exc.message} (gave up after {tries} in {elapsed:.1f} s)",
         method=exc.method, url=exc.url, status=exc.status, errors=exc.errors, retryable=True,
         retry_after=exc.retry_after, attempts=attempts,
