@@ -130,6 +130,17 @@ class RegistryServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def refuse_tag(self, repository: str, tag: str) -> None:
+        """Make the registry's storage fail to write ``tag`` in ``repository``, and nothing
+        else: a file stands where distribution's filesystem driver makes the tag's ``index``
+        directory, so a PUT of that tag gets the registry's own 500 (ENOTDIR), as on a broken
+        disk. No configuration of distribution refuses one tag (htpasswd users may push all
+        or nothing), and this fault is the registry's, not a proxy's."""
+        tag_dir = (self.root / "storage/docker/registry/v2/repositories" / repository
+                   / "_manifests/tags" / tag)
+        tag_dir.mkdir(parents=True, exist_ok=True)
+        (tag_dir / "index").write_text("not a directory\n")
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
