@@ -7,6 +7,7 @@ produce (a 500, a relative Location header, a corrupt body) or to kill it at a c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -791,6 +792,34 @@ def test_the_deadline_holds_while_waiting_for_headers_and_body(mode) -> None:
     assert err.message.startswith(f"GET http://{server.host}/v2/x/manifests/1: not finished "
                                   "by its deadline, 0.3 s after it started (")
     assert "UVSHIP_REGISTRY_TIMEOUT" in err.hint
+
+
+class Notes:
+    """A Progress that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def step(self, name: str):
+        return contextlib.nullcontext()
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def test_a_long_transfer_says_how_it_is_doing() -> None:
+    """A request running longer than progress_every tells the Progress it was given how
+    many bytes moved and how long is left before its deadline (the library prints nothing)."""
+    notes = Notes()
+    with SlowServer("body", rate=200, size=4000) as server, \
+            client(server, deadline=DeadlinePolicy(fixed=1.0, min_rate=100_000),
+                   retry=RetryPolicy(attempts=1), progress=notes, progress_every=0.2) as reg, \
+            pytest.raises(DeadlineExceeded):
+        reg.get_manifest(f"{server.host}/x:1")
+    assert len(notes.notes) >= 2, notes.notes
+    for note in notes.notes:
+        assert re.fullmatch(rf"GET http://{server.host}/v2/x/manifests/1: \d+ B of 4\.0 kB "
+                            r"moved in \d\.\d s, \d\.\d s before its deadline", note), note
 
 
 def test_deadline_policy_from_the_environment() -> None:

@@ -314,7 +314,8 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
         pushed = []
         if o_.push:
             with b.progress.step(f"pushing {', '.join(o_.push)}"):
-                pushed = image.publish(*o_.push, insecure=o_.insecure_registry)
+                pushed = image.publish(*o_.push, insecure=o_.insecure_registry,
+                                       progress=b.progress)
             written += list(o_.push)
             for r in o_.push:
                 _build.remember(image, r)
@@ -346,7 +347,8 @@ def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None
     pushed = []
     if o_.push:
         with b.progress.step(f"pushing {', '.join(o_.push)}"):
-            pushed = multi.publish(*o_.push, insecure=o_.insecure_registry)
+            pushed = multi.publish(*o_.push, insecure=o_.insecure_registry,
+                                   progress=b.progress)
     targets = [str(o) for o in outs] + list(o_.push)
     data = {"digest": multi.digest, "outputs": targets, "written": targets,
             "platforms": multi.platforms, "manifests": [img.digest for img in multi.images],

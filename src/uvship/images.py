@@ -15,6 +15,7 @@ from .cache import cache_root
 from .errors import InputError, UvshipError
 
 if TYPE_CHECKING:
+    from .progress import Progress
     from .registry import Reference, Registry
     from .sbom import Attached
 
@@ -168,14 +169,16 @@ class Image:
         out.write(self, tags)
         return self.digest
 
-    def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> list[Pushed]:
+    def publish(self, *refs: str, insecure: tuple[str, ...] = (),
+                progress: Progress | None = None) -> list[Pushed]:
         """Push the image to registry references (several tags of one repository go in one
-        push: blobs once, then the manifest, then each tag), each with its SBOM attached.
+        push: blobs once, then the manifest, then each tag), each with its SBOM attached;
+        ``progress`` hears how long transfers are doing.
 
         Returns what each reference got. A failed push raises; an SBOM that could not be
         attached to a pushed image does not: its ``Pushed.sbom_error`` says why.
         """
-        return publish(self.oci, [self], refs, insecure=insecure)
+        return publish(self.oci, [self], refs, insecure=insecure, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -216,10 +219,12 @@ class MultiPlatformImage:
         _write_layout(self.index, self.images, out.path, out.layout_tags(tags))
         return self.digest
 
-    def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> list[Pushed]:
+    def publish(self, *refs: str, insecure: tuple[str, ...] = (),
+                progress: Progress | None = None) -> list[Pushed]:
         """Push the index (and every platform's image) to registry references, each
         platform's SBOM attached; returns what each reference got, as Image.publish does."""
-        return publish(self.index, list(self.images), refs, insecure=insecure)
+        return publish(self.index, list(self.images), refs, insecure=insecure,
+                       progress=progress)
 
 
 def _write_layout(target: oci.Image | oci.ImageIndex, images: list[Image] | tuple[Image, ...],
@@ -259,7 +264,7 @@ class Pushed:
 
 
 def publish(target: oci.Image | oci.ImageIndex, images: list[Image], refs, *,
-            insecure: tuple[str, ...] = ()) -> list[Pushed]:
+            insecure: tuple[str, ...] = (), progress: Progress | None = None) -> list[Pushed]:
     """Push ``target`` (an image, or an index of ``images``) to ``refs``, each registry
     base's layers mounted rather than uploaded, and each image's SBOM attached.
 
@@ -278,7 +283,7 @@ def publish(target: oci.Image | oci.ImageIndex, images: list[Image], refs, *,
         groups.setdefault((r.registry, r.repository), []).append(r)
     sboms: dict[tuple[str, str], tuple[SbomAttachment, ...]] = {}
     for (registry, repository), group in groups.items():
-        with Registry(registry, insecure=insecure) as reg:
+        with Registry(registry, insecure=insecure, progress=progress) as reg:
             reg.push_image(target, group, mount_from=[m for m in mount
                                                      if m.registry == registry])
             sboms[registry, repository] = tuple(_attach_sbom(reg, group[0], img)

@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..oci import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Image
 from ..oci.image import ImageIndex, Layer
 from ..oci.types import INDEX_TYPES, MANIFEST_TYPES, Platform
+from ..progress import Progress
 from . import pull, push
 from .auth import SCOPES, TOKENS, RegistryAuth, TokenCache
 from .credentials import Credentials
@@ -96,7 +97,8 @@ class Registry:
 
     ``credentials`` None means: look them up in docker's and podman's files when the
     registry asks. ``transport`` replaces httpx's (tests inject faults with it; deadlines
-    are then checked only between the chunks of a streamed body).
+    are then checked only between the chunks of a streamed body). ``progress`` is told how
+    each request that runs longer than ``progress_every`` seconds is doing, that often.
     """
 
     def __init__(self, registry: str | Reference, *, credentials: Credentials | None = None,
@@ -104,13 +106,16 @@ class Registry:
                  chunk_size: int = CHUNK_SIZE, jobs: int = 4, timeout: float = 60.0,
                  deadline: DeadlinePolicy | None = None,
                  transport: httpx.BaseTransport | None = None,
-                 tokens: TokenCache = TOKENS) -> None:
+                 tokens: TokenCache = TOKENS, progress: Progress | None = None,
+                 progress_every: float = 10.0) -> None:
         self.registry = registry.registry if isinstance(registry, Reference) else \
             parse_registry(registry)
         self.host = DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
         self.insecure = frozenset(insecure)
         self.retry = retry or RetryPolicy()
         self.deadline = deadline or DeadlinePolicy.from_env()
+        self._report = progress.note if progress is not None else None
+        self._report_every = progress_every
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         self.chunk_size = chunk_size
@@ -196,7 +201,8 @@ class Registry:
         request = self._client.build_request(method, url, headers=headers, content=content,
                                              extensions=extensions)
         deadline = self.deadline.start(method, url, sending=len(content or b""),
-                                       receiving=expect)
+                                       receiving=expect, report=self._report,
+                                       every=self._report_every)
         try:
             with running(deadline):
                 response = self._client.send(request, stream=stream, follow_redirects=follow)

@@ -51,9 +51,11 @@ class DeadlinePolicy:
                    _positive(env, MIN_RATE_ENV, "a number of bytes per second", cls.min_rate))
 
     def start(self, method: str, url: str | httpx.URL, *, sending: int = 0,
-              receiving: int = 0, clock: Callable[[], float] = time.monotonic) -> Deadline:
-        """The deadline of one request, starting now."""
-        return Deadline(self, method, redact_url(url), sending, receiving, clock)
+              receiving: int = 0, report: Callable[[str], None] | None = None,
+              every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        """The deadline of one request, starting now; ``report`` is told how the request
+        is doing every ``every`` seconds while it moves bytes."""
+        return Deadline(self, method, redact_url(url), sending, receiving, clock, report, every)
 
 
 def _positive(env: Mapping[str, str], name: str, what: str, default: float) -> float:
@@ -74,7 +76,8 @@ class Deadline:
     """The clock of one request: what it may still take, and what it moved so far."""
 
     def __init__(self, policy: DeadlinePolicy, method: str, url: str, sending: int,
-                 receiving: int, clock: Callable[[], float]) -> None:
+                 receiving: int, clock: Callable[[], float],
+                 report: Callable[[str], None] | None = None, every: float = 10.0) -> None:
         self.policy = policy
         self.method = method
         self.url = url
@@ -84,6 +87,20 @@ class Deadline:
         self.cut = False  # whether the last network operation waited only until the deadline
         self._clock = clock
         self.started = clock()
+        self._report = report
+        self._every = every
+        self._reported = self.started
+
+    def add(self, moved: int) -> None:
+        """``moved`` more bytes went over the wire; a long request says how it is doing."""
+        self.moved += moved
+        if self._report is not None and self._clock() - self._reported >= self._every:
+            self._reported = self._clock()
+            size = self.sending + self.receiving
+            of = f" of {_amount(size)}" if size > self.moved else ""
+            self._report(f"{self.method} {self.url}: {_amount(self.moved)}{of} moved in "
+                         f"{self.elapsed:.1f} s, {max(self.remaining(), 0):.1f} s before its "
+                         "deadline")
 
     def expect(self, receiving: int) -> None:
         """The response says how long its body is (Content-Length): wait for that much."""
@@ -183,7 +200,15 @@ def _bounded(timeout: float | None, late: type[Exception]) -> float | None:
 def _moved(n: int) -> None:
     deadline = _CURRENT.get()
     if deadline is not None:
-        deadline.moved += n
+        deadline.add(n)
+
+
+def _amount(n: int) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n:.1f} GB"
 
 
 class _Stream(httpcore.NetworkStream):
