@@ -7,6 +7,9 @@ Each registry is a ``docker-registry serve`` process on 127.0.0.1 with a free po
 own storage directory; its access log (one line per request) tells tests what the client
 really sent. The token variant trusts a certificate made with the openssl CLI, and a small
 token service signs its JWTs with the matching key (``openssl dgst -sign``).
+
+``SlowServer`` is the one fake: a server too slow to answer, the fault a registry behind a
+congested link shows and no real registry can be configured to produce.
 """
 
 from __future__ import annotations
@@ -126,6 +129,17 @@ class RegistryServer:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def refuse_tag(self, repository: str, tag: str) -> None:
+        """Make the registry's storage fail to write ``tag`` in ``repository``, and nothing
+        else: a file stands where distribution's filesystem driver makes the tag's ``index``
+        directory, so a PUT of that tag gets the registry's own 500 (ENOTDIR), as on a broken
+        disk. No configuration of distribution refuses one tag (htpasswd users may push all
+        or nothing), and this fault is the registry's, not a proxy's."""
+        tag_dir = (self.root / "storage/docker/registry/v2/repositories" / repository
+                   / "_manifests/tags" / tag)
+        tag_dir.mkdir(parents=True, exist_ok=True)
+        (tag_dir / "index").write_text("not a directory\n")
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -339,6 +353,88 @@ def token_registry_fixture(tmp_path_factory) -> Iterator[TokenRegistry]:
         httpd.server_close()
 
 
+# ---- a registry too slow to answer -------------------------------------------------------
+
+class SlowServer:
+    """A plain-HTTP server on 127.0.0.1 that answers every request too slowly: the fault a
+    registry behind a congested link or an overloaded proxy shows, which no real registry
+    can be told to produce.
+
+    ``mode`` is "silent" (reads the request, never answers), "headers" (trickles its status
+    line and headers) or "body" (sends its headers at once and trickles a manifest of
+    ``size`` bytes); trickling sends one byte at a time at ``rate`` bytes per second.
+    ``requests`` counts the requests it read.
+    """
+
+    def __init__(self, mode: str, *, rate: float = 200.0, size: int = 4096) -> None:
+        assert mode in ("silent", "headers", "body")
+        self.mode, self.rate, self.size = mode, rate, size
+        self.requests = 0
+        self._stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> SlowServer:
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._sock.close()
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.05)  # closing a socket does not wake an accept() on it
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            self.requests += 1
+            body = b'{"schemaVersion": 2, "padding": "' + b"x" * self.size + b'"}'
+            headers = (b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image."
+                       b"manifest.v1+json\r\nContent-Length: %d\r\n\r\n" % len(body))
+            try:
+                if self.mode == "silent":
+                    self._stop.wait()
+                elif self.mode == "headers":
+                    self._trickle(conn, headers + body)
+                else:
+                    conn.sendall(headers)
+                    self._trickle(conn, body)
+            except OSError:
+                return  # the client gave up: what a deadline is for
+
+    def _trickle(self, conn: socket.socket, data: bytes) -> None:
+        for i in range(len(data)):
+            if self._stop.wait(1 / self.rate):
+                return
+            conn.sendall(data[i:i + 1])
+
+
 def write_docker_config(directory: Path, auths: dict, **extra) -> Path:
     """A docker config.json in ``directory`` (point DOCKER_CONFIG at it)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -354,6 +450,7 @@ def basic_auth_entry(user: str, password: str) -> dict:
 __all__ = [
     "BasicRegistry",
     "RegistryServer",
+    "SlowServer",
     "TokenRegistry",
     "TokenService",
     "basic_auth_entry",

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from uvship import oci
-from uvship.registry import Registry
+from uvship.images import Base, Image, Pushed
+from uvship.layers import Entry, normalize, write_tar
+from uvship.registry import Registry, RegistryError
+from uvship.sbom import fallback_tag
 
 from .conftest import HOST_DIR, podman, run, uvship
 from .registry_fixtures import basic_registry_fixture, registry_fixture  # noqa: F401
@@ -63,6 +66,80 @@ def test_second_push_uploads_only_what_changed(project, managed_python, registry
     assert uploads == 2  # the project layer and the config (the SBOM's bytes are unchanged)
     assert image_manifests == 1
     assert others <= 2  # the SBOM artifact that refers to the new image, and its index tag
+
+
+def _digest_in(registry, ref: str) -> str:
+    return json.loads(run(["skopeo", "inspect", "--tls-verify=false",
+                           f"docker://{ref}"]).stdout)["Digest"]
+
+
+def test_publish_returns_an_sbom_the_registry_refused_beside_the_pushed_image(registry,
+                                                                             tmp_path):
+    """The image is in place when its SBOM cannot be attached: Image.publish says so per
+    reference instead of raising as if the push had failed (the real registry refuses the
+    SBOM's referrers tag in one repository and takes it in another)."""
+    layer_file = tmp_path / "layer.tar.gz"
+    with layer_file.open("wb") as f:
+        info = write_tar(normalize([Entry("etc/app", "file", data=b"app\n")]), f)
+    image = Image(oci.Image.scratch().with_layer(oci.Layer.from_archive(info, layer_file)),
+                  Base("scratch", None), sbom=b'{"bomFormat": "CycloneDX"}\n')
+    registry.refuse_tag("refused", fallback_tag(image.digest))
+    refs = [registry.ref("refused", "1"), registry.ref("refused", "2"),
+            registry.ref("taken", "1")]
+    pushed = image.publish(*refs)
+
+    assert [(p.reference, p.digest) for p in pushed] == [(r, image.digest) for r in refs]
+    assert all(isinstance(p, Pushed) for p in pushed)
+    for ref in refs:
+        assert _digest_in(registry, ref) == image.digest
+    refused, again, taken = pushed
+    assert refused.sboms == again.sboms and len(refused.sboms) == 1
+    error = refused.sbom_error
+    assert isinstance(error, RegistryError) and error.status == 500 and error.attempts == 5
+    assert error.message.startswith(f"PUT http://{registry.host}/v2/refused/manifests/"
+                                    f"{fallback_tag(image.digest)}: ")
+    assert refused.sboms[0].image == image.digest and refused.sboms[0].attached is None
+    assert taken.sbom_error is None
+    assert taken.sboms[0].attached.via == "tag"
+
+
+def test_push_succeeds_with_a_warning_when_only_the_sbom_is_refused(project, managed_python,
+                                                                    registry):
+    """`build --push`: an SBOM the registry refuses after the image is in place leaves a
+    pushed image: its reference on stdout, exit 0, a warning saying what failed and why,
+    and `"sbom": {"attached": false, "error": ...}` for that reference in --json."""
+    src = project("hello-web")
+    ok = registry.ref("sbom-ok", "1")
+    first = build_json(str(src), "--push", ok)
+    digest = first["digest"]
+    [entry] = first["pushed"]
+    assert (entry["reference"], entry["digest"]) == (ok, digest)
+    assert entry["sbom"]["attached"] is True and entry["sbom"]["error"] is None
+    assert [(a["image"], a["via"]) for a in entry["sbom"]["artifacts"]] == [(digest, "tag")]
+
+    registry.refuse_tag("sbom-refused", fallback_tag(digest))
+    ref = registry.ref("sbom-refused", "1")
+    proc = uvship("build", str(src), "--push", ref)
+    assert (proc.returncode, proc.stdout) == (0, f"{ref}@{digest}\n"), proc.stderr
+    refusal = (f"PUT http://{registry.host}/v2/sbom-refused/manifests/{fallback_tag(digest)}: "
+               f"manifest {ref.rsplit(':', 1)[0]}:{fallback_tag(digest)}: UNKNOWN: unknown "
+               "error (HTTP 500 Internal Server Error) (gave up after 5 attempts in ")
+    warning, hint = [line for line in proc.stderr.splitlines()
+                     if line.startswith(("warning:", "hint:", "error:"))]
+    assert warning.startswith(f"warning: pushed {ref}@{digest}, but its SBOM was not "
+                              f"attached: {refusal}"), warning
+    assert hint == ("hint: the image is pushed and works without it; run the same command "
+                    "again to attach the SBOM (what the registry already has is not sent "
+                    "again)")
+    assert _digest_in(registry, ref) == digest
+
+    ref2 = registry.ref("sbom-refused", "2")
+    res = build_json(str(src), "--push", ref2)
+    assert (res["digest"], res["written"]) == (digest, [ref2])
+    [entry] = res["pushed"]
+    assert (entry["reference"], entry["digest"]) == (ref2, digest)
+    assert entry["sbom"]["attached"] is False and entry["sbom"]["artifacts"] == []
+    assert entry["sbom"]["error"].startswith(refusal), entry["sbom"]["error"]
 
 
 def _docker_config(tmp_path: Path, host: str, user: str, password: str) -> Path:

@@ -7,9 +7,11 @@ produce (a 500, a relative Location header, a corrupt body) or to kill it at a c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import stat
 import subprocess
 import threading
@@ -26,6 +28,8 @@ from uvship.oci import Image, ImageIndex, Layer
 from uvship.registry import (
     AuthenticationError,
     Credentials,
+    DeadlineExceeded,
+    DeadlinePolicy,
     Reference,
     Registry,
     RegistryError,
@@ -37,9 +41,11 @@ from uvship.registry import (
     redact_url,
 )
 
+from .conftest import uvship
 from .registry_fixtures import (  # noqa: F401  (the *_fixture imports define fixtures)
     BasicRegistry,
     RegistryServer,
+    SlowServer,
     TokenRegistry,
     basic_auth_entry,
     basic_registry_fixture,
@@ -719,11 +725,120 @@ def test_server_errors_are_retried(registry, images) -> None:
     assert len(hits) == FAST.attempts and exc.value.retryable and exc.value.status == 503
     assert f"PUT http://{registry.host}/v2/flaky/manifests/2: manifest" in str(exc.value)
     assert "UNKNOWN: injected (test) (HTTP 503" in str(exc.value)
+    assert exc.value.hint.startswith("the request failed all 3 attempts the retry policy "
+                                     "allows; check that the registry is up and reachable")
 
     transport, hits = _inject(400, when=_manifest_put, times=100)
     with client(registry, transport=transport) as reg, pytest.raises(RegistryError) as exc:
         reg.push_image(images.hi, [registry.ref("flaky", "3")])
     assert len(hits) == 1 and not exc.value.retryable and exc.value.attempts == 1
+
+
+def test_a_first_attempt_that_outlasts_the_retry_budget_says_it_was_the_only_one() -> None:
+    """A registry that never answers: the read times out after longer than retries may take,
+    so one attempt is made, and the hint says so (it used to say "failed repeatedly")."""
+    retry = RetryPolicy(attempts=3, initial_delay=0.05, max_delay=0.1, total=0.2)
+    with SlowServer("silent") as server, client(server, retry=retry, timeout=0.3) as reg, \
+            pytest.raises(RegistryError) as exc:
+        reg.get_manifest(f"{server.host}/x:1")
+    err = exc.value
+    assert server.requests == 1 and err.attempts == 1 and err.retryable
+    assert err.message.startswith(f"GET http://{server.host}/v2/x/manifests/1: read timed out")
+    assert re.search(r"\(gave up after 1 attempt in 0\.\d s\)$", err.message), err.message
+    assert re.fullmatch(r"the request failed once, after 0\.\d s, and was not tried again: "
+                        r"retries stop 0\.2 s after the first attempt; check that the registry "
+                        r"is up and reachable, then run the command again \(what already "
+                        r"reached its destination is not sent again\)", err.hint), err.hint
+
+
+# A deadline of 0.3 s for a request of a few kB: a server moving 200 B/s misses it.
+QUICK = {"UVSHIP_REGISTRY_TIMEOUT": "0.3", "UVSHIP_REGISTRY_MIN_RATE": "100000"}
+
+
+def test_a_trickling_registry_fails_inspect_at_the_deadline_the_environment_sets() -> None:
+    """httpx's read timeout restarts with every byte: a registry sending 200 B/s used to
+    hold `uvship inspect` for as long as its manifest took. Each request now has one
+    deadline, tried again as the retry policy says, then one error naming the URL."""
+    with SlowServer("body", rate=200, size=4000) as server:
+        proc = uvship("inspect", f"{server.host}/x:1", "--insecure-registry", server.host,
+                      env=QUICK)
+    assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
+    assert server.requests == 5  # the default retry policy's attempts
+    error, hint = proc.stderr.splitlines()
+    assert re.fullmatch(rf"error: GET http://{server.host}/v2/x/manifests/1: not finished by "
+                        r"its deadline, 0\.\d s after it started \(\d+ bytes moved, 4035 "
+                        r"expected\) \(gave up after 5 attempts in \d+\.\d s\)", error), error
+    assert hint == ("hint: a request may take 0.3 s (UVSHIP_REGISTRY_TIMEOUT) plus one second "
+                    "per 100000 bytes (UVSHIP_REGISTRY_MIN_RATE); the registry, or the network "
+                    "to it, was slower: raise the first or lower the second to wait longer")
+
+    proc = uvship("inspect", f"{server.host}/x:1", env={"UVSHIP_REGISTRY_MIN_RATE": "fast"})
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == ("error: UVSHIP_REGISTRY_MIN_RATE=fast: expected a number of bytes "
+                           "per second greater than 0, found 'fast'\nhint: unset "
+                           "UVSHIP_REGISTRY_MIN_RATE for the default (50000)\n")
+
+
+@pytest.mark.parametrize("mode", ["silent", "headers", "body"])
+def test_the_deadline_holds_while_waiting_for_headers_and_body(mode) -> None:
+    """Every read of a request waits only until its deadline: a server that never answers,
+    one that trickles its headers (which no body read sees) and one that trickles its body."""
+    policy = DeadlinePolicy(fixed=0.3, min_rate=100_000)
+    with SlowServer(mode, rate=200) as server, client(server, deadline=policy) as reg, \
+            pytest.raises(DeadlineExceeded) as exc:
+        reg.get_manifest(f"{server.host}/x:1")
+    err = exc.value
+    assert server.requests == FAST.attempts and err.attempts == FAST.attempts and err.retryable
+    assert err.message.startswith(f"GET http://{server.host}/v2/x/manifests/1: not finished "
+                                  "by its deadline, 0.3 s after it started (")
+    assert "UVSHIP_REGISTRY_TIMEOUT" in err.hint
+
+
+class Notes:
+    """A Progress that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def step(self, name: str):
+        return contextlib.nullcontext()
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def test_a_long_transfer_says_how_it_is_doing() -> None:
+    """A request running longer than progress_every tells the Progress it was given how
+    many bytes moved and how long is left before its deadline (the library prints nothing)."""
+    notes = Notes()
+    with SlowServer("body", rate=200, size=4000) as server, \
+            client(server, deadline=DeadlinePolicy(fixed=1.0, min_rate=100_000),
+                   retry=RetryPolicy(attempts=1), progress=notes, progress_every=0.2) as reg, \
+            pytest.raises(DeadlineExceeded):
+        reg.get_manifest(f"{server.host}/x:1")
+    assert len(notes.notes) >= 2, notes.notes
+    for note in notes.notes:
+        assert re.fullmatch(rf"GET http://{server.host}/v2/x/manifests/1: \d+ B of 4\.0 kB "
+                            r"moved in \d\.\d s, \d\.\d s before its deadline", note), note
+
+
+def test_deadline_policy_from_the_environment() -> None:
+    assert DeadlinePolicy.from_env({}) == DeadlinePolicy(60.0, 50_000.0)
+    assert DeadlinePolicy.from_env({"UVSHIP_REGISTRY_TIMEOUT": "2.5",
+                                    "UVSHIP_REGISTRY_MIN_RATE": "1000"}) == \
+        DeadlinePolicy(2.5, 1000.0)
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        with pytest.raises(InputError) as exc:
+            DeadlinePolicy.from_env({"UVSHIP_REGISTRY_TIMEOUT": bad})
+        assert exc.value.message == (f"UVSHIP_REGISTRY_TIMEOUT={bad}: expected a number of "
+                                     f"seconds greater than 0, found {bad!r}")
+    # a deadline grows with what the request moves: 1 s per min_rate bytes
+    d = DeadlinePolicy(fixed=1.0, min_rate=100).start("PUT", "http://u:p@h/x", sending=300)
+    assert d.allowance == 4.0 and d.url == "http://REDACTED@h/x"
+    d.expect(500)
+    assert d.allowance == 9.0
+    d.moved = 1000
+    assert d.allowance == 11.0
 
 
 def test_corrupt_blob_download_is_rejected(registry, images, tmp_path) -> None:

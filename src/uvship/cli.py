@@ -311,14 +311,17 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
             b.progress.note(f"up to date: {', '.join(map(str, outs))}")
         for r in o_.push:
             outs.append(r)  # type: ignore[arg-type]
+        pushed = []
         if o_.push:
             with b.progress.step(f"pushing {', '.join(o_.push)}"):
-                image.publish(*o_.push, insecure=o_.insecure_registry)
+                pushed = image.publish(*o_.push, insecure=o_.insecure_registry,
+                                       progress=b.progress)
             written += list(o_.push)
             for r in o_.push:
                 _build.remember(image, r)
         data = {
             "digest": image.digest, "outputs": [str(o) for o in outs], "written": written,
+            "pushed": _report_pushed(pushed),
             "platform": str(image.oci.platform), "size": sum(x.size for x in image.oci.layers),
             "layers": [{"digest": x["digest"], "role": x["role"], "created_by": x["created_by"]}
                        for x in image.layer_info],
@@ -341,13 +344,47 @@ def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None
     for target in [*map(str, outs), *o_.push]:
         for img in multi.images:  # for `inspect`: what changed since the last build
             _build.remember(img, f"{target}#{img.oci.platform}")
+    pushed = []
     if o_.push:
         with b.progress.step(f"pushing {', '.join(o_.push)}"):
-            multi.publish(*o_.push, insecure=o_.insecure_registry)
+            pushed = multi.publish(*o_.push, insecure=o_.insecure_registry,
+                                   progress=b.progress)
     targets = [str(o) for o in outs] + list(o_.push)
     data = {"digest": multi.digest, "outputs": targets, "written": targets,
-            "platforms": multi.platforms, "manifests": [img.digest for img in multi.images]}
+            "platforms": multi.platforms, "manifests": [img.digest for img in multi.images],
+            "pushed": _report_pushed(pushed)}
     _emit(data, as_json, "\n".join(f"{t}@{multi.digest}" for t in targets))
+
+
+def _report_pushed(pushed) -> list[dict[str, Any]]:
+    """Each pushed reference for --json; on stderr, a warning for each whose SBOM is missing.
+
+    The image is in place and works, so the push succeeded (exit 0, its reference on
+    stdout): the SBOM is an artifact beside it, attached by running the command again.
+    """
+    out = []
+    for p in pushed:
+        error = p.sbom_error
+        if error is not None:
+            # the error's own hint is about trying again, which this one says for the SBOM
+            _warn(f"pushed {p.reference}@{p.digest}, but its SBOM was not attached: "
+                  f"{error.message}",
+                  "the image is pushed and works without it; run the same command again to "
+                  "attach the SBOM (what the registry already has is not sent again)")
+        sbom = None if not p.sboms else {
+            "attached": error is None, "error": error.message if error else None,
+            "artifacts": [{"image": s.image, "digest": s.attached.digest, "via": s.attached.via}
+                          for s in p.sboms if s.attached is not None]}
+        out.append({"reference": p.reference, "digest": p.digest, "sbom": sbom})
+    return out
+
+
+def _warn(message: str, hint: str) -> None:
+    if sys.stderr.isatty():
+        _err.print(f"[bold yellow]warning:[/] {escape(message)}", soft_wrap=True)
+        _err.print(f"[bold cyan]hint:[/] {escape(hint)}", soft_wrap=True)
+    else:
+        sys.stderr.write(f"warning: {message}\nhint: {hint}\n")
 
 
 @main.command("inspect")

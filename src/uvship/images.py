@@ -7,12 +7,17 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import oci
 from ._fs import check_writable_parent
 from .cache import cache_root
-from .errors import InputError
+from .errors import InputError, UvshipError
+
+if TYPE_CHECKING:
+    from .progress import Progress
+    from .registry import Reference, Registry
+    from .sbom import Attached
 
 SCRATCH = "scratch"
 _REFERENCE_HINT = ("expected `scratch`, `oci:DIR[:TAG]`, `docker-archive:FILE` or a registry "
@@ -164,11 +169,16 @@ class Image:
         out.write(self, tags)
         return self.digest
 
-    def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> str:
+    def publish(self, *refs: str, insecure: tuple[str, ...] = (),
+                progress: Progress | None = None) -> list[Pushed]:
         """Push the image to registry references (several tags of one repository go in one
-        push: blobs once, then the manifest, then each tag); returns the digest."""
-        publish(self.oci, [self], refs, insecure=insecure)
-        return self.digest
+        push: blobs once, then the manifest, then each tag), each with its SBOM attached;
+        ``progress`` hears how long transfers are doing.
+
+        Returns what each reference got. A failed push raises; an SBOM that could not be
+        attached to a pushed image does not: its ``Pushed.sbom_error`` says why.
+        """
+        return publish(self.oci, [self], refs, insecure=insecure, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -209,10 +219,12 @@ class MultiPlatformImage:
         _write_layout(self.index, self.images, out.path, out.layout_tags(tags))
         return self.digest
 
-    def publish(self, *refs: str, insecure: tuple[str, ...] = ()) -> str:
-        """Push the index (and every platform's image) to registry references."""
-        publish(self.index, list(self.images), refs, insecure=insecure)
-        return self.digest
+    def publish(self, *refs: str, insecure: tuple[str, ...] = (),
+                progress: Progress | None = None) -> list[Pushed]:
+        """Push the index (and every platform's image) to registry references, each
+        platform's SBOM attached; returns what each reference got, as Image.publish does."""
+        return publish(self.index, list(self.images), refs, insecure=insecure,
+                       progress=progress)
 
 
 def _write_layout(target: oci.Image | oci.ImageIndex, images: list[Image] | tuple[Image, ...],
@@ -227,27 +239,68 @@ def _write_layout(target: oci.Image | oci.ImageIndex, images: list[Image] | tupl
     oci.write_layout(target, path, tags=tags, annotations=annotations, blobs=blobs)
 
 
+@dataclass(frozen=True)
+class SbomAttachment:
+    """An image's SBOM in one repository: ``attached`` there, or not, and ``error`` why."""
+
+    image: str  # the digest of the image the SBOM describes
+    attached: Attached | None = None
+    error: UvshipError | None = None
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A registry reference an image (or index) was pushed to, and its SBOMs there: one per
+    image, each platform's for an index; none when the image carried none."""
+
+    reference: str
+    digest: str
+    sboms: tuple[SbomAttachment, ...] = ()
+
+    @property
+    def sbom_error(self) -> UvshipError | None:
+        """Why an SBOM of the image is missing from the registry; None when all are there."""
+        return next((s.error for s in self.sboms if s.error is not None), None)
+
+
 def publish(target: oci.Image | oci.ImageIndex, images: list[Image], refs, *,
-            insecure: tuple[str, ...] = ()) -> None:
+            insecure: tuple[str, ...] = (), progress: Progress | None = None) -> list[Pushed]:
     """Push ``target`` (an image, or an index of ``images``) to ``refs``, each registry
-    base's layers mounted rather than uploaded, and each image's SBOM attached."""
+    base's layers mounted rather than uploaded, and each image's SBOM attached.
+
+    What each of ``refs`` got, in their order. The SBOM goes after the image is in place,
+    as a separate artifact (as ko and cosign attach theirs): an SBOM that cannot be attached
+    leaves a pushed image that works, so it is reported in the result, never raised.
+    """
     from .registry import Reference, Registry
 
     mount = [Reference.parse(i.base.name) for i in images
              if i.base.digest and not i.is_scratch
              and not i.base.name.startswith(("oci:", "docker-archive:"))]
+    parsed = [Reference.parse(r) for r in refs]
     groups: dict[tuple[str, str], list] = {}
-    for r in (Reference.parse(r) for r in refs):
+    for r in parsed:
         groups.setdefault((r.registry, r.repository), []).append(r)
-    for (registry, _), group in groups.items():
-        with Registry(registry, insecure=insecure) as reg:
+    sboms: dict[tuple[str, str], tuple[SbomAttachment, ...]] = {}
+    for (registry, repository), group in groups.items():
+        with Registry(registry, insecure=insecure, progress=progress) as reg:
             reg.push_image(target, group, mount_from=[m for m in mount
                                                      if m.registry == registry])
-            for img in images:
-                if img.sbom is not None:
-                    from .sbom import attach_to_registry
+            sboms[registry, repository] = tuple(_attach_sbom(reg, group[0], img)
+                                                for img in images if img.sbom is not None)
+    return [Pushed(given, target.digest, sboms[r.registry, r.repository])
+            for given, r in zip(refs, parsed, strict=True)]
 
-                    attach_to_registry(reg, group[0], img.digest, img.sbom)
+
+def _attach_sbom(reg: Registry, ref: Reference, image: Image) -> SbomAttachment:
+    from .sbom import attach_to_registry
+
+    assert image.sbom is not None
+    try:
+        return SbomAttachment(image.digest, attached=attach_to_registry(reg, ref, image.digest,
+                                                                        image.sbom))
+    except UvshipError as exc:  # refused, or the registry failed: the image stays pushed
+        return SbomAttachment(image.digest, error=exc)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from .auth import TOKENS, RegistryAuth, TokenCache, parse_challenge, repository_scope
 from .client import ALL_MANIFEST_TYPES, CHUNK_SIZE, Registry, TransferStats
 from .credentials import Credentials, docker_config_path, find_credentials
-from .errors import AuthenticationError, ErrorDetail, RegistryError, redact_url
+from .deadline import MIN_RATE_ENV, TIMEOUT_ENV, DeadlinePolicy
+from .errors import AuthenticationError, DeadlineExceeded, ErrorDetail, RegistryError, redact_url
 from .pull import blob_path
 from .reference import DOCKER_HUB, DOCKER_HUB_API, Reference
 from .retry import RetryPolicy
@@ -15,9 +16,13 @@ __all__ = [
     "CHUNK_SIZE",
     "DOCKER_HUB",
     "DOCKER_HUB_API",
+    "MIN_RATE_ENV",
+    "TIMEOUT_ENV",
     "TOKENS",
     "AuthenticationError",
     "Credentials",
+    "DeadlineExceeded",
+    "DeadlinePolicy",
     "ErrorDetail",
     "Reference",
     "Registry",

@@ -19,13 +19,17 @@ from ..errors import InputError
 from ..oci import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Image
 from ..oci.image import ImageIndex, Layer
 from ..oci.types import INDEX_TYPES, MANIFEST_TYPES, Platform
+from ..progress import Progress
 from . import pull, push
 from .auth import SCOPES, TOKENS, RegistryAuth, TokenCache
 from .credentials import Credentials
+from .deadline import DeadlinePolicy, TimedStream, on_response, running
+from .deadline import transport as deadline_transport
 from .errors import (
     CHECK_HINT,
     LOGIN_HINT,
     AuthenticationError,
+    DeadlineExceeded,
     RegistryError,
     from_response,
     from_transport_error,
@@ -86,23 +90,32 @@ class Registry:
     TLS is verified. Plain HTTP is used for ``localhost``, ``127.0.0.1`` and ``::1``;
     a host listed in ``insecure`` is tried over HTTPS without verifying its certificate
     first and over plain HTTP if that fails, as podman does with insecure registries.
-    Retryable failures (5xx, 408, 429, connection errors) are tried again under ``retry``;
-    each retried operation starts over (an upload opens a new upload session).
+    Retryable failures (5xx, 408, 429, connection errors, deadlines) are tried again under
+    ``retry``; each retried operation starts over (an upload opens a new upload session).
+    Each request must finish by its deadline under ``deadline`` (by default the policy the
+    environment sets, see DeadlinePolicy.from_env); ``timeout`` bounds each socket operation.
 
     ``credentials`` None means: look them up in docker's and podman's files when the
-    registry asks. ``transport`` replaces httpx's (tests inject faults with it).
+    registry asks. ``transport`` replaces httpx's (tests inject faults with it; deadlines
+    are then checked only between the chunks of a streamed body). ``progress`` is told how
+    each request that runs longer than ``progress_every`` seconds is doing, that often.
     """
 
     def __init__(self, registry: str | Reference, *, credentials: Credentials | None = None,
                  insecure: Iterable[str] = (), retry: RetryPolicy | None = None,
                  chunk_size: int = CHUNK_SIZE, jobs: int = 4, timeout: float = 60.0,
+                 deadline: DeadlinePolicy | None = None,
                  transport: httpx.BaseTransport | None = None,
-                 tokens: TokenCache = TOKENS) -> None:
+                 tokens: TokenCache = TOKENS, progress: Progress | None = None,
+                 progress_every: float = 10.0) -> None:
         self.registry = registry.registry if isinstance(registry, Reference) else \
             parse_registry(registry)
         self.host = DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
         self.insecure = frozenset(insecure)
         self.retry = retry or RetryPolicy()
+        self.deadline = deadline or DeadlinePolicy.from_env()
+        self._report = progress.note if progress is not None else None
+        self._report_every = progress_every
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         self.chunk_size = chunk_size
@@ -112,10 +125,12 @@ class Registry:
         self._scheme: str | None = "http" if is_loopback(self.host) else (
             None if tls_optional else "https")
         self._scheme_lock = threading.Lock()
+        limits = httpx.Limits(max_connections=self.jobs * 2)
         self._client = httpx.Client(
-            auth=self.auth, verify=not tls_optional, transport=transport,
+            auth=self.auth, verify=not tls_optional, limits=limits,
+            transport=transport or deadline_transport(verify=not tls_optional, limits=limits),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-            limits=httpx.Limits(max_connections=self.jobs * 2),
+            event_hooks={"response": [on_response]},
             headers={"User-Agent": "uvship"}, follow_redirects=False)
         self._counters = _Counters()
 
@@ -154,31 +169,50 @@ class Registry:
     def _probe_scheme(self) -> str:
         """HTTPS if the host answers it (certificate unchecked), else plain HTTP."""
         try:
-            self._client.get(f"https://{self.host}/v2/", auth=None).close()
+            self._probe("https")
             return "https"
-        except httpx.TransportError as https_error:
+        except (httpx.TransportError, DeadlineExceeded) as https_error:
             try:
-                self._client.get(f"http://{self.host}/v2/", auth=None).close()
+                self._probe("http")
                 return "http"
-            except httpx.TransportError:
+            except (httpx.TransportError, DeadlineExceeded):
+                if isinstance(https_error, DeadlineExceeded):
+                    raise https_error from None
                 raise from_transport_error(https_error, "GET",
                                            f"https://{self.host}/v2/") from None
+
+    def _probe(self, scheme: str) -> None:
+        url = f"{scheme}://{self.host}/v2/"
+        with running(self.deadline.start("GET", url)):
+            self._client.get(url, auth=None).close()
 
     def send(self, method: str, url: str | httpx.URL, *, ok: Sequence[int] = (200,),
              scopes: Sequence[str] | None = None, headers: Mapping[str, str] | None = None,
              content: bytes | None = None, stream: bool = False, follow: bool = False,
-             what: str | None = None) -> httpx.Response:
-        """One request; a RegistryError unless its status is in ``ok``. Not retried."""
+             what: str | None = None, expect: int = 0) -> httpx.Response:
+        """One request; a RegistryError unless its status is in ``ok``. Not retried.
+
+        It must finish by its deadline (a streamed body too, as it is read), which counts
+        the body sent and the body to come: as long as its Content-Length says, or
+        ``expect`` bytes if more (a blob known to be coming, or one the registry must check
+        before it answers).
+        """
         extensions = {SCOPES: tuple(scopes)} if scopes else {}
         request = self._client.build_request(method, url, headers=headers, content=content,
                                              extensions=extensions)
+        deadline = self.deadline.start(method, url, sending=len(content or b""),
+                                       receiving=expect, report=self._report,
+                                       every=self._report_every)
         try:
-            response = self._client.send(request, stream=stream, follow_redirects=follow)
+            with running(deadline):
+                response = self._client.send(request, stream=stream, follow_redirects=follow)
         except httpx.TransportError as exc:
             raise from_transport_error(exc, method, url) from None
         except httpx.TooManyRedirects:
             raise RegistryError(f"{method} {redact_url(url)}: too many redirects",
                                 method=method, url=redact_url(url)) from None
+        if stream:
+            response.stream = TimedStream(response.stream, deadline)
         if response.status_code in ok:
             return response
         try:
@@ -247,8 +281,8 @@ class Registry:
             try:
                 h = hashlib.new(algo)
                 n = 0
-                with os.fdopen(fd, "wb") as out, closing(self.send("GET", url, stream=True,
-                                                                   follow=True)) as r:
+                with os.fdopen(fd, "wb") as out, closing(self.send(
+                        "GET", url, stream=True, follow=True, expect=size or 0)) as r:
                     try:
                         for chunk in r.iter_bytes(_READ):
                             h.update(chunk)

@@ -94,6 +94,11 @@ class AuthenticationError(RegistryError):
     """The registry refused the credentials given (or asked for some and none were found)."""
 
 
+class DeadlineExceeded(RegistryError):
+    """A request took longer than its deadline (see registry.deadline): a server or network
+    that stalls or trickles, which httpx's per-read timeout never notices."""
+
+
 def retryable_status(status: int) -> bool:
     return status in _RETRYABLE_STATUS or status >= 500
 
@@ -128,7 +133,7 @@ def from_response(response: httpx.Response, *, what: str | None = None,
             body += chunk
             if len(body) >= _BODY_LIMIT:  # an error body worth reading is small
                 break
-    except (httpx.HTTPError, httpx.StreamError):
+    except (httpx.HTTPError, httpx.StreamError, DeadlineExceeded):
         pass  # the status alone still says what happened
     errors = parse_errors(body)
     status = response.status_code

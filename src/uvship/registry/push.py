@@ -121,8 +121,9 @@ def _push_once(reg: Registry, repo: str, src: _Blob, sources: Sequence[str]) -> 
                          what=f"blob {src.digest}")
             location = _location(r)
             offset += len(chunk)
+        # the registry reads the whole blob back to check its digest before it answers
         r = reg.send("PUT", location.copy_merge_params({"digest": src.digest}), ok=(201,),
-                     scopes=push, content=b"", what=f"blob {src.digest}")
+                     scopes=push, content=b"", what=f"blob {src.digest}", expect=src.size)
     stored = r.headers.get("Docker-Content-Digest")
     if stored and stored != src.digest:
         raise RegistryError(f"PUT {redact_url(r.request.url)}: the registry stored blob "

@@ -47,16 +47,32 @@ class RetryPolicy:
                     raise
                 elapsed = clock() - start
                 wait = self.delay(failures, exc)
-                if failures >= self.attempts or elapsed + wait > self.total:
-                    raise _exhausted(exc, failures, elapsed) from None
+                if failures >= self.attempts:
+                    raise _exhausted(exc, failures, elapsed, self._all_used(failures)) from None
+                if elapsed + wait > self.total:
+                    raise _exhausted(exc, failures, elapsed,
+                                     self._out_of_time(failures, elapsed)) from None
                 sleep(wait)
 
+    def _all_used(self, failures: int) -> str:
+        if failures == 1:
+            return "the request failed its one attempt: the retry policy allows no retries"
+        return f"the request failed all {failures} attempts the retry policy allows"
 
-def _exhausted(exc: RegistryError, attempts: int, elapsed: float) -> RegistryError:
+    def _out_of_time(self, failures: int, elapsed: float) -> str:
+        failed = f"once, after {elapsed:.1f} s," if failures == 1 else \
+            f"{failures} times in {elapsed:.1f} s"
+        return (f"the request failed {failed} and was not tried again: retries stop "
+                f"{self.total:g} s after the first attempt")
+
+
+def _exhausted(exc: RegistryError, attempts: int, elapsed: float, why: str) -> RegistryError:
+    """``exc`` once no attempt is left; the hint says how many were made and why no more."""
     tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-    return RegistryError(
+    return type(exc)(  # of the same kind: a caller may tell a deadline from a 503
         f"{exc.message} (gave up after {tries} in {elapsed:.1f} s)",
         method=exc.method, url=exc.url, status=exc.status, errors=exc.errors, retryable=True,
         retry_after=exc.retry_after, attempts=attempts,
-        hint=exc.hint or "the registry failed repeatedly; check that it is up and reachable, "
-                         "then push again (blobs already uploaded are not sent again)")
+        hint=exc.hint or f"{why}; check that the registry is up and reachable, then run the "
+                         "command again (what already reached its destination is not sent "
+                         "again)")
