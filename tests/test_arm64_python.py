@@ -26,10 +26,10 @@ from uvship.python.elf import (
     iter_elf_files,
     path_in_root,
     read_elf,
-    resolve_closure,
     sysroot_library_dirs,
     tree_machines,
 )
+from uvship.python.ldso import resolve_closure
 from uvship.python.pack import pack
 from uvship.python.portable import inspect_python
 

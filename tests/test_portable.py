@@ -12,7 +12,8 @@ import pytest
 from uv import find_uv_bin
 
 from uvship.errors import InputError, UvshipError
-from uvship.python.elf import is_libc_soname, iter_elf_files, resolve_closure
+from uvship.python.elf import is_libc_soname, iter_elf_files
+from uvship.python.ldso import resolve_closure
 from uvship.python.portable import PortablePython, inspect_python, make_portable
 
 from .conftest import TEST_PYTHON

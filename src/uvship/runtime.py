@@ -17,7 +17,7 @@ from urllib.parse import quote
 from . import _proc
 from .errors import CommandError, InputError, UvshipError
 from .layers import DIR_MODE, EXEC_MODE, FILE_MODE, Entry, normalize
-from .python import elf
+from .python import elf, ldso
 
 HINT = ("give a base image with --base (an OCI layout or docker-archive of a distribution "
         "or distroless image)")
@@ -190,7 +190,7 @@ def _musl_version(loader: str) -> str | None:
 
 def _closure(files: list[Path], extra: list[Path]) -> dict[str, Path]:
     try:
-        found = elf.resolve_closure([*files, *extra], include_libc=True)
+        found = ldso.resolve_closure([*files, *extra], include_libc=True)
     except UvshipError as exc:  # a library missing on this host: name it, then the way out
         raise InputError(f"cannot make the scratch base from this host: {exc.message}",
                          hint=HINT) from None

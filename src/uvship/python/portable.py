@@ -25,9 +25,9 @@ from .elf import (
     min_glibc_of,
     path_in_root,
     read_elf,
-    resolve_closure,
     sysroot_library_dirs,
 )
+from .ldso import resolve_closure
 
 MIN_VERSION = (3, 8)
 
@@ -545,7 +545,7 @@ def _build(info: PythonInfo, stage: Path, patchelf: Path, strip: str | None) -> 
     for path, elf in elves.items():
         # Only files that load something besides libc, or that carried a RUNPATH, are
         # patched: patchelf grows a file it adds a RUNPATH to, for nothing otherwise.
-        if elf.runpath or any(not is_libc_soname(n) for n in elf.needed):
+        if elf.runpath or elf.rpath or any(not is_libc_soname(n) for n in elf.needed):
             rel = os.path.relpath(stage / "lib", path.parent)
             by_rpath.setdefault("$ORIGIN" if rel == "." else f"$ORIGIN/{rel}", []).append(path)
     for rpath, files in sorted(by_rpath.items()):
