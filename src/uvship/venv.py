@@ -15,8 +15,9 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from .workspace import Workspace, read_toml
 
 if TYPE_CHECKING:
     from .projectfiles import AppFiles
+    from .python.elf import ElfInfo
 
 TIERS = ("dependencies", "local", "project")
 # Bumped whenever a change here changes what a tier holds, to invalidate cached tiers.
@@ -68,6 +70,18 @@ class Tier:
     distributions: tuple[Distribution, ...]
     needed: tuple[str, ...]  # DT_NEEDED of the tier's ELF files (for a scratch runtime)
     scripts: tuple[str, ...]  # console scripts the tier added to bin/
+    # the tier's ELF files (relative to the root) and what the loader reads of them, as
+    # ElfInfo.to_json() gives them (pyelftools is not imported to load a tier); None for a
+    # tier cached before they were recorded
+    elf: dict[str, dict[str, Any]] | None = field(default=None, compare=False)
+
+    def elf_files(self) -> dict[str, ElfInfo]:
+        """The tier's ELF files: relative path -> ELF facts."""
+        if self.elf is None:
+            return _elf_facts(self.root, list(self.files))
+        from .python.elf import ElfInfo
+
+        return {rel: ElfInfo.from_json(d) for rel, d in self.elf.items()}
 
 
 @dataclass(frozen=True)
@@ -328,7 +342,7 @@ def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
     for name in TIERS:
         if name == "local" and not plan.local_members and prev is not None:
             # nothing local between the dependencies and the project: no uv run needed
-            tier = Tier(name, keys[name], prev.root, (), (), (), ())
+            tier = Tier(name, keys[name], prev.root, (), (), (), (), elf={})
         else:
             tier = load_tier(name, keys[name])
         if tier is None and fetch is not None:
@@ -365,6 +379,7 @@ def load_tier(name: str, key: str) -> Tier | None:
         distributions=tuple(Distribution(x["name"], x["version"], x["tier"], tuple(x["files"]))
                             for x in d["distributions"]),
         needed=tuple(d["needed"]), scripts=tuple(d["scripts"]),
+        elf=d.get("elf"),
     )
 
 
@@ -401,10 +416,12 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                           emulator=interp.emulator(), minor=interp.minor)  # native: see above
             added = sorted(set(_listing(env)) - base)
         dists = _distributions(plan, env, site, added, name)
-        needed = _needed(env, added)
+        elves = _elf_facts(env, added)
+        needed = _needed(elves)
         made.update(files=added, distributions=dists, needed=needed, scripts=scripts)
         (out / "tier.json").write_text(json.dumps({
             "files": added, "needed": needed, "scripts": scripts,
+            "elf": {rel: info.to_json() for rel, info in elves.items()},
             "distributions": [{"name": d.name, "version": d.version, "tier": d.tier,
                                "files": list(d.files)} for d in dists],
         }, sort_keys=True))
@@ -640,19 +657,35 @@ def _metadata(path: Path) -> dict[str, str]:
     return out
 
 
-def _needed(env: Path, added: list[str]) -> list[str]:
+def _needed(elves: dict[str, ElfInfo]) -> list[str]:
     """DT_NEEDED of the ELF files a tier added (extension modules, bundled libraries)."""
-    needed: set[str] = set()
-    for rel in added:
-        if rel.endswith(".so") or ".so." in rel:
-            from .python import elf
+    return sorted({n for info in elves.values() for n in info.needed})
 
-            p = env / rel
-            if p.is_file() and not p.is_symlink():
-                info = elf.read_elf(p)
-                if info is not None:
-                    needed.update(info.needed)
-    return sorted(needed)
+
+def _elf_facts(env: Path, added: list[str]) -> dict[str, ElfInfo]:
+    """The ELF files a tier added: shared objects (by name) and programs (by their mode),
+    relative path -> what the loader reads of them (DT_NEEDED, RPATH, RUNPATH...)."""
+    from .python import elf
+
+    out: dict[str, ElfInfo] = {}
+    for rel in added:
+        p = env / rel
+        if rel.endswith(".so") or ".so." in rel.rsplit("/", 1)[-1]:
+            if p.is_symlink() or not p.is_file():
+                continue
+        elif rel.endswith((".py", ".pyc", ".pyi", ".txt", ".json")):
+            continue
+        else:
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if not (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
+                continue
+        info = elf.read_elf(p)
+        if info is not None:
+            out[rel] = info
+    return out
 
 
 def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
