@@ -19,7 +19,7 @@ from .images import Image
 from .layers import Compression
 from .progress import NullProgress, Progress
 from .projectfiles import AppFiles
-from .python.interpreter import Interpreter
+from .python.interpreter import BUILD_ONLY, Interpreter
 from .venv import StagedEnv, Tier
 
 # Bumped when the bytes a layer holds change for the same inputs.
@@ -125,8 +125,9 @@ def interpreter_layer(i: Interpreter, python_path: str, compression: Compression
                 {"version": i.version_str, "source": i.source, "libc": i.libc,
                  "min_glibc": i.min_glibc})
 
-    return cached_layer("interpreter", key,
-                        lambda: layers.scan(i.root, python_path), compression, describe)
+    return cached_layer("interpreter", key, lambda: layers.scan(i.root, python_path,
+                                                                skip=BUILD_ONLY),
+                        compression, describe)
 
 
 def _tree_size(root: Path) -> int:
