@@ -738,9 +738,15 @@ def _glibc_fits(tag: str, glibc: str | None) -> bool:
     return need <= _glibc_minor(glibc)
 
 
-def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
+def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc", *,
+                     host: bool = False) -> None:
     """Refuse, before any work, a locked package that has no wheel for another platform or
-    C library: building it there would need that target's compilers (and emulation)."""
+    C library: building it there would need that target's compilers (and emulation).
+
+    A package locked with no wheel at all is built by uv from its source: for this host's
+    platform and C library (``host``) always, a base's glibc notwithstanding; for another
+    one only when it builds a pure-Python wheel, which is found by building it here.
+    """
     arches = _ARCH_TAGS.get(plan.platform, ())
     musl = libc == "musl"
     missing = []
@@ -753,10 +759,21 @@ def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
         fitting = [t for plat in tags for t in plat.split(".")
                    if t == "any" or (t.startswith(("manylinux", "musllinux", "linux_"))
                                      and ("musllinux" in t) == musl and t.endswith(arches))]
-        if not any(t == "any" or musl or _glibc_fits(t, plan.glibc) for t in fitting):
-            too_new = too_new or bool(fitting)
-            missing.append(f"{name} {entry.get('version', '?')}"
-                           + (" (only an sdist is locked)" if not wheels else ""))
+        if any(t == "any" or musl or _glibc_fits(t, plan.glibc) for t in fitting):
+            continue
+        version = entry.get("version", "?")
+        if not wheels:
+            if host:
+                continue
+            built = sdist_wheel_tags(ws, name, entry)
+            if built and all(t.endswith("-any") for t in built):
+                continue
+            what = f"its source builds {', '.join(built)} here" if built else \
+                "its source could not be built here to tell whether it is pure Python"
+            missing.append(f"{name} {version} (only an sdist is locked; {what})")
+            continue
+        too_new = too_new or bool(fitting)
+        missing.append(f"{name} {version}")
     if missing:
         target = f"{plan.platform} ({libc})" if musl else plan.platform
         kind = "musllinux" if musl else "manylinux"
@@ -768,3 +785,62 @@ def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
             f"a {kind} wheel for {arches[0]} or a pure-Python one)",
             hint="pin a version that publishes such wheels, or build this package for the "
                  "target elsewhere and serve the wheel from an index uv can reach")
+
+
+def sdist_wheel_tags(ws: Workspace, name: str, entry: dict[str, Any]) -> list[str]:
+    """The tags of the wheel the locked source of ``name`` builds on this host, e.g.
+    ["py3-none-any"]; [] when it cannot be built here. Built once by uv, with the Python
+    uvship runs on, and remembered by the source's identity."""
+    import sys
+    import tempfile
+
+    from .uv import uv_version
+
+    req = _source_requirement(ws, name, entry)
+    if req is None:
+        return []
+    key = key_of("sdist-tags", uv_version(), req)
+    rec = cache_root() / "sdist-tags" / f"{key}.json"
+    if rec.is_file():
+        return json.loads(rec.read_text())
+    with tempfile.TemporaryDirectory(prefix="uvship-sdist-") as tmp:
+        reqs = Path(tmp, "requirements.txt")
+        reqs.write_text(req + "\n")
+        target = Path(tmp, "target")
+        try:
+            # the project's directory: its uv settings (indexes, find-links) serve the build
+            uv.run(["pip", "install", "--no-deps", "--no-python-downloads", "--target",
+                    str(target), "--python", sys.executable, "-r", str(reqs)],
+                   cwd=ws.project_dir, what=f"uv pip install (building {name} to see its tags)")
+        except CommandError:
+            return []
+        wheel = next(target.glob("*.dist-info/WHEEL"), None)
+        tags = sorted(line.split(":", 1)[1].strip() for line in
+                      (wheel.read_text().splitlines() if wheel else ())
+                      if line.startswith("Tag:"))
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    part = rec.with_suffix(f".{os.getpid()}.tmp")
+    part.write_text(json.dumps(tags))
+    os.replace(part, rec)
+    return tags
+
+
+def _source_requirement(ws: Workspace, name: str, entry: dict[str, Any]) -> str | None:
+    """A requirement line for exactly the locked source of ``name`` (its hash checked)."""
+    sdist = entry.get("sdist") or {}
+    source = entry.get("source") or {}
+    if "url" in sdist:
+        url = sdist["url"]
+    elif "path" in sdist:
+        url = (ws.root / sdist["path"]).resolve().as_uri()
+    elif "url" in source:
+        url = source["url"]
+    elif "git" in source:  # https://host/repo?rev=...#<commit>
+        repo, _, commit = source["git"].partition("#")
+        url = f"git+{repo.split('?', 1)[0]}@{commit}" if commit else None
+    else:
+        url = None
+    if url is None:
+        return None
+    hashed = sdist.get("hash")
+    return f"{name} @ {url}" + (f" --hash={hashed}" if hashed and "git" not in source else "")
