@@ -224,24 +224,61 @@ def copy_project(name: str, dest: Path, uv: str) -> Path:
 
 
 def one_dependency_project(tmp_path: Path, uv: str, name: str, requirement: str,
-                           module: str) -> Path:
-    """A locked project NAME whose one dependency is ``requirement`` (imported as
-    ``module``), with a console script."""
+                           module: str, *, more: tuple[str, ...] = (),
+                           uv_config: str = "") -> Path:
+    """A locked project NAME whose dependency is ``requirement`` (imported as ``module``),
+    with ``more`` requirements, a `[tool.uv]` table holding ``uv_config``, and a console
+    script that prints the modules' `answer()`, else their `__version__`."""
     pkg = name.replace("-", "_")
     proj = tmp_path / name
     (proj / "src" / pkg).mkdir(parents=True)
-    (proj / "src" / pkg / "__init__.py").write_text(f"import {module}\n")
+    mods = [module, *(r.split("=")[0].split("[")[0].replace("-", "_") for r in more)]
+    (proj / "src" / pkg / "__init__.py").write_text(
+        f"import {', '.join(mods)}\n\n\ndef x():\n"
+        + "".join(f"    print({m!r}, getattr({m}, 'answer', lambda: {m}.__version__)())\n"
+                  for m in mods))
+    deps = ", ".join(f'"{r}"' for r in (requirement, *more))
     (proj / "pyproject.toml").write_text(
         f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        f'dependencies = ["{requirement}"]\n[project.scripts]\n{name} = "{pkg}:x"\n'
-        '[build-system]\nrequires = ["uv_build>=0.13,<0.14"]\nbuild-backend = "uv_build"\n')
+        f'dependencies = [{deps}]\n[project.scripts]\n{name} = "{pkg}:x"\n'
+        '[build-system]\nrequires = ["uv_build>=0.13,<0.14"]\nbuild-backend = "uv_build"\n'
+        + (f"[tool.uv]\n{uv_config}\n" if uv_config else ""))
     run([uv, "lock", "-q", "--python", sys.executable], cwd=proj)
     return proj
 
 
 def sdist_only_project(tmp_path: Path, uv: str) -> Path:
-    """A locked project whose one dependency (docopt 0.6.2) publishes only an sdist."""
+    """A locked project whose one dependency (docopt 0.6.2) publishes only an sdist, of
+    pure Python."""
     return one_dependency_project(tmp_path, uv, "sdist-only", "docopt==0.6.2", "docopt")
+
+
+_CTINY_C = """#include <Python.h>
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "ctiny", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_ctiny(void) { return PyModule_Create(&mod); }
+"""
+
+
+def compiled_sdist_project(tmp_path: Path, uv: str, *more: str) -> Path:
+    """A locked project whose dependency ctiny 0.1.0 is only an sdist, of a C extension
+    (`ctiny.answer()` is 42), served from a local directory (uv's find-links); ``more``:
+    other requirements."""
+    src = tmp_path / "ctiny-src"
+    src.mkdir()
+    (src / "ctiny.c").write_text(_CTINY_C)
+    (src / "setup.py").write_text('from setuptools import Extension, setup\n\n'
+                                  'setup(ext_modules=[Extension("ctiny", ["ctiny.c"])])\n')
+    (src / "pyproject.toml").write_text(
+        '[project]\nname = "ctiny"\nversion = "0.1.0"\n'
+        '[build-system]\nrequires = ["setuptools>=69"]\n'
+        'build-backend = "setuptools.build_meta"\n')
+    dist = tmp_path / "dist"
+    run([uv, "build", "--sdist", "-q", "--no-python-downloads", "--python", sys.executable,
+         "-o", dist, src])
+    return one_dependency_project(tmp_path, uv, "compiled-sdist", "ctiny==0.1.0", "ctiny",
+                                  more=more, uv_config=f"find-links = [{str(dist)!r}]")
 
 
 @pytest.fixture

@@ -26,14 +26,22 @@ from uvship.python.elf import (
     iter_elf_files,
     path_in_root,
     read_elf,
-    resolve_closure,
     sysroot_library_dirs,
     tree_machines,
 )
+from uvship.python.ldso import resolve_closure
 from uvship.python.pack import pack
 from uvship.python.portable import inspect_python
 
-from .conftest import HOST_DIR, ROOT, podman, run, sdist_only_project, uvship
+from .conftest import (
+    HOST_DIR,
+    ROOT,
+    compiled_sdist_project,
+    podman,
+    run,
+    sdist_only_project,
+    uvship,
+)
 
 SCRIPT = ROOT / "scripts" / "make-arm64-python"
 BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
@@ -390,24 +398,36 @@ def test_two_platform_index_pushed_and_pulled(sysroot: Path, project, tmp_path: 
         server.stop()
 
 
-def test_sdist_only_dependency_for_a_cross_target_fails_first(sysroot: Path, tmp_path: Path,
-                                                              uv_bin):
-    proj = sdist_only_project(tmp_path, uv_bin)
-    proc = uvship("build", str(proj), "--platform", "linux/arm64", "--python",
-                  str(sysroot / PY), "--base", "oci:/nonexistent-is-never-read",
-                  "-o", f"oci:{tmp_path / 'out'}")
-    # the base is read first; give a real one so the wheel check is what stops the build
-    assert proc.returncode == 1
+@pytest.mark.podman
+def test_sdists_for_a_cross_target(sysroot: Path, tmp_path: Path, uv_bin, arm64_tag):
+    """docopt 0.6.2 (only an sdist, pure Python) is built for arm64 and runs there; ctiny
+    (only an sdist, a C extension) cannot be compiled for arm64 here: refused before any
+    work, naming what its source builds."""
     base_dir = tmp_path / "base"
     rootfs = _glibc_rootfs(tmp_path / "rootfs")
     from uvship.oci import write_layout
 
     write_layout(Image.scratch("linux/arm64").with_layer(
         _layer(layers.scan(rootfs), tmp_path / "base.tar.gz")), base_dir, tags=["g"])
-    proc = uvship("build", str(proj), "--platform", "linux/arm64", "--python",
-                  str(sysroot / PY), "--base", f"oci:{base_dir}:g", "-o", f"oci:{tmp_path / 'out'}")
+    target = ["--platform", "linux/arm64", "--python", str(sysroot / PY),
+              "--base", f"oci:{base_dir}:g"]
+    proj = sdist_only_project(tmp_path / "pure", uv_bin)
+    archive = tmp_path / "pure.tar"
+    proc = uvship("build", str(proj), *target, "-o", f"docker-archive:{archive}",
+                  "-t", arm64_tag)
+    assert proc.returncode == 0, proc.stderr
+    podman("load", "-q", "-i", archive)
+    out = podman("run", "--rm", "--pull=never", "--platform", "linux/arm64", arm64_tag).stdout
+    assert out.strip() == "docopt 0.6.2"
+
+    proj = compiled_sdist_project(tmp_path, uv_bin, "docopt==0.6.2")
+    proc = uvship("build", str(proj), *target, "-o", f"oci:{tmp_path / 'out'}")
     assert proc.returncode == 1, proc.stderr
-    assert "no wheel for linux/arm64 of docopt 0.6.2 (only an sdist is locked)" in proc.stderr
+    flat = " ".join(proc.stderr.split())
+    assert ("no wheel for linux/arm64 of ctiny 0.1.0 (only an sdist is locked; its source "
+            "builds cp3") in flat
+    assert "-linux_x86_64 here) (expected a manylinux wheel for aarch64" in flat
+    assert "docopt" not in flat
     assert "installing" not in proc.stderr and "writing layers" not in proc.stderr
     assert not (tmp_path / "out").exists()
 

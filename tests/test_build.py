@@ -15,7 +15,7 @@ import pytest
 
 from uvship import oci
 
-from .conftest import HOST_DIR, podman, run, uvship
+from .conftest import HOST_DIR, compiled_sdist_project, podman, run, uvship
 
 pytestmark = [pytest.mark.podman]
 MINBASE_LAYOUT = HOST_DIR / "images" / "oci" / "debian-bookworm-minbase"
@@ -344,3 +344,16 @@ def test_a_changed_output_or_cache_blob_never_reaches_an_image(project, managed_
     manifest.write_bytes(manifest.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion":2 '))
     proc = uvship("inspect", f"oci:{tmp_path / 'b'}")
     assert proc.returncode == 1 and "manifest blob" in proc.stderr, proc.stderr
+
+
+def test_sdist_only_packages_are_built_for_this_host_with_or_without_a_base(
+        managed_python, base_images, tmp_path, uv_bin, loaded):
+    """A package locked with only an sdist, pure Python (docopt) or a C extension (ctiny),
+    is built by uv for this host's platform: on scratch, and on a base, whose glibc once
+    made uvship refuse it (darrenburns/posting's pyperclip, full-stack-fastapi's dkimpy)."""
+    proj = compiled_sdist_project(tmp_path, uv_bin, "docopt==0.6.2")
+    for name, base in (("scratch", []), ("base", ["--base", f"oci:{MINBASE_LAYOUT}"])):
+        archive, tag = tmp_path / f"{name}.tar", unique_tag(name)
+        build_ok(str(proj), *base, "-o", f"docker-archive:{archive}", "-t", tag)
+        out = podman("run", "--rm", "--pull=never", loaded(archive, tag)).stdout
+        assert out.splitlines() == ["ctiny 42", "docopt 0.6.2"], (name, out)

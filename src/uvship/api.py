@@ -218,12 +218,15 @@ class UvBuild:
         return interp
 
     def _check_target_wheels(self, plan: Plan, libc: str) -> None:
-        """For another platform or C library than this host's: every locked package needs a
-        wheel for it (nothing can be compiled for the target here)."""
+        """For another platform or C library than this host's, or a base's glibc: every
+        locked package needs a wheel for it, or a source that builds a pure-Python one
+        (nothing can be compiled for another target here)."""
         from .plan import host_platform
+        from .python.managed import host_glibc
 
         if plan.platform != host_platform() or libc != "glibc" or plan.glibc:
-            _venv.check_wheels_for(self.ws, plan, libc)
+            host = plan.platform == host_platform() and libc == "glibc" and host_glibc()
+            _venv.check_wheels_for(self.ws, plan, libc, host=host)
 
     def venv(self) -> _bundle.UvVenv:
         """Build the environment now, laid out at its final paths in a directory of its own.

@@ -19,11 +19,13 @@ from .images import Image
 from .layers import Compression
 from .progress import NullProgress, Progress
 from .projectfiles import AppFiles
-from .python.interpreter import Interpreter
+from .python.interpreter import BUILD_ONLY, Interpreter
 from .venv import StagedEnv, Tier
 
 # Bumped when the bytes a layer holds change for the same inputs.
 _LAYER_FORMAT = 4
+# Bumped when what native_libraries finds changes for the same inputs.
+_NATIVE_FORMAT = 1
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -124,8 +126,9 @@ def interpreter_layer(i: Interpreter, python_path: str, compression: Compression
                 {"version": i.version_str, "source": i.source, "libc": i.libc,
                  "min_glibc": i.min_glibc})
 
-    return cached_layer("interpreter", key,
-                        lambda: layers.scan(i.root, python_path), compression, describe)
+    return cached_layer("interpreter", key, lambda: layers.scan(i.root, python_path,
+                                                                skip=BUILD_ONLY),
+                        compression, describe)
 
 
 def _tree_size(root: Path) -> int:
@@ -217,32 +220,65 @@ def runtime_layer(i: Interpreter, compression: Compression) -> BuiltLayer:
     return cached_layer("runtime", key, make, compression, describe)
 
 
-def extra_runtime_layer(env: StagedEnv, compression: Compression,
-                        have: frozenset[str]) -> BuiltLayer | None:
-    """What the environment's extension modules load from the host beyond ``have``, or None."""
-    needed = {n for t in env.tiers for n in t.needed}
-    provided = {p.rsplit("/", 1)[-1] for p in have}
-    if needed <= provided:
-        return None
-    shipped = {f.rsplit("/", 1)[-1] for t in env.tiers for f in t.files if ".so" in f}
-    if needed <= provided | shipped:
-        return None
+def native_libraries(env: StagedEnv) -> dict[str, str]:
+    """The host libraries the environment's ELF files load on the scratch base (soname ->
+    host path); InputError, before any of its layers is written, for one the image would
+    not have (runtime.env_libraries). Remembered under the tiers that hold ELF files, the
+    interpreter and this host's libraries: a rebuild reads one small file."""
     i = env.interpreter
-    key = key_of("runtime-extra", _LAYER_FORMAT, i.key, sorted(needed), _host_id(),
-                 sorted(have), compression)
+    with_elf = [t for t in env.tiers if t.elf is None or t.elf]
+    key = key_of("native-libraries", _NATIVE_FORMAT, [t.key for t in with_elf], i.key,
+                 _host_id())
+    if key in _NATIVE_SEEN:
+        return _NATIVE_SEEN[key]
+    rec = cache_root() / "native-libraries" / f"{key}.json"
+    if rec.is_file():
+        return _NATIVE_SEEN.setdefault(key, json.loads(rec.read_text()))
     from . import runtime
 
-    rt = runtime.scratch_runtime([i.root, env.root], machine=i.machine or "x86_64")
-    extra = [e for e in rt.entries if e.path not in have]
-    if not [e for e in extra if e.kind != "dir"]:
+    root = env.root.resolve()
+    files = {root / rel: info for t in with_elf for rel, info in t.elf_files().items()}
+    owners = {rel: f"{d.name} {d.version}" for d in env.distributions for rel in d.files}
+
+    def owner(path: Path) -> str | None:
+        return owners.get(str(path.relative_to(root))) if path.is_relative_to(root) else None
+
+    libs = runtime.env_libraries(files, [i.root, root], i.exe, owner)
+    got = {s: str(p) for s, p in libs.items()}
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    part = rec.with_suffix(f".{os.getpid()}.tmp")
+    part.write_text(json.dumps(got, sort_keys=True))
+    os.replace(part, rec)
+    return _NATIVE_SEEN.setdefault(key, got)
+
+
+_NATIVE_SEEN: dict[str, dict[str, str]] = {}  # native_libraries' answers in this process
+
+
+def extra_runtime_layer(env: StagedEnv, compression: Compression,
+                        have: frozenset[str]) -> BuiltLayer | None:
+    """What the environment's ELF files load from this host beyond ``have``, or None."""
+    libs = {s: p for s, p in native_libraries(env).items() if p.lstrip("/") not in have}
+    if not libs:
         return None
+    i = env.interpreter
+    key = key_of("runtime-extra", _LAYER_FORMAT, i.key, sorted(libs.items()), _host_id(),
+                 sorted(have), compression)
+    made: dict[str, Any] = {}
+
+    def make() -> list[layers.Entry]:
+        from . import runtime
+
+        rt = runtime.library_runtime({s: Path(p) for s, p in libs.items()}, i.exe)
+        made["extra"] = [e for e in rt.entries if e.path not in have]
+        made["sbom"] = rt.components
+        return made["extra"]
 
     def describe():
-        libs = sorted({Path(e.path).name for e in extra if e.kind != "dir"})
-        return (f"uvship: runtime for extension modules: {', '.join(libs)}", {},
-                {"paths": sorted(e.path for e in extra)})
+        return (f"uvship: runtime for extension modules: {', '.join(sorted(libs))}", {},
+                {"paths": sorted(e.path for e in made["extra"]), "sbom": made["sbom"]})
 
-    return cached_layer("runtime", key, lambda: extra, compression, describe)
+    return cached_layer("runtime", key, make, compression, describe)
 
 
 def runtime_paths(built: BuiltLayer) -> frozenset[str]:
@@ -286,6 +322,8 @@ def copy_venv(image: Image, env: StagedEnv, *, set_env_vars: bool = True,
     plan = env.plan
     if not image.is_scratch:
         check_base(image, env.interpreter)
+    if image.is_scratch:  # what no image layer can fix is refused before any is written
+        native_libraries(env)
     own = started is None
     started = started or start_layers(image, env.interpreter, plan.python_path, compression)
     built: list[BuiltLayer] = []
@@ -346,9 +384,12 @@ class StartedLayers:
     runtime: Future[BuiltLayer] | None
     compression: Compression = "gzip"
     tiers: dict[str, Future[BuiltLayer]] = field(default_factory=dict)
+    scratch: bool = False  # the image's base: its libraries are checked before a tier's layer
 
     def tier_ready(self, env: StagedEnv, tier: Tier) -> None:
         """Write a tier's layer while the next tier is staged (``venv.stage``'s on_tier)."""
+        if self.scratch and tier.elf != {}:
+            native_libraries(env)
         if tier.files:
             self.tiers[tier.key] = self.pool.submit(tier_layer, env, tier, self.compression)
 
@@ -359,7 +400,8 @@ def start_layers(image: Image, interp: Interpreter, python_path: str,
     runtime = (pool.submit(runtime_layer, interp, compression)
                if image.is_scratch and not image.runtime_paths else None)
     return StartedLayers(pool, pool.submit(interpreter_layer, interp, python_path,
-                                           compression), runtime, compression)
+                                           compression), runtime, compression,
+                         scratch=image.is_scratch)
 
 
 def _with_env_vars(image: Image, env: StagedEnv) -> Image:

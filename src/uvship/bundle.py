@@ -14,7 +14,7 @@ from . import layers
 from ._fs import atomic_file, check_writable_parent
 from .errors import InputError
 from .plan import Plan
-from .python.interpreter import Interpreter
+from .python.interpreter import BUILD_ONLY, Interpreter
 from .venv import StagedEnv
 
 MANIFEST_NAME = "uvship-bundle.json"
@@ -104,7 +104,7 @@ def manifest(env: StagedEnv) -> dict[str, Any]:
 
 
 def interpreter_entries(env: StagedEnv) -> list[layers.Entry]:
-    return layers.scan(env.interpreter.root, env.plan.python_path)
+    return layers.scan(env.interpreter.root, env.plan.python_path, skip=BUILD_ONLY)
 
 
 def app_entries(env: StagedEnv) -> list[layers.Entry]:

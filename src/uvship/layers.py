@@ -62,8 +62,10 @@ class Entry:
         return self.source.stat().st_size
 
 
-def scan(root: Path, prefix: str = "", *, include_root: bool = True) -> list[Entry]:
-    """Entries for the tree at ``root``, placed under ``prefix`` (a POSIX path, may be '')."""
+def scan(root: Path, prefix: str = "", *, include_root: bool = True,
+         skip: tuple[str, ...] = ()) -> list[Entry]:
+    """Entries for the tree at ``root``, placed under ``prefix`` (a POSIX path, may be '');
+    ``skip`` names top-level entries of ``root`` left out."""
     prefix = prefix.strip("/")
     out: list[Entry] = []
     if prefix and include_root:
@@ -71,6 +73,9 @@ def scan(root: Path, prefix: str = "", *, include_root: bool = True) -> list[Ent
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel = os.path.relpath(dirpath, root)
+        if rel == "." and skip:
+            dirnames[:] = [d for d in dirnames if d not in skip]
+            filenames = [f for f in filenames if f not in skip]
         base = prefix if rel == "." else str(PurePosixPath(prefix, rel)).lstrip("/")
         for name in dirnames + filenames:
             full = Path(dirpath, name)

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import quote
 from . import _proc
 from .errors import CommandError, InputError, UvshipError
 from .layers import DIR_MODE, EXEC_MODE, FILE_MODE, Entry, normalize
-from .python import elf
+from .python import elf, ldso
 
 HINT = ("give a base image with --base (an OCI layout or docker-archive of a distribution "
         "or distroless image)")
@@ -41,6 +42,15 @@ _DLOPENED = ("libgcc_s.so.1",)
 # runtime keeps the runtime layer the same whatever the environment holds.
 _GLIBC_FAMILY = ("libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
                  "libresolv.so.2")
+# What else the scratch base takes from this host for the environment's ELF files: the
+# libraries of the manylinux policy that every Linux system has, which auditwheel therefore
+# leaves out of wheels. The policy's graphical ones (libGL, libX11, libglib...) are not
+# taken: an image must not depend on what this build host happens to have installed.
+SYSTEM_LIBRARIES = ("libgcc_s.so.1", "libstdc++.so.6", "libatomic.so.1", "libz.so.1",
+                    "libexpat.so.1")
+# Packages published in two flavours, one of which loads no GUI library.
+_HEADLESS = {"opencv-python": "opencv-python-headless",
+             "opencv-contrib-python": "opencv-contrib-python-headless"}
 # Before glibc 2.34 the files and dns NSS modules are separate, dlopened libraries.
 _OLD_NSS = ("libnss_files.so.2", "libnss_dns.so.2")
 _ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64"}
@@ -118,6 +128,19 @@ def scratch_runtime(elf_roots: list[Path], *, machine: str) -> Runtime:
                     libs)
 
 
+def library_runtime(libs: dict[str, Path], program: Path) -> Runtime:
+    """This host's libraries ``libs`` (soname -> path, as env_libraries gives them) placed
+    where the loader of ``program`` looks in an image with no ld.so.cache."""
+    info = elf.read_elf(program)
+    if info is None or not info.interpreter:
+        raise InputError(f"{program}: expected a program with a loader (PT_INTERP)", hint=HINT)
+    out: dict[str, Entry] = {}
+    _place_libraries(libs, _loader_dirs(Path(info.interpreter)), out)
+    entries = normalize(out.values())
+    _check_no_entry_below_a_link(entries)
+    return Runtime(entries=entries, components=_library_components(libs))
+
+
 def _runtime(out: dict[str, Entry], libc: dict[str, Any], libs: dict[str, Path]) -> Runtime:
     """The runtime of the C library and ``libs`` placed in ``out``, with the /etc files,
     CAs and zoneinfo every scratch image gets, and what it holds for an SBOM."""
@@ -134,6 +157,80 @@ def _runtime(out: dict[str, Entry], libc: dict[str, Any], libs: dict[str, Path])
                    "(IANA time zone data)", "purl": f"pkg:pypi/tzdata@{tzdata_v}",
                    "path": ZONEINFO}]
     return Runtime(entries=entries, components=components)
+
+
+def env_libraries(files: dict[Path, elf.ElfInfo], trees: list[Path], program: Path,
+                  owner: Callable[[Path], str | None]) -> dict[str, Path]:
+    """What this host must provide for ``files`` (an environment's ELF files) to load on the
+    scratch base, with ``program`` (the interpreter) that loads them: soname -> host path.
+
+    Libraries are found as the loader finds them (ldso): in ``trees`` (the interpreter's and
+    the environment's, as they ship), else among glibc and SYSTEM_LIBRARIES on this host.
+    InputError naming each package (``owner`` of a file: "name version") whose files load
+    a library that the image would not have, the library and the way out.
+    """
+    trees = [t.resolve() for t in trees]
+    prog = elf.read_elf(program)
+    if prog is not None and elf.libc_flavour(prog) == "musl":
+        shipped = {p.name for t in trees for p, _ in elf.iter_elf_files(t)}
+        _check_musl_needs(files.items(), shipped)
+        return {}
+
+    def inside(path: Path) -> bool:
+        return any(path.resolve().is_relative_to(t) for t in trees)
+
+    def keep(soname: str, path: Path) -> bool:
+        return elf.is_glibc_soname(soname) or soname in SYSTEM_LIBRARIES or inside(path)
+
+    loads = ldso.resolve_loads(sorted(files), preload=[program], include_libc=True,
+                               infos=files, keep=keep)
+    if loads.missing:
+        raise _not_provided(loads.missing, trees, owner)
+    out: dict[str, Path] = {}
+    for soname, path in loads.loaded:
+        if not inside(path):
+            out.setdefault(soname, path)
+    return dict(sorted(out.items()))
+
+
+def _not_provided(missing: tuple[ldso.Missing, ...], trees: list[Path],
+                  owner: Callable[[Path], str | None]) -> InputError:
+    by_owner: dict[str, dict[str, str]] = {}  # "name version" -> soname -> the file needing it
+    on_host = False
+    for m in missing:
+        who = owner(m.needer) or owner(m.root) or str(m.needer)
+        needer = next((str(m.needer.relative_to(t)) for t in trees
+                       if m.needer.is_relative_to(t)), str(m.needer))
+        by_owner.setdefault(who, {}).setdefault(m.soname, needer.rsplit("site-packages/")[-1])
+        on_host = on_host or bool(m.refused)
+    parts = []
+    for who, libs in sorted(by_owner.items()):
+        first = sorted(libs)[0]
+        parts.append(f"{who} needs {', '.join(sorted(libs))} ({libs[first]} needs {first})")
+    sonames = sorted({s for libs in by_owner.values() for s in libs})
+    host = ("; this host has them, but an image must not depend on what the build host "
+            "happens to have installed" if on_host else "")
+    ways = [f"use {_HEADLESS[w.split()[0]]}" for w in sorted(by_owner)
+            if w.split()[0] in _HEADLESS]
+    more = f" (and the {len(sonames) - 1} others)" if len(sonames) > 1 else ""
+    ways.append(f"{'a' if ways else 'give a'} --base that provides {sonames[0]}{more}")
+    return InputError(
+        f"{'; '.join(parts)}: not bundled in the wheel, and an image on the scratch base does "
+        f"not have {'it' if len(sonames) == 1 else 'them'} (expected each library a wheel "
+        "loads bundled in it, or among what the scratch base takes from this host: glibc, "
+        f"{', '.join(SYSTEM_LIBRARIES)}){host}", hint=", or ".join(ways))
+
+
+def _check_musl_needs(files: Iterable[tuple[Path, elf.ElfInfo]], bundled: set[str]) -> None:
+    """musllinux wheels bundle every library they load but musl: refuse a file that needs
+    one that none of ``bundled`` (the file names shipped) provides."""
+    for path, info in files:
+        missing = [n for n in info.needed if not elf.is_libc_soname(n) and n not in bundled]
+        if missing:
+            raise InputError(f"{path}: needs {', '.join(missing)}, which the musl scratch "
+                             "base does not provide (it holds only musl itself)",
+                             hint="give a musl base image that has them (e.g. Alpine) "
+                                  "with --base")
 
 
 # ---------------------------------------------------------------------- the closure
@@ -164,14 +261,7 @@ def _musl_runtime(files: list[tuple[Path, elf.ElfInfo]], roots: list[Path],
                          f"under {', '.join(map(str, roots))}",
                          hint="install the host's musl (Debian: apt-get install musl), or "
                               "give a musl base image (e.g. Alpine) with --base")
-    bundled = {p.name for p, _ in files}  # the interpreter's libraries, a wheel's .libs
-    for path, info in files:
-        missing = [n for n in info.needed if not elf.is_libc_soname(n) and n not in bundled]
-        if missing:
-            raise InputError(f"{path}: needs {', '.join(missing)}, which the musl scratch "
-                             "base does not provide (it holds only musl itself)",
-                             hint="give a musl base image that has them (e.g. Alpine) "
-                                  "with --base")
+    _check_musl_needs(files, {p.name for p, _ in files})  # the interpreter's, a wheel's
     out: dict[str, Entry] = {}
     real = _place(loader, out)
     return _runtime(out, {"name": "musl", "version": _musl_version(loader),
@@ -190,7 +280,7 @@ def _musl_version(loader: str) -> str | None:
 
 def _closure(files: list[Path], extra: list[Path]) -> dict[str, Path]:
     try:
-        found = elf.resolve_closure([*files, *extra], include_libc=True)
+        found = ldso.resolve_closure([*files, *extra], include_libc=True)
     except UvshipError as exc:  # a library missing on this host: name it, then the way out
         raise InputError(f"cannot make the scratch base from this host: {exc.message}",
                          hint=HINT) from None

@@ -210,10 +210,12 @@ def _lock_hashes(locked: Mapping[str, Any], installed: frozenset[str]
 def _licenses(meta: email.message.Message) -> list[dict[str, Any]]:
     """License-Expression (an SPDX expression), else a short License field, else the
     classifiers: as CycloneDX names, never ids, whose schema admits SPDX ids only."""
-    expr = (meta.get("License-Expression") or "").strip()
+    # compat32 gives an email.header.Header, not a str, for a value with non-ASCII bytes
+    # (pandas 2.3.2's License holds the whole license text, with a "©")
+    expr = str(meta.get("License-Expression") or "").strip()
     if expr:
         return [{"expression": expr}]
-    text = (meta.get("License") or "").strip()
+    text = str(meta.get("License") or "").strip()
     # Some packages put the whole license text in License: a name is its first line only
     # when that line is all there is.
     if text and text.upper() != "UNKNOWN" and "\n" not in text and len(text) <= 100:

@@ -15,8 +15,9 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from .workspace import Workspace, read_toml
 
 if TYPE_CHECKING:
     from .projectfiles import AppFiles
+    from .python.elf import ElfInfo
 
 TIERS = ("dependencies", "local", "project")
 # Bumped whenever a change here changes what a tier holds, to invalidate cached tiers.
@@ -70,6 +72,18 @@ class Tier:
     needed: tuple[str, ...]  # DT_NEEDED of the tier's ELF files (for a scratch runtime)
     scripts: tuple[str, ...]  # console scripts the tier added to bin/
     left_out: tuple[str, ...] = ()  # secrets in local packages' files, never shipped
+    # the tier's ELF files (relative to the root) and what the loader reads of them, as
+    # ElfInfo.to_json() gives them (pyelftools is not imported to load a tier); None for a
+    # tier cached before they were recorded
+    elf: dict[str, dict[str, Any]] | None = field(default=None, compare=False)
+
+    def elf_files(self) -> dict[str, ElfInfo]:
+        """The tier's ELF files: relative path -> ELF facts."""
+        if self.elf is None:
+            return _elf_facts(self.root, list(self.files))
+        from .python.elf import ElfInfo
+
+        return {rel: ElfInfo.from_json(d) for rel, d in self.elf.items()}
 
 
 @dataclass(frozen=True)
@@ -353,7 +367,7 @@ def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
     for name in TIERS:
         if name == "local" and not plan.local_members and prev is not None:
             # nothing local between the dependencies and the project: no uv run needed
-            tier = Tier(name, keys[name], prev.root, (), (), (), ())
+            tier = Tier(name, keys[name], prev.root, (), (), (), (), elf={})
         else:
             tier = load_tier(name, keys[name])
         if tier is None and fetch is not None:
@@ -394,6 +408,7 @@ def load_tier(name: str, key: str) -> Tier | None:
                             for x in d["distributions"]),
         needed=tuple(d["needed"]), scripts=tuple(d["scripts"]),
         left_out=tuple(d.get("left_out", ())),
+        elf=d.get("elf"),
     )
 
 
@@ -432,10 +447,12 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                           emulator=interp.emulator(), minor=interp.minor)  # native: see above
             added = sorted(set(_listing(env)) - base)
         dists = _distributions(plan, env, site, added, name)
-        needed = _needed(env, added)
+        elves = _elf_facts(env, added)
+        needed = _needed(elves)
         made.update(files=added, distributions=dists, needed=needed, scripts=scripts)
         (out / "tier.json").write_text(json.dumps({
             "files": added, "needed": needed, "scripts": scripts, "left_out": left_out,
+            "elf": {rel: info.to_json() for rel, info in elves.items()},
             "distributions": [{"name": d.name, "version": d.version, "tier": d.tier,
                                "files": list(d.files)} for d in dists],
         }, sort_keys=True))
@@ -671,19 +688,35 @@ def _metadata(path: Path) -> dict[str, str]:
     return out
 
 
-def _needed(env: Path, added: list[str]) -> list[str]:
+def _needed(elves: dict[str, ElfInfo]) -> list[str]:
     """DT_NEEDED of the ELF files a tier added (extension modules, bundled libraries)."""
-    needed: set[str] = set()
-    for rel in added:
-        if rel.endswith(".so") or ".so." in rel:
-            from .python import elf
+    return sorted({n for info in elves.values() for n in info.needed})
 
-            p = env / rel
-            if p.is_file() and not p.is_symlink():
-                info = elf.read_elf(p)
-                if info is not None:
-                    needed.update(info.needed)
-    return sorted(needed)
+
+def _elf_facts(env: Path, added: list[str]) -> dict[str, ElfInfo]:
+    """The ELF files a tier added: shared objects (by name) and programs (by their mode),
+    relative path -> what the loader reads of them (DT_NEEDED, RPATH, RUNPATH...)."""
+    from .python import elf
+
+    out: dict[str, ElfInfo] = {}
+    for rel in added:
+        p = env / rel
+        if rel.endswith(".so") or ".so." in rel.rsplit("/", 1)[-1]:
+            if p.is_symlink() or not p.is_file():
+                continue
+        elif rel.endswith((".py", ".pyc", ".pyi", ".txt", ".json")):
+            continue
+        else:
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if not (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
+                continue
+        info = elf.read_elf(p)
+        if info is not None:
+            out[rel] = info
+    return out
 
 
 def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
@@ -746,9 +779,15 @@ def _glibc_fits(tag: str, glibc: str | None) -> bool:
     return need <= _glibc_minor(glibc)
 
 
-def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
+def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc", *,
+                     host: bool = False) -> None:
     """Refuse, before any work, a locked package that has no wheel for another platform or
-    C library: building it there would need that target's compilers (and emulation)."""
+    C library: building it there would need that target's compilers (and emulation).
+
+    A package locked with no wheel at all is built by uv from its source: for this host's
+    platform and C library (``host``) always, a base's glibc notwithstanding; for another
+    one only when it builds a pure-Python wheel, which is found by building it here.
+    """
     arches = _ARCH_TAGS.get(plan.platform, ())
     musl = libc == "musl"
     missing = []
@@ -761,10 +800,21 @@ def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
         fitting = [t for plat in tags for t in plat.split(".")
                    if t == "any" or (t.startswith(("manylinux", "musllinux", "linux_"))
                                      and ("musllinux" in t) == musl and t.endswith(arches))]
-        if not any(t == "any" or musl or _glibc_fits(t, plan.glibc) for t in fitting):
-            too_new = too_new or bool(fitting)
-            missing.append(f"{name} {entry.get('version', '?')}"
-                           + (" (only an sdist is locked)" if not wheels else ""))
+        if any(t == "any" or musl or _glibc_fits(t, plan.glibc) for t in fitting):
+            continue
+        version = entry.get("version", "?")
+        if not wheels:
+            if host:
+                continue
+            built = sdist_wheel_tags(ws, name, entry)
+            if built and all(t.endswith("-any") for t in built):
+                continue
+            what = f"its source builds {', '.join(built)} here" if built else \
+                "its source could not be built here to tell whether it is pure Python"
+            missing.append(f"{name} {version} (only an sdist is locked; {what})")
+            continue
+        too_new = too_new or bool(fitting)
+        missing.append(f"{name} {version}")
     if missing:
         target = f"{plan.platform} ({libc})" if musl else plan.platform
         kind = "musllinux" if musl else "manylinux"
@@ -776,3 +826,62 @@ def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc") -> None:
             f"a {kind} wheel for {arches[0]} or a pure-Python one)",
             hint="pin a version that publishes such wheels, or build this package for the "
                  "target elsewhere and serve the wheel from an index uv can reach")
+
+
+def sdist_wheel_tags(ws: Workspace, name: str, entry: dict[str, Any]) -> list[str]:
+    """The tags of the wheel the locked source of ``name`` builds on this host, e.g.
+    ["py3-none-any"]; [] when it cannot be built here. Built once by uv, with the Python
+    uvship runs on, and remembered by the source's identity."""
+    import sys
+    import tempfile
+
+    from .uv import uv_version
+
+    req = _source_requirement(ws, name, entry)
+    if req is None:
+        return []
+    key = key_of("sdist-tags", uv_version(), req)
+    rec = cache_root() / "sdist-tags" / f"{key}.json"
+    if rec.is_file():
+        return json.loads(rec.read_text())
+    with tempfile.TemporaryDirectory(prefix="uvship-sdist-") as tmp:
+        reqs = Path(tmp, "requirements.txt")
+        reqs.write_text(req + "\n")
+        target = Path(tmp, "target")
+        try:
+            # the project's directory: its uv settings (indexes, find-links) serve the build
+            uv.run(["pip", "install", "--no-deps", "--no-python-downloads", "--target",
+                    str(target), "--python", sys.executable, "-r", str(reqs)],
+                   cwd=ws.project_dir, what=f"uv pip install (building {name} to see its tags)")
+        except CommandError:
+            return []
+        wheel = next(target.glob("*.dist-info/WHEEL"), None)
+        tags = sorted(line.split(":", 1)[1].strip() for line in
+                      (wheel.read_text().splitlines() if wheel else ())
+                      if line.startswith("Tag:"))
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    part = rec.with_suffix(f".{os.getpid()}.tmp")
+    part.write_text(json.dumps(tags))
+    os.replace(part, rec)
+    return tags
+
+
+def _source_requirement(ws: Workspace, name: str, entry: dict[str, Any]) -> str | None:
+    """A requirement line for exactly the locked source of ``name`` (its hash checked)."""
+    sdist = entry.get("sdist") or {}
+    source = entry.get("source") or {}
+    if "url" in sdist:
+        url = sdist["url"]
+    elif "path" in sdist:
+        url = (ws.root / sdist["path"]).resolve().as_uri()
+    elif "url" in source:
+        url = source["url"]
+    elif "git" in source:  # https://host/repo?rev=...#<commit>
+        repo, _, commit = source["git"].partition("#")
+        url = f"git+{repo.split('?', 1)[0]}@{commit}" if commit else None
+    else:
+        url = None
+    if url is None:
+        return None
+    hashed = sdist.get("hash")
+    return f"{name} @ {url}" + (f" --hash={hashed}" if hashed and "git" not in source else "")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
@@ -78,12 +77,26 @@ class ElfInfo:
     bits: int
     interpreter: str | None
     needed: tuple[str, ...]
-    # DT_RUNPATH, or DT_RPATH when there is no DT_RUNPATH (the loader ignores RPATH then).
-    # resolve_closure treats both alike: it does not model DT_RPATH's inheritance by the
-    # libraries a file loads, which only matters for old binaries that use RPATH.
-    runpath: tuple[str, ...]
+    runpath: tuple[str, ...]  # DT_RUNPATH: searched for this file's own DT_NEEDED only
     soname: str | None
     glibc_versions: frozenset[str]
+    # DT_RPATH, searched for this file's DT_NEEDED and for those of what it loads, unless
+    # a DT_RUNPATH is present, which makes the loader ignore it (see resolve_loads)
+    rpath: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The facts as JSON values, for a cache record (``from_json`` reads them back)."""
+        return {"machine": self.machine, "bits": self.bits, "interpreter": self.interpreter,
+                "needed": list(self.needed), "runpath": list(self.runpath),
+                "rpath": list(self.rpath), "soname": self.soname,
+                "glibc_versions": sorted(self.glibc_versions)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ElfInfo:
+        return cls(machine=d["machine"], bits=d["bits"], interpreter=d["interpreter"],
+                   needed=tuple(d["needed"]), runpath=tuple(d["runpath"]),
+                   soname=d["soname"], glibc_versions=frozenset(d["glibc_versions"]),
+                   rpath=tuple(d["rpath"]))
 
 
 def is_glibc_soname(name: str) -> bool:
@@ -162,9 +175,10 @@ def _parse(elf: ELFFile) -> ElfInfo:
         bits=elf.elfclass,
         interpreter=interpreter,
         needed=tuple(needed),
-        runpath=runpath or rpath,
+        runpath=runpath,
         soname=soname,
         glibc_versions=frozenset(versions),
+        rpath=rpath,
     )
 
 
@@ -350,115 +364,3 @@ def has_symbols(path: str | os.PathLike[str]) -> bool:
             raise InputError(
                 f"{path}: has an ELF header but cannot be read as ELF: {exc}"
             ) from None
-
-
-def _expand(entry: str, origin: Path) -> str | None:
-    entry = entry.replace("${ORIGIN}", "$ORIGIN").replace("$ORIGIN", str(origin))
-    # $LIB and $PLATFORM depend on the loader's build; such entries are not followed.
-    return None if "$" in entry else entry
-
-
-def resolve_closure(
-    files: Iterable[Path],
-    *,
-    extra_dirs: Iterable[Path] = (),
-    include_libc: bool = False,
-    exclude: Iterable[str] = (),
-    sysroot: Path | None = None,
-) -> dict[str, Path]:
-    """The transitive shared-library closure of ``files``: soname -> resolved host path.
-
-    Each DT_NEEDED is looked up as the loader would (ignoring LD_LIBRARY_PATH): the needing
-    file's RUNPATH with $ORIGIN expanded, then ``extra_dirs``, then the system's library
-    directories; a candidate of another machine or ELF class is skipped, as the loader does.
-    With ``include_libc`` False (a portable Python for hosts that have a libc), glibc's and
-    musl's own libraries and the loader are left out and not followed; with it True (a
-    from-scratch image) they are included, the PT_INTERP loader too. ``exclude`` names more
-    sonames to leave out. With ``sysroot`` (the root of another system, e.g. an arm64 one
-    extracted from packages), the files are programs of that system: absolute RUNPATH
-    entries and the loader are looked up inside it, and its library directories
-    (sysroot_library_dirs) replace this host's. Raises UvshipError naming the file and the
-    soname not found.
-    """
-    extra = [str(d) for d in extra_dirs]
-    root = Path(sysroot).absolute() if sysroot is not None else None
-    sysdirs = sysroot_library_dirs(root) if root is not None else system_library_dirs()
-
-    def expand(entry: str, origin: Path) -> str | None:
-        got = _expand(entry, origin)
-        if root is None or got is None or "$ORIGIN" in entry or "${ORIGIN}" in entry:
-            return got
-        return str(path_in_root(root, got))
-
-    def real(path: Path) -> Path:
-        if root is not None and path.is_relative_to(root):
-            return path_in_root(root, "/" + str(path.relative_to(root)))
-        return path.resolve()
-    skip = set(exclude)
-    infos: dict[Path, ElfInfo] = {}
-
-    def info_of(path: Path) -> ElfInfo | None:
-        if path not in infos:
-            got = read_elf(path)
-            if got is None:
-                return None
-            infos[path] = got
-        return infos[path]
-
-    found: dict[str, Path] = {}
-    queue: deque[tuple[Path, ElfInfo]] = deque()
-    for f in sorted(Path(p) for p in files):
-        info = info_of(f)
-        if info is None:
-            raise InputError(f"{f}: is not an ELF file; expected a program or shared library")
-        queue.append((f, info))
-        if include_libc and info.interpreter:
-            interp = path_in_root(root, info.interpreter) if root else Path(info.interpreter)
-            if interp.exists():
-                found.setdefault(os.path.basename(info.interpreter), real(interp))
-    while queue:
-        path, info = queue.popleft()
-        for soname in info.needed:
-            if soname in found or soname in skip:
-                continue
-            if not include_libc and is_libc_soname(soname):
-                continue
-            hit = _lookup(soname, path, info, extra, info_of, sysdirs, expand)
-            if hit is None:
-                searched = [e for e in (expand(r, path.parent) for r in info.runpath) if e]
-                where = f"the library dirs of {root}" if root else "the system library dirs"
-                raise UvshipError(
-                    f"{path}: needs shared library {soname}, which was not found "
-                    f"(searched RUNPATH {searched or 'none'}, "
-                    f"{'extra dirs ' + str(extra) + ', ' if extra else ''}"
-                    f"and {where} {list(sysdirs)})",
-                    hint=f"install the {'' if root is None else 'sysroot '}system package "
-                    f"that provides {soname}",
-                )
-            found[soname] = real(hit)
-            queue.append((hit, infos[hit]))
-    return dict(sorted(found.items()))
-
-
-def _lookup(
-    soname: str,
-    path: Path,
-    info: ElfInfo,
-    extra: list[str],
-    info_of: Callable[[Path], ElfInfo | None],
-    sysdirs: tuple[str, ...],
-    expand: Callable[[str, Path], str | None],
-) -> Path | None:
-    if "/" in soname:  # a DT_NEEDED with a slash is a path, not searched for
-        cand = Path(expand(soname, path.parent) or soname) if os.path.isabs(soname) else (
-            path.parent / soname)
-        return cand if cand.is_file() and info_of(cand) is not None else None
-    runpath = [e for e in (expand(r, path.parent) for r in info.runpath) if e]
-    for d in [*runpath, *extra, *sysdirs]:
-        cand = Path(d, soname)
-        if not cand.is_file():
-            continue
-        cinfo = info_of(cand)
-        if cinfo is not None and (cinfo.machine, cinfo.bits) == (info.machine, info.bits):
-            return cand
-    return None

@@ -20,7 +20,7 @@ from .bytecode import compile_files, compiler_id, python_files
 from .managed import check_requires_python, host_glibc
 
 # Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 8
+_PREPARE_VERSION = 9
 
 
 @dataclass(frozen=True)
@@ -137,13 +137,16 @@ def _managed(exe: Path, spec, python_path, compile_bytecode, what, progress) -> 
 
 
 # Parts of a CPython install a shipped application does not run: GUI toolkits, the
-# interactive help texts, pip's bootstrap wheels, the 2to3 converter, tests, headers and
-# build files for compiling extensions, and the programs that go with them.
+# interactive help texts, pip's bootstrap wheels, the 2to3 converter, tests, build files
+# for compiling extensions, and the programs that go with them.
 _TRIM_STDLIB = ("ensurepip", "idlelib", "tkinter", "turtledemo", "lib2to3", "pydoc_data",
                 "test", "__phello__", "turtle.py")
-_TRIM_TREE = ("BUILD", "include", "share", "lib/pkgconfig", "bin/idle3*", "bin/pydoc3*",
+_TRIM_TREE = ("BUILD", "share", "lib/pkgconfig", "bin/idle3*", "bin/pydoc3*",
               "bin/2to3*", "bin/python3*-config", "lib/python3*/lib-dynload/_tkinter*",
               "lib/python3*/__pycache__/turtle.*", "lib/python3*/config-3*")
+# Kept in the prepared tree but never shipped: the C headers uv compiles a locked source
+# against (sysconfig names them inside the interpreter's prefix).
+BUILD_ONLY = ("include",)
 # Where a CPython records its own install prefix: rewritten so that no build-host path
 # ends up in a shipped tree (and sysconfig tells the truth about the final path).
 _PREFIX_FILES = ("lib/python3*/_sysconfigdata_*.py", "lib/python3*/_sysconfig_vars_*.json")

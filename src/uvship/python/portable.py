@@ -25,9 +25,9 @@ from .elf import (
     min_glibc_of,
     path_in_root,
     read_elf,
-    resolve_closure,
     sysroot_library_dirs,
 )
+from .ldso import resolve_closure
 
 MIN_VERSION = (3, 8)
 
@@ -64,6 +64,7 @@ try:
     import sysconfig
     out['stdlib'] = sysconfig.get_path('stdlib')
     out['platstdlib'] = sysconfig.get_path('platstdlib')
+    out['include'] = sysconfig.get_path('include')
     for k in ('LIBDIR', 'LDLIBRARY', 'Py_ENABLE_SHARED'):
         out[k] = sysconfig.get_config_var(k)
 except Exception as e:
@@ -93,6 +94,7 @@ class PythonInfo:
     abiflags: str
     # How it was run, for an interpreter of another machine (None: it runs on this host).
     emulator: Emulator | None = field(default=None, compare=False)
+    include: Path | None = None  # its C headers (Python.h), where sysconfig says
 
     @property
     def is_venv(self) -> bool:
@@ -298,6 +300,7 @@ def inspect_python(exe: Path, *, sysroot: Path | None = None) -> PythonInfo:
         machine=d["machine"],
         abiflags=d["abiflags"],
         emulator=emulator,
+        include=Path(d["include"]) if d.get("include") else None,
     )
 
 
@@ -524,6 +527,12 @@ def _build(info: PythonInfo, stage: Path, patchelf: Path, strip: str | None) -> 
     if info.dynload is not None and info.dynload.is_dir():
         dynload_rel = _relative(info.dynload, base, "lib-dynload", exe)
         _copy_stdlib(info.dynload, stage / dynload_rel, dynload=True, sysroot=sysroot)
+    # the headers, for uv to build a locked source against (never shipped: BUILD_ONLY);
+    # another machine's interpreter never compiles anything here
+    headers = info.include
+    if sysroot is None and headers is not None and headers.is_dir() and \
+            headers.is_relative_to(base):
+        shutil.copytree(headers, stage / headers.relative_to(base), symlinks=True)
 
     # The libraries the copied ELF files load, found as the loader finds them from the
     # originals (their RUNPATH first), so that a library the prefix ships wins over the host's.
@@ -545,7 +554,7 @@ def _build(info: PythonInfo, stage: Path, patchelf: Path, strip: str | None) -> 
     for path, elf in elves.items():
         # Only files that load something besides libc, or that carried a RUNPATH, are
         # patched: patchelf grows a file it adds a RUNPATH to, for nothing otherwise.
-        if elf.runpath or any(not is_libc_soname(n) for n in elf.needed):
+        if elf.runpath or elf.rpath or any(not is_libc_soname(n) for n in elf.needed):
             rel = os.path.relpath(stage / "lib", path.parent)
             by_rpath.setdefault("$ORIGIN" if rel == "." else f"$ORIGIN/{rel}", []).append(path)
     for rpath, files in sorted(by_rpath.items()):
