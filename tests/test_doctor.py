@@ -19,10 +19,12 @@ CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 
 
 def expected(case: Path) -> set[tuple[str, str, int]]:
-    """(rule, file, line) from the case's markers: `# expect: UVnnn` on a Dockerfile comment
-    line marks the next instruction; at the end of a YAML line it marks that line."""
+    """(rule, file, line) from the case's markers, the file relative to the case (a case may
+    hold a whole repository's shape: compose files, Dockerfiles in subdirectories, a root
+    .dockerignore): `# expect: UVnnn` on a Dockerfile comment line marks the next
+    instruction; at the end of a YAML line it marks that line."""
     out = set()
-    for f in sorted(p for p in case.iterdir() if p.is_file()):
+    for f in sorted(p for p in case.rglob("*") if p.is_file()):
         lines = f.read_text().splitlines()
         for n, line in enumerate(lines, 1):
             m = re.search(r"#\s*expect:\s*((?:UV\d{3}\s*)+)$", line)
@@ -32,12 +34,15 @@ def expected(case: Path) -> set[tuple[str, str, int]]:
             if line.lstrip().startswith("#"):  # a comment line: the next instruction
                 target = next(k for k in range(n + 1, len(lines) + 1)
                               if lines[k - 1].strip() and not lines[k - 1].lstrip().startswith("#"))
-            out |= {(rule, f.name, target) for rule in m[1].split()}
+            out |= {(rule, f.relative_to(case).as_posix(), target) for rule in m[1].split()}
     return out
 
 
 def found(path: Path) -> set[tuple[str, str, int]]:
-    return {(f.rule.id, f.path.name, f.line) for f in diagnose(path).findings}
+    """(rule, file, line) of each finding, the file relative to ``path`` (a directory)."""
+    base = (path if path.is_dir() else path.parent).resolve()
+    return {(f.rule.id, f.path.resolve().relative_to(base).as_posix(), f.line)
+            for f in diagnose(path).findings}
 
 
 # ---------------------------------------------------------------------------- the corpus
@@ -58,8 +63,14 @@ def test_rule_finds_its_mistake(case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_rule_is_quiet_on_the_fix(case):
+    """No finding at all, but for a lower-level one the case marks (a UV020 note where the
+    fix shown is a bind mount): the fix itself is never reported."""
     good = CORPUS / case / "good"
-    assert diagnose(good).findings == ()
+    marked = expected(good)
+    assert found(good) == marked
+    levels = ["error", "warning", "note"]
+    rule = RULES[case.split("-")[0]]
+    assert all(levels.index(RULES[r].level) > levels.index(rule.level) for r, _, _ in marked)
 
 
 def test_whole_corpus_through_the_cli_fails_with_every_rule():
@@ -117,6 +128,54 @@ def test_sarif_has_the_required_structure():
     assert loc["physicalLocation"]["region"]["startLine"] == 5
     assert {a["location"]["uri"] for a in run["artifacts"]} >= {"bad/compose.yaml",
                                                                  "good/compose.yaml"}
+
+
+# ---------------------------------------------------------------------------- real shapes
+def first(path: Path, rule: str):
+    """The first finding of ``rule`` at ``path``."""
+    return min((f for f in diagnose(path).findings if f.rule.id == rule), key=lambda f: f.line)
+
+
+def test_a_uv_image_tagged_with_python_and_distro_floats_only_uv():
+    """`uv:python3.12-bookworm-slim` has a tag: it fixes Python and Debian, not uv. The fix
+    on a FROM line is a FROM line, with the tag and the stage name kept."""
+    f = first(CORPUS / "UV006-uv-image-with-python-tag" / "bad", "UV006")
+    assert f.message.startswith("the uv image 'ghcr.io/astral-sh/uv:python3.12-bookworm-slim': "
+                                "its tag names a Python and a distro, not a uv version, so uv's "
+                                "version floats: ")
+    assert "no version tag" not in f.message
+    assert f.fix == ("put a uv version in the tag, e.g. "
+                     "`FROM ghcr.io/astral-sh/uv:0.13.9-python3.12-bookworm-slim AS app`")
+    f = first(CORPUS / "UV006-uv-not-pinned" / "bad" / "Dockerfile", "UV006")
+    assert "its tag `latest` names no uv version" in f.message
+    assert f.fix == ("put a uv version in the tag, e.g. "
+                     "`COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/`")
+
+
+@pytest.mark.parametrize("ref,said,pinned", [
+    ("ghcr.io/astral-sh/uv", "no tag", "ghcr.io/astral-sh/uv:0.13.9"),
+    ("ghcr.io/astral-sh/uv:bookworm-slim", "a distro", "ghcr.io/astral-sh/uv:0.13.9-bookworm-slim"),
+    ("ghcr.io/astral-sh/uv:python3.13-alpine", "a Python and a distro",
+     "ghcr.io/astral-sh/uv:0.13.9-python3.13-alpine"),
+    ("ghcr.io/astral-sh/uv:0.5-python3.12-bookworm", "uv 0.5",
+     "ghcr.io/astral-sh/uv:0.13.9-python3.12-bookworm"),
+    ("ghcr.io/astral-sh/uv:0.5.31-python3.12-bookworm", None, None),
+    ("ghcr.io/astral-sh/uv@sha256:" + "a" * 64, None, None),
+])
+def test_what_a_uv_image_tag_fixes(ref, said, pinned):
+    from uvship.doctor_rules import _floats
+
+    got = _floats(ref)
+    assert (got is None) == (said is None)
+    if got:
+        assert said in got[0] and got[1] == pinned
+
+
+def test_relative_mount_target_fix_uses_the_workdir():
+    f = first(CORPUS / "UV019-relative-target-under-workdir" / "bad", "UV019")
+    assert "(WORKDIR /app)" in f.message
+    assert f.fix == ("write the target as an absolute path: `target=/app/uv.lock`, "
+                     "`target=/app/pyproject.toml`")
 
 
 # ---------------------------------------------------------------------------- generated files

@@ -136,7 +136,7 @@ def report_text(report: Report) -> str:
     lines = []
     for f in report.findings:
         lines.append(f"{f.path}:{f.line}: {f.rule.id} {f.level}: {f.message}")
-        lines.append(f"    fix: {f.rule.fix}")
+        lines.append(f"    fix: {f.fix}")
     n = {lvl: report.count(lvl) for lvl in ("error", "warning", "note")}
     if report.findings:
         lines.append(f"{len(report.findings)} finding(s) in {len(report.files)} file(s): "
@@ -151,7 +151,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "files": [str(p) for p in report.files],
         "findings": [{"rule": f.rule.id, "name": f.rule.name, "level": f.level,
                       "file": str(f.path), "line": f.line, "message": f.message,
-                      "fix": f.rule.fix} for f in report.findings],
+                      "fix": f.fix} for f in report.findings],
         "summary": {lvl: report.count(lvl) for lvl in ("error", "warning", "note")},
     }
 
@@ -184,7 +184,7 @@ def report_sarif(report: Report) -> dict[str, Any]:
                           for p in report.files],
             "results": [{
                 "ruleId": f.rule.id, "ruleIndex": ids.index(f.rule.id), "level": f.level,
-                "message": {"text": f"{f.message} Fix: {f.rule.fix}"},
+                "message": {"text": f"{f.message} Fix: {f.fix}"},
                 "locations": [{"physicalLocation": {
                     "artifactLocation": {"uri": uri(f.path), "uriBaseId": "SRCROOT"},
                     "region": {"startLine": f.line}}}],

@@ -21,6 +21,8 @@ from .doctor import (
     shell_split,
 )
 
+UV_EXAMPLE = "0.13.9"  # the uv version the fixes show (any exact version will do)
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -39,6 +41,7 @@ class Finding:
     line: int
     message: str  # what was found here, then why it hurts
     level: str
+    fix: str  # the rule's fix, or one written for this place
 
 
 RULES: dict[str, Rule] = {r.id: r for r in (
@@ -67,10 +70,11 @@ RULES: dict[str, Rule] = {r.id: r for r in (
        "first copy uv.lock and pyproject.toml and run `uv sync --locked "
        "--no-install-project`, then COPY the source and sync again"),
     Rule("UV006", "uv-not-pinned", "warning", "uv is not pinned to a version",
-       "`latest` (or no tag) changes under you: builds stop being reproducible and break "
+       "A tag without a uv version (`latest`, none, or one naming only a Python and a "
+       "distro) moves to each new uv release: builds stop being reproducible and break "
        "when uv changes.",
-       "copy uv from a versioned image, e.g. `COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv "
-       "/uvx /bin/` (or pin its digest)"),
+       f"copy uv from a versioned image, e.g. `COPY --from=ghcr.io/astral-sh/uv:{UV_EXAMPLE} "
+       "/uv /uvx /bin/` (or pin its digest)"),
     Rule("UV007", "editable-in-final-stage", "error",
        "an editable install is copied into the final stage",
        "An editable install points at the source directory of the build stage, which the "
@@ -127,7 +131,7 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("UV019", "relative-mount-target", "error", "a RUN --mount target is relative",
        "buildah (podman build) refuses relative mount targets (\"must be an absolute "
        "path\"); BuildKit resolves them against WORKDIR.",
-       "write the target as an absolute path, e.g. `target=/src/uv.lock`"),
+       "write the target as an absolute path: the WORKDIR joined to it"),
     Rule("UV020", "bind-mounted-lock", "note",
        "the dependency step bind-mounts uv.lock or pyproject.toml",
        "buildah (podman build; seen with buildah 1.28) leaves bind-mount contents out of "
@@ -242,9 +246,11 @@ def commands(inst: Instruction) -> list[Cmd]:
 def check_dockerfile(df: Dockerfile, context: Path, ignore: IgnoreFile | None) -> list[Finding]:
     found: list[Finding] = []
 
-    def add(rule: str, line: int, message: str, level: str | None = None) -> None:
+    def add(rule: str, line: int, message: str, level: str | None = None,
+            fix: str | None = None) -> None:
         r = RULES[rule]
-        found.append(Finding(r, df.path, line, f"{message}: {r.why}", level or r.level))
+        found.append(Finding(r, df.path, line, f"{message}: {r.why}", level or r.level,
+                             fix or r.fix))
 
     shipped = {s.index for s in df.shipped()}
     runs = [(s, i, commands(i)) for s in df.stages for i in s.instructions if i.cmd == "RUN"]
@@ -257,7 +263,10 @@ def check_dockerfile(df: Dockerfile, context: Path, ignore: IgnoreFile | None) -
                     and (t := m.get("target") or m.get("dst") or m.get("destination"))
                     and not t.startswith("/")]
         if relative:
-            add("UV019", inst.line, f"relative --mount target: {', '.join(relative)}")
+            absolute = ", ".join(f"`target={PurePosixPath(inst.workdir, t)}`" for t in relative)
+            add("UV019", inst.line, f"relative --mount target: {', '.join(relative)} "
+                f"(WORKDIR {inst.workdir})", fix=f"write the target as an absolute path: "
+                f"{absolute}")
         for c in cmds:
             if c.words[0] in (".", "source") and c.words[-1].endswith("activate") and c.last:
                 add("UV003", inst.line, f"`{' '.join(c.words)}` is the last command of its RUN")
@@ -345,25 +354,49 @@ def _uv_image(ref: str) -> bool:
     return repo.rsplit("/", 1)[-1] == "uv"
 
 
-def _pinned(ref: str) -> bool:
+def _floats(ref: str) -> tuple[str, str] | None:
+    """For a uv image whose uv version is not fixed: what its tag says, and the reference
+    with a uv version put in (the Python and distro of the tag kept). None when the tag
+    starts with an X.Y.Z version, or for a digest or a build argument we cannot see."""
     if "@sha256:" in ref or "$" in ref:
-        return True  # a digest, or a build argument we cannot see
-    last = ref.rsplit("/", 1)[-1]
-    tag = last.split(":", 1)[1] if ":" in last else ""
-    return re.match(r"\d+\.\d+\.\d+", tag) is not None
+        return None
+    repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+    if re.match(r"\d+\.\d+\.\d+(-|$)", tag):
+        return None
+    minor = re.match(r"(\d+\.\d+)(?:-|$)", tag)
+    rest = tag[minor.end():] if minor else "" if tag in ("", "latest") else tag
+    pinned = f"{repo}:{UV_EXAMPLE}" + (f"-{rest}" if rest else "")
+    if not tag or tag == "latest":
+        said = "its tag `latest`" if tag else "with no tag it is `latest`, which"
+        return f"{said} names no uv version, so uv's version floats", pinned
+    if minor:
+        return f"its tag names uv {minor[1]}, so uv's patch version floats", pinned
+    python = re.match(r"python[\d.]*", tag)
+    what = ("a distro" if not python else "a Python" if python.end() == len(tag)
+            else "a Python and a distro")
+    return f"its tag names {what}, not a uv version, so uv's version floats", pinned
 
 
 def _check_images(df: Dockerfile, add) -> None:
-    refs: list[tuple[int, str]] = [(s.line, s.base) for s in df.stages if s.parent is None]
+    """UV006 for each uv image (FROM, COPY --from, RUN --mount=from) without a uv version;
+    the fix is the same instruction with a version in the tag."""
+    refs: list[tuple[int, str, str]] = []  # line, reference, the instruction's text
     for s in df.stages:
+        if s.parent is None:
+            refs.append((s.line, s.base, f"FROM {s.base}" + (f" AS {s.name}" if s.name else "")))
         for inst in s.instructions:
             if inst.cmd in ("COPY", "ADD"):
-                refs += [(inst.line, r) for r in inst.flag("from")]
+                flags = " ".join(f"--{k}={v}" if v else f"--{k}" for k, v in inst.flags)
+                refs += [(inst.line, r, f"{inst.cmd} {flags} {inst.args}")
+                         for r in inst.flag("from")]
             elif inst.cmd == "RUN":
-                refs += [(inst.line, m["from"]) for m in inst.mounts() if "from" in m]
-    for line, ref in refs:
-        if df.stage(ref) is None and _uv_image(ref) and not _pinned(ref):
-            add("UV006", line, f"the uv image {ref!r} has no version tag")
+                refs += [(inst.line, m["from"], f"--mount={spec}") for m, spec in
+                         zip(inst.mounts(), inst.flag("mount"), strict=True) if "from" in m]
+    for line, ref, text in refs:
+        if df.stage(ref) is None and _uv_image(ref) and (floating := _floats(ref)):
+            said, pinned = floating
+            add("UV006", line, f"the uv image {ref!r}: {said}",
+                fix=f"put a uv version in the tag, e.g. `{text.replace(ref, pinned, 1)}`")
 
 
 def _is_source_copy(inst: Instruction, ignore: IgnoreFile | None) -> bool:
@@ -458,7 +491,7 @@ def check_compose(compose: Compose) -> list[Finding]:
 
     def add(rule: str, line: int, message: str) -> None:
         r = RULES[rule]
-        found.append(Finding(r, compose.path, line, f"{message}: {r.why}", r.level))
+        found.append(Finding(r, compose.path, line, f"{message}: {r.why}", r.level, r.fix))
 
     for svc in compose.services:
         context = svc.context or compose.path.parent
