@@ -178,6 +178,36 @@ def test_relative_mount_target_fix_uses_the_workdir():
                      "`target=/app/pyproject.toml`")
 
 
+def test_a_dockerfile_is_checked_with_the_context_it_is_built_from(tmp_path):
+    """A Dockerfile in a workspace member is built from the workspace root, whose
+    .dockerignore applies (a .dockerignore beside the Dockerfile does not); doctor pointed
+    at the member's directory still finds the root."""
+    case = CORPUS / "UV001-ignore-file-of-the-context"
+    f = first(case / "bad" / "apps" / "web", "UV001")
+    assert f"({case / 'bad' / '.dockerignore'})" in f.message
+    report = diagnose(case / "good" / "apps" / "web")
+    assert report.findings == ()
+    assert [p.resolve() for p in report.files] == [
+        (case / "good" / "apps" / "web" / "Dockerfile").resolve(),
+        (case / "good" / ".dockerignore").resolve()]
+
+
+@pytest.mark.parametrize("where,copies,context", [
+    ("docker", "COPY pyproject.toml uv.lock /src/", "."),  # the files it names are at the root
+    ("web", "COPY . /src", "."),  # names nothing: the directory with uv.lock
+    ("proxy", "COPY nginx.conf /etc/nginx/", "proxy"),  # its own files: its own directory
+])
+def test_build_context_without_compose(tmp_path, where, copies, context):
+    from uvship.doctor import build_context
+
+    for name in ("pyproject.toml", "uv.lock", "proxy/nginx.conf", f"{where}/Dockerfile"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    df = write(tmp_path / where, f"FROM python:3.12-slim\n{copies}\nRUN uv sync --locked\n")
+    got = build_context(parse_dockerfile(df), tmp_path)
+    assert got.resolve() == (tmp_path / context).resolve()
+
+
 # ---------------------------------------------------------------------------- generated files
 @pytest.mark.parametrize("variant", ["venv", "system", "managed-python"])
 @pytest.mark.parametrize("name,args", [("hello-web", ()), ("ws", ("--package", "ws-app"))])

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import yaml  # PyYAML: compose files are full YAML (anchors, flow style, block scalars)
 
-from ._glob import IgnoreFile
+from ._glob import IgnoreFile, glob_pattern
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -127,6 +128,12 @@ class Instruction:
             return [expand(w, self.env) for w in shell_split(self.args)]
         except ValueError:
             return [expand(w, self.env) for w in self.args.split()]
+
+    @property
+    def sources(self) -> list[str]:
+        """What a COPY or ADD copies: every word but the destination."""
+        words = self.words
+        return words[:-1] if len(words) > 1 else []
 
     def mounts(self) -> list[dict[str, str]]:
         """`RUN --mount=...` options as dicts (type defaults to bind, as in BuildKit)."""
@@ -331,7 +338,7 @@ def parse_dockerfile(path: Path) -> Dockerfile:
     return Dockerfile(path, stages, directives)
 
 
-# ---------------------------------------------------------------------- .dockerignore
+# ---------------------------------------------------------------------- build contexts
 def ignore_file_for(dockerfile: Path, context: Path) -> IgnoreFile | None:
     """The ignore file a build uses: `<Dockerfile>.dockerignore` beside it, else the
     context's .dockerignore (BuildKit's and podman's order)."""
@@ -340,6 +347,82 @@ def ignore_file_for(dockerfile: Path, context: Path) -> IgnoreFile | None:
         if p.is_file():
             return IgnoreFile.read(p)
     return None
+
+
+def build_context(df: Dockerfile, root: Path) -> Path:
+    """The context a Dockerfile that no compose file builds is built from, as `docker build
+    -f DIR/Dockerfile CONTEXT` would be run: the nearest directory at or above the
+    Dockerfile that holds every file it copies or bind-mounts by name; else the nearest
+    holding uv.lock or a uv workspace's root pyproject.toml (where `COPY uv.lock` is read
+    from); else the Dockerfile's own directory. The search stops at ``root``, the directory
+    doctor was pointed at, or at the root of the uv workspace that ``root`` is a member of."""
+    named = {n for s in df.stages for i in s.instructions for n in _named_sources(i)}
+    dirs = _context_candidates(df.path.parent, root)
+    if named:
+        for d in dirs:
+            if all((d / n).exists() for n in named):
+                return d
+    for d in dirs:
+        if (d / "uv.lock").is_file() or _workspace_root(d) is not None:
+            return d
+    return df.path.parent
+
+
+def _named_sources(inst: Instruction) -> list[str]:
+    """Context paths an instruction names literally (no glob, variable, URL or heredoc)."""
+    if inst.cmd in ("COPY", "ADD") and not inst.flag("from"):
+        names = inst.sources
+    elif inst.cmd == "RUN":
+        names = [m.get("source", "") for m in inst.mounts()
+                 if m.get("type") == "bind" and "from" not in m]
+    else:
+        return []
+    names = [n.removeprefix("./").strip("/") for n in names]
+    return [n for n in names if n not in ("", ".") and not re.search(r"[*?\[$]|^<<|://|^git@", n)]
+
+
+def _context_candidates(here: Path, root: Path) -> list[Path]:
+    """``here`` and the directories above it up to ``root`` (as paths relative to ``here``
+    when it is relative, so that what is shown reads like the paths given), and on up to
+    the root of a uv workspace that lists ``root`` among its members."""
+    chain = [Path(os.path.abspath(here)), *Path(os.path.abspath(here)).parents]
+    top = Path(os.path.abspath(root))
+    if top not in chain:  # a Dockerfile outside root (a compose file names it)
+        return [here]
+    last = chain.index(top)
+    for i in range(last + 1, len(chain)):
+        if (workspace := _workspace_root(chain[i])) is not None:
+            if _is_member(top.relative_to(chain[i]).as_posix(), workspace):
+                last = i
+            break  # uv stops at the first workspace root above a project, and so do we
+    return [Path(os.path.normpath(os.path.join(here, *[".."] * k))) for k in range(last + 1)]
+
+
+def _workspace_root(d: Path) -> dict | None:
+    """`[tool.uv.workspace]` of the pyproject.toml in ``d``, None when it declares none."""
+    ws = _toml(d / "pyproject.toml").get("tool", {}).get("uv", {}).get("workspace")
+    return ws if isinstance(ws, dict) else None
+
+
+def _is_member(rel: str, workspace: Mapping) -> bool:
+    """Whether the directory ``rel`` (relative to the workspace root) or one above it is
+    matched by `members` and not by `exclude`."""
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+    def match(key: str) -> bool:
+        globs = [g for g in workspace.get(key, []) if isinstance(g, str)]
+        return any(re.fullmatch(glob_pattern(g.strip("/")), p) for g in globs for p in prefixes)
+    return match("members") and not match("exclude")
+
+
+def _toml(path: Path) -> dict:
+    """A TOML file's tables; {} when it is missing or unreadable (uv reports those, not us)."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
 
 
 # ---------------------------------------------------------------------- compose files
@@ -398,7 +481,8 @@ def read_compose(path: Path) -> Compose:
         if "build" in s:
             b = s["build"]
             bm = _map(b) if isinstance(b, yaml.MappingNode) else {"context": b}
-            context = (path.parent / (_str(bm.get("context")) or ".")).resolve()
+            # Kept as written (not resolved) so that paths shown read like the ones given.
+            context = Path(os.path.normpath(path.parent / (_str(bm.get("context")) or ".")))
             dockerfile = context / (_str(bm.get("dockerfile")) or "Dockerfile")
             target = _str(bm.get("target"))
         vols = tuple(v for n in _seq(s.get("volumes")) if (v := _volume(n)) is not None)
@@ -479,7 +563,8 @@ def find_files(path: Path) -> list[tuple[str, Path]]:
 
 @dataclass(frozen=True)
 class Report:
-    """What `uvship doctor` found: the files it read and each finding, in file order."""
+    """What `uvship doctor` found: the files it checked (no file twice) and each finding,
+    in file order."""
 
     root: Path
     files: tuple[Path, ...]
@@ -498,7 +583,7 @@ def diagnose(path: Path | str) -> Report:
     root = path if path.is_dir() else path.parent
     composes = [read_compose(p) for k, p in files if k == "compose"]
     # A Dockerfile a compose file builds is checked with that build's context (and checked
-    # even when it lies outside ``path``).
+    # even when it lies outside ``path``); any other with the context it most likely has.
     contexts: dict[Path, Path] = {}
     for s in (s for c in composes for s in c.services):
         if s.dockerfile is not None and s.context is not None and s.dockerfile.is_file():
@@ -506,16 +591,17 @@ def diagnose(path: Path | str) -> Report:
                 files.append(("dockerfile", s.dockerfile))
             contexts.setdefault(s.dockerfile.resolve(), s.context)
     findings = []
-    read: list[Path] = []
+    read: dict[Path, Path] = {}  # resolved -> as shown
     for kind, p in files:
         if kind == "dockerfile":
             df = parse_dockerfile(p)
-            context = contexts.get(p.resolve(), p.parent)
+            context = contexts.get(p.resolve()) or build_context(df, root)
             ignore = ignore_file_for(p, context)
             findings += check_dockerfile(df, context, ignore)
-            read += [p] + ([ignore.path] if ignore else [])
+            for f in (p, ignore.path) if ignore else (p,):
+                read.setdefault(f.resolve(), f)
     for c in composes:
         findings += check_compose(c)
-        read.append(c.path)
+        read.setdefault(c.path.resolve(), c.path)
     findings.sort(key=lambda f: (str(f.path), f.line, f.rule.id))
-    return Report(root, tuple(dict.fromkeys(read)), tuple(findings))
+    return Report(root, tuple(read.values()), tuple(findings))

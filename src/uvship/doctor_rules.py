@@ -314,23 +314,18 @@ def _installs_dev(c: Cmd) -> bool:
                 or c.true("UV_NO_DEV") or c.true("UV_NO_DEFAULT_GROUPS"))
 
 
-def _sources(inst: Instruction) -> list[str]:
-    words = inst.words
-    return words[:-1] if len(words) > 1 else []
-
-
 def _excluded(ignore: IgnoreFile | None, rel: str) -> bool:
     return ignore is not None and ignore.excludes(rel)
 
 
 def _check_context_copies(df: Dockerfile, context: Path, ignore: IgnoreFile | None,
                           add) -> None:
-    where = ignore.path.name if ignore else "no .dockerignore"
+    where = f"{ignore.path}" if ignore else f"no .dockerignore in the context {context}"
     for s in df.stages:
         for inst in s.instructions:
             if inst.cmd not in ("COPY", "ADD") or inst.flag("from"):
                 continue
-            srcs = _sources(inst)
+            srcs = inst.sources
             if any(PurePosixPath(x).name == ".env" for x in srcs):
                 add("UV012", inst.line, f"{inst.cmd} names .env")
             if not any(x in _ROOT_SOURCES for x in srcs):
@@ -404,7 +399,7 @@ def _is_source_copy(inst: Instruction, ignore: IgnoreFile | None) -> bool:
     if inst.cmd not in ("COPY", "ADD") or inst.flag("from"):
         return False
     manifest = re.compile(r"(.*/)?(uv\.lock|pyproject\.toml|\.python-version|README.*)")
-    return any(not manifest.fullmatch(x.removeprefix("./")) for x in _sources(inst))
+    return any(not manifest.fullmatch(x.removeprefix("./")) for x in inst.sources)
 
 
 def _check_layers(df: Dockerfile, ignore: IgnoreFile | None, add) -> None:
@@ -419,7 +414,7 @@ def _check_layers(df: Dockerfile, ignore: IgnoreFile | None, add) -> None:
             if inst.cmd in ("COPY", "ADD"):
                 if inst.flag("from") and df.stage(inst.flag("from")[0]) is not None:
                     lock = True  # files from another stage: assume they include what it had
-                srcs = [] if inst.flag("from") else _sources(inst)
+                srcs = [] if inst.flag("from") else inst.sources
                 source = source or _is_source_copy(inst, ignore)
                 lock = lock or any(PurePosixPath(x).name == "uv.lock" or (
                     x in _ROOT_SOURCES and not _excluded(ignore, "uv.lock")) for x in srcs)
@@ -453,11 +448,11 @@ def _check_layers(df: Dockerfile, ignore: IgnoreFile | None, add) -> None:
             copies.setdefault(src.index, []).append(inst)
     for index, insts in copies.items():
         # Copying the source directory too (in any COPY) keeps the editable install working.
-        copied = [PurePosixPath("/", c) for i in insts for c in _sources(i)]
+        copied = [PurePosixPath("/", c) for i in insts for c in i.sources]
         if not all(any(PurePosixPath(wd).is_relative_to(c) for c in copied)
                    for wd in editable[index]):
             src = df.stages[index]
-            at = next((i for i in insts if any("venv" in c for c in _sources(i))), insts[0])
+            at = next((i for i in insts if any("venv" in c for c in i.sources)), insts[0])
             add("UV007", at.line, f"the venv copied from stage {src.name or index!r} "
                 "holds an editable install of the project")
 
