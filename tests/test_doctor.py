@@ -178,6 +178,14 @@ def test_relative_mount_target_fix_uses_the_workdir():
                      "`target=/app/pyproject.toml`")
 
 
+def test_mount_over_the_venv_names_it_and_the_sync_that_made_it():
+    bad = CORPUS / "UV002-mounts-beside-the-venv" / "bad"
+    f = first(bad, "UV002")
+    assert (f"over the venv at /srv/.venv (made by `uv sync` at {bad / 'api' / 'Dockerfile'}:8)"
+            in f.message)
+    assert f.fix.startswith("add `- /srv/.venv` to the service's volumes")
+
+
 def test_a_dockerfile_is_checked_with_the_context_it_is_built_from(tmp_path):
     """A Dockerfile in a workspace member is built from the workspace root, whose
     .dockerignore applies (a .dockerignore beside the Dockerfile does not); doctor pointed
@@ -206,6 +214,17 @@ def test_build_context_without_compose(tmp_path, where, copies, context):
     df = write(tmp_path / where, f"FROM python:3.12-slim\n{copies}\nRUN uv sync --locked\n")
     got = build_context(parse_dockerfile(df), tmp_path)
     assert got.resolve() == (tmp_path / context).resolve()
+
+
+def test_files_are_named_once_and_alike():
+    """A .dockerignore reached from a compose context and from the Dockerfile beside it is
+    one file, named the way the path given to doctor names it."""
+    good = CORPUS / "UV002-mounts-beside-the-venv" / "good"
+    proc = uvship("doctor", str(good), "--format", "json")
+    files = json.loads(proc.stdout)["files"]
+    assert len({Path(f).resolve() for f in files}) == len(files) == 5
+    assert all(f.startswith(str(good) + "/") for f in files)
+    assert sum(Path(f).name == ".dockerignore" for f in files) == 1
 
 
 # ---------------------------------------------------------------------------- generated files

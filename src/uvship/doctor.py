@@ -517,7 +517,9 @@ def _volume(node) -> Volume | None:
     if (m := _map(node)):
         target = _str(m.get("target"))
         kind = _str(m.get("type")) or "volume"
-        return Volume(kind, _str(m.get("source")), target, line) if target else None
+        if not target:
+            return None
+        return Volume(kind, _str(m.get("source")), target, m["target"].start_mark.line + 1)
     spec = _str(node)
     if not spec:
         return None

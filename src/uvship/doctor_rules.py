@@ -14,7 +14,6 @@ from .doctor import (
     IgnoreFile,
     Instruction,
     Service,
-    Stage,
     expand,
     ignore_file_for,
     parse_dockerfile,
@@ -457,12 +456,39 @@ def _check_layers(df: Dockerfile, ignore: IgnoreFile | None, add) -> None:
                 "holds an editable install of the project")
 
 
+def _holds_python(df: Dockerfile) -> bool:
+    """Whether the image has Python in it: a stage that reaches it is built on a Python or
+    uv image, copies uv in, or runs uv, pip or Python, or installs Python packages."""
+    for s in df.shipped():
+        if _python_image(s.chain()[0].base):
+            return True
+        for inst in s.instructions:
+            if inst.cmd in ("COPY", "ADD") and any(_uv_image(r) for r in inst.flag("from")):
+                return True
+            if inst.cmd == "RUN" and any(_runs_python(c) for c in commands(inst)):
+                return True
+    return False
+
+
+def _python_image(ref: str) -> bool:
+    name = re.sub(r"[:@].*$", "", ref.rsplit("/", 1)[-1])
+    return _uv_image(ref) or re.match(r"(python|pypy)", name) is not None
+
+
+def _runs_python(c: Cmd) -> bool:
+    tool = os.path.basename(c.words[0])
+    if re.fullmatch(r"(python|pypy|pip)[\d.]*|uvx?|virtualenv|pipx|poetry|pdm|conda", tool):
+        return True
+    return tool in ("apt-get", "apt", "apk", "dnf", "yum", "microdnf") and any(
+        w.startswith(("python", "pypy")) for w in c.words[2:])
+
+
 def _check_final(df: Dockerfile, add) -> None:
     final = df.final
     users = [i for i in final.chain_instructions() if i.cmd == "USER"]
     root_base = final.chain()[0].base
-    if "nonroot" in root_base:
-        return
+    if "nonroot" in root_base or not _holds_python(df):
+        return  # nonroot by name; or not a Python image: not ours to judge
     if not users:
         add("UV011", final.line, "the final stage sets no USER")
     elif expand(users[-1].args, users[-1].env).split(":")[0].strip() in ("root", "0"):
@@ -484,24 +510,31 @@ def _check_venv_pip(runs, add) -> None:
 def check_compose(compose: Compose) -> list[Finding]:
     found: list[Finding] = []
 
-    def add(rule: str, line: int, message: str) -> None:
+    def add(rule: str, line: int, message: str, fix: str | None = None) -> None:
         r = RULES[rule]
-        found.append(Finding(r, compose.path, line, f"{message}: {r.why}", r.level, r.fix))
+        found.append(Finding(r, compose.path, line, f"{message}: {r.why}", r.level,
+                             fix or r.fix))
 
     for svc in compose.services:
         context = svc.context or compose.path.parent
         df = None
         if svc.dockerfile is not None and svc.dockerfile.is_file():
             df = parse_dockerfile(svc.dockerfile)
-        for v in svc.volumes:
-            if v.type != "bind":
-                continue
-            venv = _venv_path(df, svc, v.target)
-            covered = any(o.target.rstrip("/") == venv and o.type != "bind" for o in
-                          svc.volumes)
-            if PurePosixPath(venv).is_relative_to(v.target) and not covered:
-                add("UV002", v.line, f"service {svc.name}: {v.source} is mounted on {v.target}, "
-                    f"over the venv at {venv}, with no volume for it")
+        venvs = _venvs(df, svc) if df is not None else {}
+        for v in (v for v in svc.volumes if v.type == "bind"):
+            # Only a mount over the venv, or a directory holding it, hides it; a socket,
+            # a config file or a reports directory beside it does not.
+            for venv, line in venvs.items():
+                kept = any(o.type != "bind" and PurePosixPath(o.target) == venv
+                           for o in svc.volumes)
+                if venv.is_relative_to(v.target) and not kept:
+                    add("UV002", v.line, f"service {svc.name}: {v.source} is mounted on "
+                        f"{v.target}, over the venv at {venv} (made by `uv sync` at "
+                        f"{df.path}:{line}), with no volume for it",
+                        f"add `- {venv}` to the service's volumes (a volume keeps the image's "
+                        f"venv visible), or move the venv out of {v.target} with "
+                        "UV_PROJECT_ENVIRONMENT")
+                    break
         syncs = [w for w in svc.watch if w.action.startswith("sync")]
         ignore = ignore_file_for(svc.dockerfile, context) if svc.dockerfile else None
         for w in syncs:
@@ -522,20 +555,18 @@ def check_compose(compose: Compose) -> list[Finding]:
     return found
 
 
-def _venv_path(df: Dockerfile | None, svc: Service, mount_target: str) -> str:
-    """Where the service's venv is: UV_PROJECT_ENVIRONMENT or VIRTUAL_ENV of the built
-    stage, else .venv in the directory uv synced in, else in the mounted directory."""
-    stage: Stage | None = None
-    if df is not None:
-        stage = (df.stage(svc.target) if svc.target else None) or df.final
-    if stage is not None:
-        insts = stage.chain_instructions()
-        for name in ("UV_PROJECT_ENVIRONMENT", "VIRTUAL_ENV"):
-            value = stage.envs.get(name)
-            if value:
-                return str(PurePosixPath(stage.workdir, value))
-        syncs = [i for i in insts if i.cmd == "RUN" and any(c.uv[:1] == ("sync",)
-                                                             for c in commands(i))]
-        if syncs:
-            return str(PurePosixPath(syncs[-1].workdir, ".venv"))
-    return str(PurePosixPath(mount_target, ".venv"))
+def _venvs(df: Dockerfile, svc: Service) -> dict[PurePosixPath, int]:
+    """The venvs `uv sync` makes in the stages that reach the service's image (its build
+    target, else the final stage), each with the line of the sync: UV_PROJECT_ENVIRONMENT
+    (VIRTUAL_ENV with --active), else .venv in the project directory. Empty: no uv project
+    is installed in that image."""
+    stage = (df.stage(svc.target) if svc.target else None) or df.final
+    out: dict[PurePosixPath, int] = {}
+    for s in df.shipped(stage):
+        for inst in (i for i in s.instructions if i.cmd == "RUN"):
+            for c in (c for c in commands(inst) if c.uv[:1] == ("sync",)):
+                project = PurePosixPath(inst.workdir, c.opt("--project", "--directory") or ".")
+                env = c.env.get("UV_PROJECT_ENVIRONMENT") or (
+                    c.env.get("VIRTUAL_ENV") if c.has("--active") else None)
+                out.setdefault(PurePosixPath(project, env or ".venv"), inst.line)
+    return out
