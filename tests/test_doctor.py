@@ -216,6 +216,12 @@ def test_build_context_without_compose(tmp_path, where, copies, context):
     assert got.resolve() == (tmp_path / context).resolve()
 
 
+def test_dev_group_is_read_from_the_synced_project():
+    bad = CORPUS / "UV014-member-groups" / "bad"
+    f = first(bad, "UV014")
+    assert f"(of {bad / 'services' / 'svc' / 'pyproject.toml'})" in f.message
+
+
 def test_files_are_named_once_and_alike():
     """A .dockerignore reached from a compose context and from the Dockerfile beside it is
     one file, named the way the path given to doctor names it."""

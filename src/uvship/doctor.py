@@ -13,12 +13,13 @@ import os
 import re
 import shlex
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import yaml  # PyYAML: compose files are full YAML (anchors, flow style, block scalars)
+from packaging.utils import canonicalize_name
 
 from ._glob import IgnoreFile, glob_pattern
 from .errors import InputError
@@ -423,6 +424,61 @@ def _toml(path: Path) -> dict:
             return tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         return {}
+
+
+@dataclass(frozen=True)
+class DevGroup:
+    """What the projects a `uv sync` installs declare of their `dev` dependency group:
+    which pyproject.toml files have one (`[dependency-groups]` or the older
+    `tool.uv.dev-dependencies`), and whether one of them installs it unless told not to
+    (its `default-groups`)."""
+
+    declared_in: tuple[Path, ...]
+    default: bool
+
+
+def dev_group(context: Path, packages: Iterable[str] = (),
+              all_packages: bool = False) -> DevGroup | None:
+    """The dev group of what `uv sync` (with ``packages`` for `--package`) installs from the
+    uv project in ``context``, read as uv does: `--package` selects a member's groups and
+    defaults, a bare sync the root project's (every member's for a virtual root). None when
+    there is no pyproject.toml to read or a package is not a member: nothing is known."""
+    root = _toml(context / "pyproject.toml")
+    if not root:
+        return None
+    members: dict[str, tuple[Path, dict]] = {}
+    ws = root.get("tool", {}).get("uv", {}).get("workspace")
+    globs = ws.get("members", []) if isinstance(ws, dict) else []
+    for g in (g.strip("/") for g in globs if isinstance(g, str) and g.strip("/")):
+        for d in sorted(context.glob(g)):
+            data = _toml(d / "pyproject.toml")
+            name = data.get("project", {}).get("name")
+            rel = d.relative_to(context).as_posix()
+            if isinstance(name, str) and _is_member(rel, ws):
+                members[canonicalize_name(name)] = (d / "pyproject.toml", data)
+    wanted = [canonicalize_name(p) for p in packages]
+    if any(p not in members for p in wanted):
+        return None
+    this = (context / "pyproject.toml", root)
+    if wanted:
+        chosen = [members[p] for p in wanted]
+    elif all_packages or "project" not in root:
+        chosen = [this, *members.values()]
+    else:
+        chosen = [this]
+    with_dev = [(path, data) for path, data in chosen if _declares_dev(data)]
+    return DevGroup(tuple(path for path, _ in with_dev),
+                    any(_dev_by_default(data) for _, data in with_dev))
+
+
+def _declares_dev(pyproject: Mapping) -> bool:
+    return "dev" in pyproject.get("dependency-groups", {}) or bool(
+        pyproject.get("tool", {}).get("uv", {}).get("dev-dependencies"))
+
+
+def _dev_by_default(pyproject: Mapping) -> bool:
+    groups = pyproject.get("tool", {}).get("uv", {}).get("default-groups", ["dev"])
+    return groups == "all" or (isinstance(groups, list) and "dev" in groups)
 
 
 # ---------------------------------------------------------------------- compose files

@@ -10,10 +10,12 @@ from pathlib import Path, PurePosixPath
 
 from .doctor import (
     Compose,
+    DevGroup,
     Dockerfile,
     IgnoreFile,
     Instruction,
     Service,
+    dev_group,
     expand,
     ignore_file_for,
     parse_dockerfile,
@@ -164,6 +166,12 @@ class Cmd:
                     return w.split("=", 1)[1]
         return None
 
+    def values(self, name: str) -> list[str]:
+        """Every value of a repeatable option (`--package a --package=b`)."""
+        w = self.words
+        return [w[i + 1] if x == name else x.split("=", 1)[1] for i, x in enumerate(w)
+                if (x == name and i + 1 < len(w)) or x.startswith(name + "=")]
+
     def has(self, *names: str) -> bool:
         return self.opt(*names) is not None
 
@@ -292,8 +300,12 @@ def check_dockerfile(df: Dockerfile, context: Path, ignore: IgnoreFile | None) -
                 add("UV020", inst.line, "uv.lock or pyproject.toml is bind-mounted")
             if stage.index not in shipped:
                 continue
-            if sync and _installs_dev(c):
-                add("UV014", inst.line, "`uv sync` installs the dev group in a shipped stage")
+            if sync and _installs_dev(c, dev := dev_group(context, c.values("--package"),
+                                                          c.has("--all-packages"))):
+                where = f" (of {', '.join(map(str, dev.declared_in))})" if dev is not None \
+                    else ""
+                add("UV014", inst.line, f"`uv sync` installs the dev group{where} in a shipped "
+                    "stage")
             if not (c.has("--compile-bytecode") or c.true("UV_COMPILE_BYTECODE")):
                 add("UV015", inst.line, f"`{what}` in a shipped stage does not compile bytecode")
     _check_layers(df, ignore, add)
@@ -306,11 +318,16 @@ def _dedupe(found: list[Finding]) -> list[Finding]:
     return list({(f.rule.id, f.path, f.line): f for f in found}.values())
 
 
-def _installs_dev(c: Cmd) -> bool:
-    if c.has("--only-dev", "--all-groups") or c.opt("--group") == "dev":
+def _installs_dev(c: Cmd, dev: DevGroup | None) -> bool:
+    """Whether the sync installs a dev group: asked for, or by default; ``dev`` says what
+    the project declares (None: unknown, so assume it has one, installed by default)."""
+    if dev is not None and not dev.declared_in:
+        return False
+    if c.has("--only-dev", "--all-groups") or "dev" in c.values("--group"):
         return True
-    return not (c.has("--no-dev", "--no-default-groups", "--only-group")
-                or c.true("UV_NO_DEV") or c.true("UV_NO_DEFAULT_GROUPS"))
+    return (dev is None or dev.default) and not (
+        c.has("--no-dev", "--no-default-groups", "--only-group") or "dev" in c.values("--no-group")
+        or c.true("UV_NO_DEV") or c.true("UV_NO_DEFAULT_GROUPS"))
 
 
 def _excluded(ignore: IgnoreFile | None, rel: str) -> bool:
