@@ -382,12 +382,30 @@ def test_binary_dockerfile_is_a_clear_error(tmp_path):
         parse_dockerfile(p)
 
 
-def test_missing_path_and_empty_directory(tmp_path):
+def test_missing_path_is_an_error(tmp_path):
     proc = uvship("doctor", str(tmp_path / "nope"))
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr.startswith(f"error: {tmp_path / 'nope'}: no such file or directory")
-    proc = uvship("doctor", str(tmp_path))
-    assert proc.returncode == 1 and "no Dockerfile or compose file here" in proc.stderr
+
+
+def test_nothing_to_check_says_so_and_passes(tmp_path):
+    """A project with no Dockerfile (pipx, posting) has no uv-in-Docker mistake: exit 0,
+    but stderr says where doctor looked, so a CI job pointed at the wrong place is seen."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '0'\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "Dockerfile").write_text("FROM scratch\n")  # never searched
+    proc = uvship("doctor", str(tmp_path), "--fail-on", "note")
+    assert (proc.returncode, proc.stdout) == (0, "")
+    warning, hint = proc.stderr.splitlines()
+    assert warning == (f"warning: nothing to check: no Dockerfile or compose file in "
+                       f"{tmp_path} or below it")
+    assert hint.startswith("hint: looked for Dockerfile*, Containerfile*, *.Dockerfile, ")
+    assert ".venv" in hint and "node_modules" in hint
+    proc = uvship("doctor", str(tmp_path), "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {
+        "files": [], "findings": [], "summary": {"error": 0, "warning": 0, "note": 0}}
+    proc = uvship("doctor", str(tmp_path), "--format", "sarif")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["runs"][0]["results"] == []
 
 
 def test_unparsable_compose_is_a_clear_error(tmp_path):

@@ -109,7 +109,8 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
 
     PATH is a Dockerfile, a compose file, or a directory searched for both. Each finding
     says where (file:line), why it hurts and the fix. Exits 1 when a finding is at
-    --fail-on level or above.
+    --fail-on level or above. A directory with no Dockerfile or compose file has nothing to
+    check: a warning on stderr says what was searched, and the exit code is 0.
 
     A note on podman: buildah (seen with 1.28) leaves the contents of RUN bind mounts out
     of its cache key, so a dependency layer built from bind-mounted uv.lock is reused after
@@ -121,6 +122,9 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
         from .doctor import diagnose
 
         report = diagnose(Path(path))
+    if not report.files:
+        _nothing_to_check(report, fmt)
+        return
     if fmt == "json":
         click.echo(json.dumps(report_json(report), indent=2))
     elif fmt == "sarif":
@@ -130,6 +134,20 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
     levels = ["error", "warning", "note"][: ["error", "warning", "note"].index(fail_on) + 1]
     if any(f.level in levels for f in report.findings):
         sys.exit(1)
+
+
+def _nothing_to_check(report: Report, fmt: str) -> None:
+    """No Dockerfile or compose file: no mistake can be there, so exit 0, but say so (and
+    where doctor looked) on stderr, so that a CI job pointed at the wrong place is seen."""
+    from .doctor import LOOKED_FOR, SKIPPED
+
+    click.echo(f"warning: nothing to check: no Dockerfile or compose file in {report.root} or "
+               f"below it\nhint: looked for {', '.join(LOOKED_FOR)} in every directory but "
+               f"{', '.join(SKIPPED)}; give the directory or file to check", err=True)
+    if fmt == "json":
+        click.echo(json.dumps(report_json(report), indent=2))
+    elif fmt == "sarif":
+        click.echo(json.dumps(report_sarif(report), indent=2))
 
 
 def report_text(report: Report) -> str:

@@ -590,8 +590,10 @@ def _volume(node) -> Volume | None:
 # ---------------------------------------------------------------------- the run
 _DOCKERFILE = re.compile(r"(Dockerfile|Containerfile)(\..+)?|.+\.(Dockerfile|dockerfile)")
 _COMPOSE = re.compile(r"(docker-)?compose(\.[\w.-]+)?\.ya?ml")
-_SKIP = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox",
-         ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+LOOKED_FOR = ("Dockerfile*", "Containerfile*", "*.Dockerfile", "compose*.y(a)ml",
+              "docker-compose*.y(a)ml")  # what `find_files` looks for, as a user says it
+SKIPPED = (".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox",
+           ".mypy_cache", ".pytest_cache", ".ruff_cache")  # directories it never enters
 
 
 def _kind(name: str) -> str | None:
@@ -603,7 +605,7 @@ def _kind(name: str) -> str | None:
 
 
 def find_files(path: Path) -> list[tuple[str, Path]]:
-    """(kind, path) of each Dockerfile and compose file at or under ``path``."""
+    """(kind, path) of each Dockerfile and compose file at or under ``path`` (none: [])."""
     if path.is_file():
         return [(_kind(path.name) or "dockerfile", path)]
     if not path.is_dir():
@@ -611,18 +613,15 @@ def find_files(path: Path) -> list[tuple[str, Path]]:
                          "compose file or a directory holding them)")
     found = []
     for dirpath, dirnames, filenames in os.walk(path):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED)
         found += [(k, Path(dirpath) / f) for f in sorted(filenames) if (k := _kind(f))]
-    if not found:
-        raise InputError(f"{path}: no Dockerfile or compose file here (expected Dockerfile, "
-                         "Containerfile, *.Dockerfile or compose.yaml)")
     return found
 
 
 @dataclass(frozen=True)
 class Report:
-    """What `uvship doctor` found: the files it checked (no file twice) and each finding,
-    in file order."""
+    """What `uvship doctor` found: the files it checked (no file twice; none when ``root``
+    holds no Dockerfile or compose file) and each finding, in file order."""
 
     root: Path
     files: tuple[Path, ...]
