@@ -19,10 +19,12 @@ CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 
 
 def expected(case: Path) -> set[tuple[str, str, int]]:
-    """(rule, file, line) from the case's markers: `# expect: UVnnn` on a Dockerfile comment
-    line marks the next instruction; at the end of a YAML line it marks that line."""
+    """(rule, file, line) from the case's markers, the file relative to the case (a case may
+    hold a whole repository's shape: compose files, Dockerfiles in subdirectories, a root
+    .dockerignore): `# expect: UVnnn` on a Dockerfile comment line marks the next
+    instruction; at the end of a YAML line it marks that line."""
     out = set()
-    for f in sorted(p for p in case.iterdir() if p.is_file()):
+    for f in sorted(p for p in case.rglob("*") if p.is_file()):
         lines = f.read_text().splitlines()
         for n, line in enumerate(lines, 1):
             m = re.search(r"#\s*expect:\s*((?:UV\d{3}\s*)+)$", line)
@@ -32,12 +34,15 @@ def expected(case: Path) -> set[tuple[str, str, int]]:
             if line.lstrip().startswith("#"):  # a comment line: the next instruction
                 target = next(k for k in range(n + 1, len(lines) + 1)
                               if lines[k - 1].strip() and not lines[k - 1].lstrip().startswith("#"))
-            out |= {(rule, f.name, target) for rule in m[1].split()}
+            out |= {(rule, f.relative_to(case).as_posix(), target) for rule in m[1].split()}
     return out
 
 
 def found(path: Path) -> set[tuple[str, str, int]]:
-    return {(f.rule.id, f.path.name, f.line) for f in diagnose(path).findings}
+    """(rule, file, line) of each finding, the file relative to ``path`` (a directory)."""
+    base = (path if path.is_dir() else path.parent).resolve()
+    return {(f.rule.id, f.path.resolve().relative_to(base).as_posix(), f.line)
+            for f in diagnose(path).findings}
 
 
 # ---------------------------------------------------------------------------- the corpus
@@ -58,8 +63,14 @@ def test_rule_finds_its_mistake(case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_rule_is_quiet_on_the_fix(case):
+    """No finding at all, but for a lower-level one the case marks (a UV020 note where the
+    fix shown is a bind mount): the fix itself is never reported."""
     good = CORPUS / case / "good"
-    assert diagnose(good).findings == ()
+    marked = expected(good)
+    assert found(good) == marked
+    levels = ["error", "warning", "note"]
+    rule = RULES[case.split("-")[0]]
+    assert all(levels.index(RULES[r].level) > levels.index(rule.level) for r, _, _ in marked)
 
 
 def test_whole_corpus_through_the_cli_fails_with_every_rule():
@@ -117,6 +128,109 @@ def test_sarif_has_the_required_structure():
     assert loc["physicalLocation"]["region"]["startLine"] == 5
     assert {a["location"]["uri"] for a in run["artifacts"]} >= {"bad/compose.yaml",
                                                                  "good/compose.yaml"}
+
+
+# ---------------------------------------------------------------------------- real shapes
+def first(path: Path, rule: str):
+    """The first finding of ``rule`` at ``path``."""
+    return min((f for f in diagnose(path).findings if f.rule.id == rule), key=lambda f: f.line)
+
+
+def test_a_uv_image_tagged_with_python_and_distro_floats_only_uv():
+    """`uv:python3.12-bookworm-slim` has a tag: it fixes Python and Debian, not uv. The fix
+    on a FROM line is a FROM line, with the tag and the stage name kept."""
+    f = first(CORPUS / "UV006-uv-image-with-python-tag" / "bad", "UV006")
+    assert f.message.startswith("the uv image 'ghcr.io/astral-sh/uv:python3.12-bookworm-slim': "
+                                "its tag names a Python and a distro, not a uv version, so uv's "
+                                "version floats: ")
+    assert "no version tag" not in f.message
+    assert f.fix == ("put a uv version in the tag, e.g. "
+                     "`FROM ghcr.io/astral-sh/uv:0.13.9-python3.12-bookworm-slim AS app`")
+    f = first(CORPUS / "UV006-uv-not-pinned" / "bad" / "Dockerfile", "UV006")
+    assert "its tag `latest` names no uv version" in f.message
+    assert f.fix == ("put a uv version in the tag, e.g. "
+                     "`COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /bin/`")
+
+
+@pytest.mark.parametrize("ref,said,pinned", [
+    ("ghcr.io/astral-sh/uv", "no tag", "ghcr.io/astral-sh/uv:0.13.9"),
+    ("ghcr.io/astral-sh/uv:bookworm-slim", "a distro", "ghcr.io/astral-sh/uv:0.13.9-bookworm-slim"),
+    ("ghcr.io/astral-sh/uv:python3.13-alpine", "a Python and a distro",
+     "ghcr.io/astral-sh/uv:0.13.9-python3.13-alpine"),
+    ("ghcr.io/astral-sh/uv:0.5-python3.12-bookworm", "uv 0.5",
+     "ghcr.io/astral-sh/uv:0.13.9-python3.12-bookworm"),
+    ("ghcr.io/astral-sh/uv:0.5.31-python3.12-bookworm", None, None),
+    ("ghcr.io/astral-sh/uv@sha256:" + "a" * 64, None, None),
+])
+def test_what_a_uv_image_tag_fixes(ref, said, pinned):
+    from uvship.doctor_rules import _floats
+
+    got = _floats(ref)
+    assert (got is None) == (said is None)
+    if got:
+        assert said in got[0] and got[1] == pinned
+
+
+def test_relative_mount_target_fix_uses_the_workdir():
+    f = first(CORPUS / "UV019-relative-target-under-workdir" / "bad", "UV019")
+    assert "(WORKDIR /app)" in f.message
+    assert f.fix == ("write the target as an absolute path: `target=/app/uv.lock`, "
+                     "`target=/app/pyproject.toml`")
+
+
+def test_mount_over_the_venv_names_it_and_the_sync_that_made_it():
+    bad = CORPUS / "UV002-mounts-beside-the-venv" / "bad"
+    f = first(bad, "UV002")
+    assert (f"over the venv at /srv/.venv (made by `uv sync` at {bad / 'api' / 'Dockerfile'}:8)"
+            in f.message)
+    assert f.fix.startswith("add `- /srv/.venv` to the service's volumes")
+
+
+def test_a_dockerfile_is_checked_with_the_context_it_is_built_from(tmp_path):
+    """A Dockerfile in a workspace member is built from the workspace root, whose
+    .dockerignore applies (a .dockerignore beside the Dockerfile does not); doctor pointed
+    at the member's directory still finds the root."""
+    case = CORPUS / "UV001-ignore-file-of-the-context"
+    f = first(case / "bad" / "apps" / "web", "UV001")
+    assert f"({case / 'bad' / '.dockerignore'})" in f.message
+    report = diagnose(case / "good" / "apps" / "web")
+    assert report.findings == ()
+    assert [p.resolve() for p in report.files] == [
+        (case / "good" / "apps" / "web" / "Dockerfile").resolve(),
+        (case / "good" / ".dockerignore").resolve()]
+
+
+@pytest.mark.parametrize("where,copies,context", [
+    ("docker", "COPY pyproject.toml uv.lock /src/", "."),  # the files it names are at the root
+    ("web", "COPY . /src", "."),  # names nothing: the directory with uv.lock
+    ("proxy", "COPY nginx.conf /etc/nginx/", "proxy"),  # its own files: its own directory
+])
+def test_build_context_without_compose(tmp_path, where, copies, context):
+    from uvship.doctor import build_context
+
+    for name in ("pyproject.toml", "uv.lock", "proxy/nginx.conf", f"{where}/Dockerfile"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    df = write(tmp_path / where, f"FROM python:3.12-slim\n{copies}\nRUN uv sync --locked\n")
+    got = build_context(parse_dockerfile(df), tmp_path)
+    assert got.resolve() == (tmp_path / context).resolve()
+
+
+def test_dev_group_is_read_from_the_synced_project():
+    bad = CORPUS / "UV014-member-groups" / "bad"
+    f = first(bad, "UV014")
+    assert f"(of {bad / 'services' / 'svc' / 'pyproject.toml'})" in f.message
+
+
+def test_files_are_named_once_and_alike():
+    """A .dockerignore reached from a compose context and from the Dockerfile beside it is
+    one file, named the way the path given to doctor names it."""
+    good = CORPUS / "UV002-mounts-beside-the-venv" / "good"
+    proc = uvship("doctor", str(good), "--format", "json")
+    files = json.loads(proc.stdout)["files"]
+    assert len({Path(f).resolve() for f in files}) == len(files) == 5
+    assert all(f.startswith(str(good) + "/") for f in files)
+    assert sum(Path(f).name == ".dockerignore" for f in files) == 1
 
 
 # ---------------------------------------------------------------------------- generated files
@@ -268,12 +382,30 @@ def test_binary_dockerfile_is_a_clear_error(tmp_path):
         parse_dockerfile(p)
 
 
-def test_missing_path_and_empty_directory(tmp_path):
+def test_missing_path_is_an_error(tmp_path):
     proc = uvship("doctor", str(tmp_path / "nope"))
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr.startswith(f"error: {tmp_path / 'nope'}: no such file or directory")
-    proc = uvship("doctor", str(tmp_path))
-    assert proc.returncode == 1 and "no Dockerfile or compose file here" in proc.stderr
+
+
+def test_nothing_to_check_says_so_and_passes(tmp_path):
+    """A project with no Dockerfile (pipx, posting) has no uv-in-Docker mistake: exit 0,
+    but stderr says where doctor looked, so a CI job pointed at the wrong place is seen."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '0'\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "Dockerfile").write_text("FROM scratch\n")  # never searched
+    proc = uvship("doctor", str(tmp_path), "--fail-on", "note")
+    assert (proc.returncode, proc.stdout) == (0, "")
+    warning, hint = proc.stderr.splitlines()
+    assert warning == (f"warning: nothing to check: no Dockerfile or compose file in "
+                       f"{tmp_path} or below it")
+    assert hint.startswith("hint: looked for Dockerfile*, Containerfile*, *.Dockerfile, ")
+    assert ".venv" in hint and "node_modules" in hint
+    proc = uvship("doctor", str(tmp_path), "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {
+        "files": [], "findings": [], "summary": {"error": 0, "warning": 0, "note": 0}}
+    proc = uvship("doctor", str(tmp_path), "--format", "sarif")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["runs"][0]["results"] == []
 
 
 def test_unparsable_compose_is_a_clear_error(tmp_path):

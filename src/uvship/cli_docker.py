@@ -109,7 +109,8 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
 
     PATH is a Dockerfile, a compose file, or a directory searched for both. Each finding
     says where (file:line), why it hurts and the fix. Exits 1 when a finding is at
-    --fail-on level or above.
+    --fail-on level or above. A directory with no Dockerfile or compose file has nothing to
+    check: a warning on stderr says what was searched, and the exit code is 0.
 
     A note on podman: buildah (seen with 1.28) leaves the contents of RUN bind mounts out
     of its cache key, so a dependency layer built from bind-mounted uv.lock is reused after
@@ -121,6 +122,9 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
         from .doctor import diagnose
 
         report = diagnose(Path(path))
+    if not report.files:
+        _nothing_to_check(report, fmt)
+        return
     if fmt == "json":
         click.echo(json.dumps(report_json(report), indent=2))
     elif fmt == "sarif":
@@ -132,11 +136,25 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
         sys.exit(1)
 
 
+def _nothing_to_check(report: Report, fmt: str) -> None:
+    """No Dockerfile or compose file: no mistake can be there, so exit 0, but say so (and
+    where doctor looked) on stderr, so that a CI job pointed at the wrong place is seen."""
+    from .doctor import LOOKED_FOR, SKIPPED
+
+    click.echo(f"warning: nothing to check: no Dockerfile or compose file in {report.root} or "
+               f"below it\nhint: looked for {', '.join(LOOKED_FOR)} in every directory but "
+               f"{', '.join(SKIPPED)}; give the directory or file to check", err=True)
+    if fmt == "json":
+        click.echo(json.dumps(report_json(report), indent=2))
+    elif fmt == "sarif":
+        click.echo(json.dumps(report_sarif(report), indent=2))
+
+
 def report_text(report: Report) -> str:
     lines = []
     for f in report.findings:
         lines.append(f"{f.path}:{f.line}: {f.rule.id} {f.level}: {f.message}")
-        lines.append(f"    fix: {f.rule.fix}")
+        lines.append(f"    fix: {f.fix}")
     n = {lvl: report.count(lvl) for lvl in ("error", "warning", "note")}
     if report.findings:
         lines.append(f"{len(report.findings)} finding(s) in {len(report.files)} file(s): "
@@ -151,7 +169,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "files": [str(p) for p in report.files],
         "findings": [{"rule": f.rule.id, "name": f.rule.name, "level": f.level,
                       "file": str(f.path), "line": f.line, "message": f.message,
-                      "fix": f.rule.fix} for f in report.findings],
+                      "fix": f.fix} for f in report.findings],
         "summary": {lvl: report.count(lvl) for lvl in ("error", "warning", "note")},
     }
 
@@ -184,7 +202,7 @@ def report_sarif(report: Report) -> dict[str, Any]:
                           for p in report.files],
             "results": [{
                 "ruleId": f.rule.id, "ruleIndex": ids.index(f.rule.id), "level": f.level,
-                "message": {"text": f"{f.message} Fix: {f.rule.fix}"},
+                "message": {"text": f"{f.message} Fix: {f.fix}"},
                 "locations": [{"physicalLocation": {
                     "artifactLocation": {"uri": uri(f.path), "uriBaseId": "SRCROOT"},
                     "region": {"startLine": f.line}}}],

@@ -12,14 +12,16 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import yaml  # PyYAML: compose files are full YAML (anchors, flow style, block scalars)
+from packaging.utils import canonicalize_name
 
-from ._glob import IgnoreFile
+from ._glob import IgnoreFile, glob_pattern
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -127,6 +129,12 @@ class Instruction:
             return [expand(w, self.env) for w in shell_split(self.args)]
         except ValueError:
             return [expand(w, self.env) for w in self.args.split()]
+
+    @property
+    def sources(self) -> list[str]:
+        """What a COPY or ADD copies: every word but the destination."""
+        words = self.words
+        return words[:-1] if len(words) > 1 else []
 
     def mounts(self) -> list[dict[str, str]]:
         """`RUN --mount=...` options as dicts (type defaults to bind, as in BuildKit)."""
@@ -331,7 +339,7 @@ def parse_dockerfile(path: Path) -> Dockerfile:
     return Dockerfile(path, stages, directives)
 
 
-# ---------------------------------------------------------------------- .dockerignore
+# ---------------------------------------------------------------------- build contexts
 def ignore_file_for(dockerfile: Path, context: Path) -> IgnoreFile | None:
     """The ignore file a build uses: `<Dockerfile>.dockerignore` beside it, else the
     context's .dockerignore (BuildKit's and podman's order)."""
@@ -340,6 +348,137 @@ def ignore_file_for(dockerfile: Path, context: Path) -> IgnoreFile | None:
         if p.is_file():
             return IgnoreFile.read(p)
     return None
+
+
+def build_context(df: Dockerfile, root: Path) -> Path:
+    """The context a Dockerfile that no compose file builds is built from, as `docker build
+    -f DIR/Dockerfile CONTEXT` would be run: the nearest directory at or above the
+    Dockerfile that holds every file it copies or bind-mounts by name; else the nearest
+    holding uv.lock or a uv workspace's root pyproject.toml (where `COPY uv.lock` is read
+    from); else the Dockerfile's own directory. The search stops at ``root``, the directory
+    doctor was pointed at, or at the root of the uv workspace that ``root`` is a member of."""
+    named = {n for s in df.stages for i in s.instructions for n in _named_sources(i)}
+    dirs = _context_candidates(df.path.parent, root)
+    if named:
+        for d in dirs:
+            if all((d / n).exists() for n in named):
+                return d
+    for d in dirs:
+        if (d / "uv.lock").is_file() or _workspace_root(d) is not None:
+            return d
+    return df.path.parent
+
+
+def _named_sources(inst: Instruction) -> list[str]:
+    """Context paths an instruction names literally (no glob, variable, URL or heredoc)."""
+    if inst.cmd in ("COPY", "ADD") and not inst.flag("from"):
+        names = inst.sources
+    elif inst.cmd == "RUN":
+        names = [m.get("source", "") for m in inst.mounts()
+                 if m.get("type") == "bind" and "from" not in m]
+    else:
+        return []
+    names = [n.removeprefix("./").strip("/") for n in names]
+    return [n for n in names if n not in ("", ".") and not re.search(r"[*?\[$]|^<<|://|^git@", n)]
+
+
+def _context_candidates(here: Path, root: Path) -> list[Path]:
+    """``here`` and the directories above it up to ``root`` (as paths relative to ``here``
+    when it is relative, so that what is shown reads like the paths given), and on up to
+    the root of a uv workspace that lists ``root`` among its members."""
+    chain = [Path(os.path.abspath(here)), *Path(os.path.abspath(here)).parents]
+    top = Path(os.path.abspath(root))
+    if top not in chain:  # a Dockerfile outside root (a compose file names it)
+        return [here]
+    last = chain.index(top)
+    for i in range(last + 1, len(chain)):
+        if (workspace := _workspace_root(chain[i])) is not None:
+            if _is_member(top.relative_to(chain[i]).as_posix(), workspace):
+                last = i
+            break  # uv stops at the first workspace root above a project, and so do we
+    return [Path(os.path.normpath(os.path.join(here, *[".."] * k))) for k in range(last + 1)]
+
+
+def _workspace_root(d: Path) -> dict | None:
+    """`[tool.uv.workspace]` of the pyproject.toml in ``d``, None when it declares none."""
+    ws = _toml(d / "pyproject.toml").get("tool", {}).get("uv", {}).get("workspace")
+    return ws if isinstance(ws, dict) else None
+
+
+def _is_member(rel: str, workspace: Mapping) -> bool:
+    """Whether the directory ``rel`` (relative to the workspace root) or one above it is
+    matched by `members` and not by `exclude`."""
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+    def match(key: str) -> bool:
+        globs = [g for g in workspace.get(key, []) if isinstance(g, str)]
+        return any(re.fullmatch(glob_pattern(g.strip("/")), p) for g in globs for p in prefixes)
+    return match("members") and not match("exclude")
+
+
+def _toml(path: Path) -> dict:
+    """A TOML file's tables; {} when it is missing or unreadable (uv reports those, not us)."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+
+
+@dataclass(frozen=True)
+class DevGroup:
+    """What the projects a `uv sync` installs declare of their `dev` dependency group:
+    which pyproject.toml files have one (`[dependency-groups]` or the older
+    `tool.uv.dev-dependencies`), and whether one of them installs it unless told not to
+    (its `default-groups`)."""
+
+    declared_in: tuple[Path, ...]
+    default: bool
+
+
+def dev_group(context: Path, packages: Iterable[str] = (),
+              all_packages: bool = False) -> DevGroup | None:
+    """The dev group of what `uv sync` (with ``packages`` for `--package`) installs from the
+    uv project in ``context``, read as uv does: `--package` selects a member's groups and
+    defaults, a bare sync the root project's (every member's for a virtual root). None when
+    there is no pyproject.toml to read or a package is not a member: nothing is known."""
+    root = _toml(context / "pyproject.toml")
+    if not root:
+        return None
+    members: dict[str, tuple[Path, dict]] = {}
+    ws = root.get("tool", {}).get("uv", {}).get("workspace")
+    globs = ws.get("members", []) if isinstance(ws, dict) else []
+    for g in (g.strip("/") for g in globs if isinstance(g, str) and g.strip("/")):
+        for d in sorted(context.glob(g)):
+            data = _toml(d / "pyproject.toml")
+            name = data.get("project", {}).get("name")
+            rel = d.relative_to(context).as_posix()
+            if isinstance(name, str) and _is_member(rel, ws):
+                members[canonicalize_name(name)] = (d / "pyproject.toml", data)
+    wanted = [canonicalize_name(p) for p in packages]
+    if any(p not in members for p in wanted):
+        return None
+    this = (context / "pyproject.toml", root)
+    if wanted:
+        chosen = [members[p] for p in wanted]
+    elif all_packages or "project" not in root:
+        chosen = [this, *members.values()]
+    else:
+        chosen = [this]
+    with_dev = [(path, data) for path, data in chosen if _declares_dev(data)]
+    return DevGroup(tuple(path for path, _ in with_dev),
+                    any(_dev_by_default(data) for _, data in with_dev))
+
+
+def _declares_dev(pyproject: Mapping) -> bool:
+    return "dev" in pyproject.get("dependency-groups", {}) or bool(
+        pyproject.get("tool", {}).get("uv", {}).get("dev-dependencies"))
+
+
+def _dev_by_default(pyproject: Mapping) -> bool:
+    groups = pyproject.get("tool", {}).get("uv", {}).get("default-groups", ["dev"])
+    return groups == "all" or (isinstance(groups, list) and "dev" in groups)
 
 
 # ---------------------------------------------------------------------- compose files
@@ -398,7 +537,8 @@ def read_compose(path: Path) -> Compose:
         if "build" in s:
             b = s["build"]
             bm = _map(b) if isinstance(b, yaml.MappingNode) else {"context": b}
-            context = (path.parent / (_str(bm.get("context")) or ".")).resolve()
+            # Kept as written (not resolved) so that paths shown read like the ones given.
+            context = Path(os.path.normpath(path.parent / (_str(bm.get("context")) or ".")))
             dockerfile = context / (_str(bm.get("dockerfile")) or "Dockerfile")
             target = _str(bm.get("target"))
         vols = tuple(v for n in _seq(s.get("volumes")) if (v := _volume(n)) is not None)
@@ -433,7 +573,9 @@ def _volume(node) -> Volume | None:
     if (m := _map(node)):
         target = _str(m.get("target"))
         kind = _str(m.get("type")) or "volume"
-        return Volume(kind, _str(m.get("source")), target, line) if target else None
+        if not target:
+            return None
+        return Volume(kind, _str(m.get("source")), target, m["target"].start_mark.line + 1)
     spec = _str(node)
     if not spec:
         return None
@@ -448,8 +590,10 @@ def _volume(node) -> Volume | None:
 # ---------------------------------------------------------------------- the run
 _DOCKERFILE = re.compile(r"(Dockerfile|Containerfile)(\..+)?|.+\.(Dockerfile|dockerfile)")
 _COMPOSE = re.compile(r"(docker-)?compose(\.[\w.-]+)?\.ya?ml")
-_SKIP = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox",
-         ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+LOOKED_FOR = ("Dockerfile*", "Containerfile*", "*.Dockerfile", "compose*.y(a)ml",
+              "docker-compose*.y(a)ml")  # what `find_files` looks for, as a user says it
+SKIPPED = (".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox",
+           ".mypy_cache", ".pytest_cache", ".ruff_cache")  # directories it never enters
 
 
 def _kind(name: str) -> str | None:
@@ -461,7 +605,7 @@ def _kind(name: str) -> str | None:
 
 
 def find_files(path: Path) -> list[tuple[str, Path]]:
-    """(kind, path) of each Dockerfile and compose file at or under ``path``."""
+    """(kind, path) of each Dockerfile and compose file at or under ``path`` (none: [])."""
     if path.is_file():
         return [(_kind(path.name) or "dockerfile", path)]
     if not path.is_dir():
@@ -469,17 +613,15 @@ def find_files(path: Path) -> list[tuple[str, Path]]:
                          "compose file or a directory holding them)")
     found = []
     for dirpath, dirnames, filenames in os.walk(path):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED)
         found += [(k, Path(dirpath) / f) for f in sorted(filenames) if (k := _kind(f))]
-    if not found:
-        raise InputError(f"{path}: no Dockerfile or compose file here (expected Dockerfile, "
-                         "Containerfile, *.Dockerfile or compose.yaml)")
     return found
 
 
 @dataclass(frozen=True)
 class Report:
-    """What `uvship doctor` found: the files it read and each finding, in file order."""
+    """What `uvship doctor` found: the files it checked (no file twice; none when ``root``
+    holds no Dockerfile or compose file) and each finding, in file order."""
 
     root: Path
     files: tuple[Path, ...]
@@ -498,7 +640,7 @@ def diagnose(path: Path | str) -> Report:
     root = path if path.is_dir() else path.parent
     composes = [read_compose(p) for k, p in files if k == "compose"]
     # A Dockerfile a compose file builds is checked with that build's context (and checked
-    # even when it lies outside ``path``).
+    # even when it lies outside ``path``); any other with the context it most likely has.
     contexts: dict[Path, Path] = {}
     for s in (s for c in composes for s in c.services):
         if s.dockerfile is not None and s.context is not None and s.dockerfile.is_file():
@@ -506,16 +648,17 @@ def diagnose(path: Path | str) -> Report:
                 files.append(("dockerfile", s.dockerfile))
             contexts.setdefault(s.dockerfile.resolve(), s.context)
     findings = []
-    read: list[Path] = []
+    read: dict[Path, Path] = {}  # resolved -> as shown
     for kind, p in files:
         if kind == "dockerfile":
             df = parse_dockerfile(p)
-            context = contexts.get(p.resolve(), p.parent)
+            context = contexts.get(p.resolve()) or build_context(df, root)
             ignore = ignore_file_for(p, context)
             findings += check_dockerfile(df, context, ignore)
-            read += [p] + ([ignore.path] if ignore else [])
+            for f in (p, ignore.path) if ignore else (p,):
+                read.setdefault(f.resolve(), f)
     for c in composes:
         findings += check_compose(c)
-        read.append(c.path)
+        read.setdefault(c.path.resolve(), c.path)
     findings.sort(key=lambda f: (str(f.path), f.line, f.rule.id))
-    return Report(root, tuple(dict.fromkeys(read)), tuple(findings))
+    return Report(root, tuple(read.values()), tuple(findings))

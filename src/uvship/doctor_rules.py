@@ -10,16 +10,19 @@ from pathlib import Path, PurePosixPath
 
 from .doctor import (
     Compose,
+    DevGroup,
     Dockerfile,
     IgnoreFile,
     Instruction,
     Service,
-    Stage,
+    dev_group,
     expand,
     ignore_file_for,
     parse_dockerfile,
     shell_split,
 )
+
+UV_EXAMPLE = "0.13.9"  # the uv version the fixes show (any exact version will do)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Finding:
     line: int
     message: str  # what was found here, then why it hurts
     level: str
+    fix: str  # the rule's fix, or one written for this place
 
 
 RULES: dict[str, Rule] = {r.id: r for r in (
@@ -67,10 +71,11 @@ RULES: dict[str, Rule] = {r.id: r for r in (
        "first copy uv.lock and pyproject.toml and run `uv sync --locked "
        "--no-install-project`, then COPY the source and sync again"),
     Rule("UV006", "uv-not-pinned", "warning", "uv is not pinned to a version",
-       "`latest` (or no tag) changes under you: builds stop being reproducible and break "
+       "A tag without a uv version (`latest`, none, or one naming only a Python and a "
+       "distro) moves to each new uv release: builds stop being reproducible and break "
        "when uv changes.",
-       "copy uv from a versioned image, e.g. `COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv "
-       "/uvx /bin/` (or pin its digest)"),
+       f"copy uv from a versioned image, e.g. `COPY --from=ghcr.io/astral-sh/uv:{UV_EXAMPLE} "
+       "/uv /uvx /bin/` (or pin its digest)"),
     Rule("UV007", "editable-in-final-stage", "error",
        "an editable install is copied into the final stage",
        "An editable install points at the source directory of the build stage, which the "
@@ -127,7 +132,7 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("UV019", "relative-mount-target", "error", "a RUN --mount target is relative",
        "buildah (podman build) refuses relative mount targets (\"must be an absolute "
        "path\"); BuildKit resolves them against WORKDIR.",
-       "write the target as an absolute path, e.g. `target=/src/uv.lock`"),
+       "write the target as an absolute path: the WORKDIR joined to it"),
     Rule("UV020", "bind-mounted-lock", "note",
        "the dependency step bind-mounts uv.lock or pyproject.toml",
        "buildah (podman build; seen with buildah 1.28) leaves bind-mount contents out of "
@@ -160,6 +165,12 @@ class Cmd:
                 if w.startswith(n + "="):
                     return w.split("=", 1)[1]
         return None
+
+    def values(self, name: str) -> list[str]:
+        """Every value of a repeatable option (`--package a --package=b`)."""
+        w = self.words
+        return [w[i + 1] if x == name else x.split("=", 1)[1] for i, x in enumerate(w)
+                if (x == name and i + 1 < len(w)) or x.startswith(name + "=")]
 
     def has(self, *names: str) -> bool:
         return self.opt(*names) is not None
@@ -242,9 +253,11 @@ def commands(inst: Instruction) -> list[Cmd]:
 def check_dockerfile(df: Dockerfile, context: Path, ignore: IgnoreFile | None) -> list[Finding]:
     found: list[Finding] = []
 
-    def add(rule: str, line: int, message: str, level: str | None = None) -> None:
+    def add(rule: str, line: int, message: str, level: str | None = None,
+            fix: str | None = None) -> None:
         r = RULES[rule]
-        found.append(Finding(r, df.path, line, f"{message}: {r.why}", level or r.level))
+        found.append(Finding(r, df.path, line, f"{message}: {r.why}", level or r.level,
+                             fix or r.fix))
 
     shipped = {s.index for s in df.shipped()}
     runs = [(s, i, commands(i)) for s in df.stages for i in s.instructions if i.cmd == "RUN"]
@@ -257,7 +270,10 @@ def check_dockerfile(df: Dockerfile, context: Path, ignore: IgnoreFile | None) -
                     and (t := m.get("target") or m.get("dst") or m.get("destination"))
                     and not t.startswith("/")]
         if relative:
-            add("UV019", inst.line, f"relative --mount target: {', '.join(relative)}")
+            absolute = ", ".join(f"`target={PurePosixPath(inst.workdir, t)}`" for t in relative)
+            add("UV019", inst.line, f"relative --mount target: {', '.join(relative)} "
+                f"(WORKDIR {inst.workdir})", fix=f"write the target as an absolute path: "
+                f"{absolute}")
         for c in cmds:
             if c.words[0] in (".", "source") and c.words[-1].endswith("activate") and c.last:
                 add("UV003", inst.line, f"`{' '.join(c.words)}` is the last command of its RUN")
@@ -284,8 +300,12 @@ def check_dockerfile(df: Dockerfile, context: Path, ignore: IgnoreFile | None) -
                 add("UV020", inst.line, "uv.lock or pyproject.toml is bind-mounted")
             if stage.index not in shipped:
                 continue
-            if sync and _installs_dev(c):
-                add("UV014", inst.line, "`uv sync` installs the dev group in a shipped stage")
+            if sync and _installs_dev(c, dev := dev_group(context, c.values("--package"),
+                                                          c.has("--all-packages"))):
+                where = f" (of {', '.join(map(str, dev.declared_in))})" if dev is not None \
+                    else ""
+                add("UV014", inst.line, f"`uv sync` installs the dev group{where} in a shipped "
+                    "stage")
             if not (c.has("--compile-bytecode") or c.true("UV_COMPILE_BYTECODE")):
                 add("UV015", inst.line, f"`{what}` in a shipped stage does not compile bytecode")
     _check_layers(df, ignore, add)
@@ -298,16 +318,16 @@ def _dedupe(found: list[Finding]) -> list[Finding]:
     return list({(f.rule.id, f.path, f.line): f for f in found}.values())
 
 
-def _installs_dev(c: Cmd) -> bool:
-    if c.has("--only-dev", "--all-groups") or c.opt("--group") == "dev":
+def _installs_dev(c: Cmd, dev: DevGroup | None) -> bool:
+    """Whether the sync installs a dev group: asked for, or by default; ``dev`` says what
+    the project declares (None: unknown, so assume it has one, installed by default)."""
+    if dev is not None and not dev.declared_in:
+        return False
+    if c.has("--only-dev", "--all-groups") or "dev" in c.values("--group"):
         return True
-    return not (c.has("--no-dev", "--no-default-groups", "--only-group")
-                or c.true("UV_NO_DEV") or c.true("UV_NO_DEFAULT_GROUPS"))
-
-
-def _sources(inst: Instruction) -> list[str]:
-    words = inst.words
-    return words[:-1] if len(words) > 1 else []
+    return (dev is None or dev.default) and not (
+        c.has("--no-dev", "--no-default-groups", "--only-group") or "dev" in c.values("--no-group")
+        or c.true("UV_NO_DEV") or c.true("UV_NO_DEFAULT_GROUPS"))
 
 
 def _excluded(ignore: IgnoreFile | None, rel: str) -> bool:
@@ -316,12 +336,12 @@ def _excluded(ignore: IgnoreFile | None, rel: str) -> bool:
 
 def _check_context_copies(df: Dockerfile, context: Path, ignore: IgnoreFile | None,
                           add) -> None:
-    where = ignore.path.name if ignore else "no .dockerignore"
+    where = f"{ignore.path}" if ignore else f"no .dockerignore in the context {context}"
     for s in df.stages:
         for inst in s.instructions:
             if inst.cmd not in ("COPY", "ADD") or inst.flag("from"):
                 continue
-            srcs = _sources(inst)
+            srcs = inst.sources
             if any(PurePosixPath(x).name == ".env" for x in srcs):
                 add("UV012", inst.line, f"{inst.cmd} names .env")
             if not any(x in _ROOT_SOURCES for x in srcs):
@@ -345,25 +365,49 @@ def _uv_image(ref: str) -> bool:
     return repo.rsplit("/", 1)[-1] == "uv"
 
 
-def _pinned(ref: str) -> bool:
+def _floats(ref: str) -> tuple[str, str] | None:
+    """For a uv image whose uv version is not fixed: what its tag says, and the reference
+    with a uv version put in (the Python and distro of the tag kept). None when the tag
+    starts with an X.Y.Z version, or for a digest or a build argument we cannot see."""
     if "@sha256:" in ref or "$" in ref:
-        return True  # a digest, or a build argument we cannot see
-    last = ref.rsplit("/", 1)[-1]
-    tag = last.split(":", 1)[1] if ":" in last else ""
-    return re.match(r"\d+\.\d+\.\d+", tag) is not None
+        return None
+    repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+    if re.match(r"\d+\.\d+\.\d+(-|$)", tag):
+        return None
+    minor = re.match(r"(\d+\.\d+)(?:-|$)", tag)
+    rest = tag[minor.end():] if minor else "" if tag in ("", "latest") else tag
+    pinned = f"{repo}:{UV_EXAMPLE}" + (f"-{rest}" if rest else "")
+    if not tag or tag == "latest":
+        said = "its tag `latest`" if tag else "with no tag it is `latest`, which"
+        return f"{said} names no uv version, so uv's version floats", pinned
+    if minor:
+        return f"its tag names uv {minor[1]}, so uv's patch version floats", pinned
+    python = re.match(r"python[\d.]*", tag)
+    what = ("a distro" if not python else "a Python" if python.end() == len(tag)
+            else "a Python and a distro")
+    return f"its tag names {what}, not a uv version, so uv's version floats", pinned
 
 
 def _check_images(df: Dockerfile, add) -> None:
-    refs: list[tuple[int, str]] = [(s.line, s.base) for s in df.stages if s.parent is None]
+    """UV006 for each uv image (FROM, COPY --from, RUN --mount=from) without a uv version;
+    the fix is the same instruction with a version in the tag."""
+    refs: list[tuple[int, str, str]] = []  # line, reference, the instruction's text
     for s in df.stages:
+        if s.parent is None:
+            refs.append((s.line, s.base, f"FROM {s.base}" + (f" AS {s.name}" if s.name else "")))
         for inst in s.instructions:
             if inst.cmd in ("COPY", "ADD"):
-                refs += [(inst.line, r) for r in inst.flag("from")]
+                flags = " ".join(f"--{k}={v}" if v else f"--{k}" for k, v in inst.flags)
+                refs += [(inst.line, r, f"{inst.cmd} {flags} {inst.args}")
+                         for r in inst.flag("from")]
             elif inst.cmd == "RUN":
-                refs += [(inst.line, m["from"]) for m in inst.mounts() if "from" in m]
-    for line, ref in refs:
-        if df.stage(ref) is None and _uv_image(ref) and not _pinned(ref):
-            add("UV006", line, f"the uv image {ref!r} has no version tag")
+                refs += [(inst.line, m["from"], f"--mount={spec}") for m, spec in
+                         zip(inst.mounts(), inst.flag("mount"), strict=True) if "from" in m]
+    for line, ref, text in refs:
+        if df.stage(ref) is None and _uv_image(ref) and (floating := _floats(ref)):
+            said, pinned = floating
+            add("UV006", line, f"the uv image {ref!r}: {said}",
+                fix=f"put a uv version in the tag, e.g. `{text.replace(ref, pinned, 1)}`")
 
 
 def _is_source_copy(inst: Instruction, ignore: IgnoreFile | None) -> bool:
@@ -371,7 +415,7 @@ def _is_source_copy(inst: Instruction, ignore: IgnoreFile | None) -> bool:
     if inst.cmd not in ("COPY", "ADD") or inst.flag("from"):
         return False
     manifest = re.compile(r"(.*/)?(uv\.lock|pyproject\.toml|\.python-version|README.*)")
-    return any(not manifest.fullmatch(x.removeprefix("./")) for x in _sources(inst))
+    return any(not manifest.fullmatch(x.removeprefix("./")) for x in inst.sources)
 
 
 def _check_layers(df: Dockerfile, ignore: IgnoreFile | None, add) -> None:
@@ -386,7 +430,7 @@ def _check_layers(df: Dockerfile, ignore: IgnoreFile | None, add) -> None:
             if inst.cmd in ("COPY", "ADD"):
                 if inst.flag("from") and df.stage(inst.flag("from")[0]) is not None:
                     lock = True  # files from another stage: assume they include what it had
-                srcs = [] if inst.flag("from") else _sources(inst)
+                srcs = [] if inst.flag("from") else inst.sources
                 source = source or _is_source_copy(inst, ignore)
                 lock = lock or any(PurePosixPath(x).name == "uv.lock" or (
                     x in _ROOT_SOURCES and not _excluded(ignore, "uv.lock")) for x in srcs)
@@ -420,21 +464,48 @@ def _check_layers(df: Dockerfile, ignore: IgnoreFile | None, add) -> None:
             copies.setdefault(src.index, []).append(inst)
     for index, insts in copies.items():
         # Copying the source directory too (in any COPY) keeps the editable install working.
-        copied = [PurePosixPath("/", c) for i in insts for c in _sources(i)]
+        copied = [PurePosixPath("/", c) for i in insts for c in i.sources]
         if not all(any(PurePosixPath(wd).is_relative_to(c) for c in copied)
                    for wd in editable[index]):
             src = df.stages[index]
-            at = next((i for i in insts if any("venv" in c for c in _sources(i))), insts[0])
+            at = next((i for i in insts if any("venv" in c for c in i.sources)), insts[0])
             add("UV007", at.line, f"the venv copied from stage {src.name or index!r} "
                 "holds an editable install of the project")
+
+
+def _holds_python(df: Dockerfile) -> bool:
+    """Whether the image has Python in it: a stage that reaches it is built on a Python or
+    uv image, copies uv in, or runs uv, pip or Python, or installs Python packages."""
+    for s in df.shipped():
+        if _python_image(s.chain()[0].base):
+            return True
+        for inst in s.instructions:
+            if inst.cmd in ("COPY", "ADD") and any(_uv_image(r) for r in inst.flag("from")):
+                return True
+            if inst.cmd == "RUN" and any(_runs_python(c) for c in commands(inst)):
+                return True
+    return False
+
+
+def _python_image(ref: str) -> bool:
+    name = re.sub(r"[:@].*$", "", ref.rsplit("/", 1)[-1])
+    return _uv_image(ref) or re.match(r"(python|pypy)", name) is not None
+
+
+def _runs_python(c: Cmd) -> bool:
+    tool = os.path.basename(c.words[0])
+    if re.fullmatch(r"(python|pypy|pip)[\d.]*|uvx?|virtualenv|pipx|poetry|pdm|conda", tool):
+        return True
+    return tool in ("apt-get", "apt", "apk", "dnf", "yum", "microdnf") and any(
+        w.startswith(("python", "pypy")) for w in c.words[2:])
 
 
 def _check_final(df: Dockerfile, add) -> None:
     final = df.final
     users = [i for i in final.chain_instructions() if i.cmd == "USER"]
     root_base = final.chain()[0].base
-    if "nonroot" in root_base:
-        return
+    if "nonroot" in root_base or not _holds_python(df):
+        return  # nonroot by name; or not a Python image: not ours to judge
     if not users:
         add("UV011", final.line, "the final stage sets no USER")
     elif expand(users[-1].args, users[-1].env).split(":")[0].strip() in ("root", "0"):
@@ -456,24 +527,31 @@ def _check_venv_pip(runs, add) -> None:
 def check_compose(compose: Compose) -> list[Finding]:
     found: list[Finding] = []
 
-    def add(rule: str, line: int, message: str) -> None:
+    def add(rule: str, line: int, message: str, fix: str | None = None) -> None:
         r = RULES[rule]
-        found.append(Finding(r, compose.path, line, f"{message}: {r.why}", r.level))
+        found.append(Finding(r, compose.path, line, f"{message}: {r.why}", r.level,
+                             fix or r.fix))
 
     for svc in compose.services:
         context = svc.context or compose.path.parent
         df = None
         if svc.dockerfile is not None and svc.dockerfile.is_file():
             df = parse_dockerfile(svc.dockerfile)
-        for v in svc.volumes:
-            if v.type != "bind":
-                continue
-            venv = _venv_path(df, svc, v.target)
-            covered = any(o.target.rstrip("/") == venv and o.type != "bind" for o in
-                          svc.volumes)
-            if PurePosixPath(venv).is_relative_to(v.target) and not covered:
-                add("UV002", v.line, f"service {svc.name}: {v.source} is mounted on {v.target}, "
-                    f"over the venv at {venv}, with no volume for it")
+        venvs = _venvs(df, svc) if df is not None else {}
+        for v in (v for v in svc.volumes if v.type == "bind"):
+            # Only a mount over the venv, or a directory holding it, hides it; a socket,
+            # a config file or a reports directory beside it does not.
+            for venv, line in venvs.items():
+                kept = any(o.type != "bind" and PurePosixPath(o.target) == venv
+                           for o in svc.volumes)
+                if venv.is_relative_to(v.target) and not kept:
+                    add("UV002", v.line, f"service {svc.name}: {v.source} is mounted on "
+                        f"{v.target}, over the venv at {venv} (made by `uv sync` at "
+                        f"{df.path}:{line}), with no volume for it",
+                        f"add `- {venv}` to the service's volumes (a volume keeps the image's "
+                        f"venv visible), or move the venv out of {v.target} with "
+                        "UV_PROJECT_ENVIRONMENT")
+                    break
         syncs = [w for w in svc.watch if w.action.startswith("sync")]
         ignore = ignore_file_for(svc.dockerfile, context) if svc.dockerfile else None
         for w in syncs:
@@ -494,20 +572,18 @@ def check_compose(compose: Compose) -> list[Finding]:
     return found
 
 
-def _venv_path(df: Dockerfile | None, svc: Service, mount_target: str) -> str:
-    """Where the service's venv is: UV_PROJECT_ENVIRONMENT or VIRTUAL_ENV of the built
-    stage, else .venv in the directory uv synced in, else in the mounted directory."""
-    stage: Stage | None = None
-    if df is not None:
-        stage = (df.stage(svc.target) if svc.target else None) or df.final
-    if stage is not None:
-        insts = stage.chain_instructions()
-        for name in ("UV_PROJECT_ENVIRONMENT", "VIRTUAL_ENV"):
-            value = stage.envs.get(name)
-            if value:
-                return str(PurePosixPath(stage.workdir, value))
-        syncs = [i for i in insts if i.cmd == "RUN" and any(c.uv[:1] == ("sync",)
-                                                             for c in commands(i))]
-        if syncs:
-            return str(PurePosixPath(syncs[-1].workdir, ".venv"))
-    return str(PurePosixPath(mount_target, ".venv"))
+def _venvs(df: Dockerfile, svc: Service) -> dict[PurePosixPath, int]:
+    """The venvs `uv sync` makes in the stages that reach the service's image (its build
+    target, else the final stage), each with the line of the sync: UV_PROJECT_ENVIRONMENT
+    (VIRTUAL_ENV with --active), else .venv in the project directory. Empty: no uv project
+    is installed in that image."""
+    stage = (df.stage(svc.target) if svc.target else None) or df.final
+    out: dict[PurePosixPath, int] = {}
+    for s in df.shipped(stage):
+        for inst in (i for i in s.instructions if i.cmd == "RUN"):
+            for c in (c for c in commands(inst) if c.uv[:1] == ("sync",)):
+                project = PurePosixPath(inst.workdir, c.opt("--project", "--directory") or ".")
+                env = c.env.get("UV_PROJECT_ENVIRONMENT") or (
+                    c.env.get("VIRTUAL_ENV") if c.has("--active") else None)
+                out.setdefault(PurePosixPath(project, env or ".venv"), inst.line)
+    return out
