@@ -82,6 +82,25 @@ def podman(*args, check=True, **kw) -> subprocess.CompletedProcess[str]:
     return run(["podman", *args], check=check, **kw)
 
 
+# Debian's docker.io client: a newer one on PATH (some machine images have one) wants the
+# buildx plugin for BuildKit builds, which these machines do not have.
+DOCKER = "/usr/bin/docker"
+
+
+def docker(*args, check=True, **kw) -> subprocess.CompletedProcess[str]:
+    return run([DOCKER, *args], check=check, **kw)
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """The Docker Engine (scripts/docker-engine): started for the session unless one runs,
+    with the base images loaded; stopped at the end if this session started it."""
+    how = run([ROOT / "scripts" / "docker-engine", "start"]).stdout.strip()
+    yield docker
+    if how == "started":
+        run([ROOT / "scripts" / "docker-engine", "stop"], check=False)
+
+
 def free_port() -> int:
     import socket
 
@@ -120,7 +139,9 @@ def served(image: str, *run_args: str, paths: tuple[str, ...] = ("/",),
                     time.sleep(0.3)
         return bodies
     finally:
-        engine("rm", "-f", "-t", "0", cid, check=False)
+        # podman waits 10 s for a stop unless told not to; docker's rm -f kills at once
+        if engine("rm", "-f", "-t", "0", cid, check=False).returncode != 0:
+            engine("rm", "-f", cid, check=False)
 
 
 @pytest.fixture(scope="session")

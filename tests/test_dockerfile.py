@@ -78,6 +78,52 @@ class Store:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class BuildKit:
+    """Docker Engine's BuildKit (DOCKER_BUILDKIT=1 with the built-in Dockerfile frontend),
+    with the same interface as Store; the images it tags are removed afterwards."""
+
+    def __init__(self, docker) -> None:
+        self.docker = docker
+        self.tags: set[str] = set()
+
+    def __call__(self, *args, check=True, **kw):
+        return self.docker(*args, check=check, **kw)
+
+    def build(self, context: Path, tag: str, label: str) -> list[dict]:
+        t0 = time.perf_counter()
+        proc = self.docker("build", "--progress=plain", "-t", tag, context, timeout=600,
+                           env={**os.environ, "DOCKER_BUILDKIT": "1"})
+        TIMES[label + " (BuildKit)"] = time.perf_counter() - t0
+        self.tags.add(tag)
+        steps: dict[str, dict] = {}
+        for line in proc.stderr.splitlines():
+            m = re.match(r"^#(\d+) \[[^\]]*\d+/\d+\] (.*)$", line)
+            if m:
+                steps.setdefault(m[1], {"text": " ".join(m[2].split()), "cached": False})
+            elif (m := re.match(r"^#(\d+) CACHED$", line)) and m[1] in steps:
+                steps[m[1]]["cached"] = True
+        return list(steps.values())
+
+    def run(self, tag: str, *cmd: str) -> str:
+        return self.docker("run", "--rm", "--pull=never", "--network=none", tag, *cmd,
+                           timeout=120).stdout
+
+    def destroy(self) -> None:
+        for t in self.tags:
+            self.docker("rmi", "-f", t, check=False)
+
+
+@pytest.fixture(scope="module", params=["podman", "buildkit"])
+def engine(request, tmp_path_factory):
+    """Each engine users build Dockerfiles with: podman (buildah) and Docker's BuildKit."""
+    if request.param == "podman":
+        yield request.getfixturevalue("store")
+        return
+    bk = BuildKit(request.getfixturevalue("docker_engine"))
+    yield bk
+    bk.destroy()
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     # podman refuses a runroot path longer than 50 characters: keep the store's path short
@@ -139,32 +185,32 @@ SELECT = {"hello-web": (), "ws": ("--package", "ws-app")}
 @pytest.mark.podman
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["hello-web", "ws"])
-def test_venv_variant_builds_runs_and_keeps_the_dependency_layer(store, checkout, name):
+def test_venv_variant_builds_runs_and_keeps_the_dependency_layer(engine, checkout, name):
     src = checkout(name)
     generate(src, *SELECT[name], *LOCAL, "--base-image", PYTHON_IMAGE, "--python", "3.11")
     cmd, want, edited_file, old, new = RUNS[name]
     tag = f"localhost/uvship-test/{name}:venv"
-    steps = store.build(src, tag, f"{name} venv cold")
+    steps = engine.build(src, tag, f"{name} venv cold")
     assert not any(s["cached"] for s in steps if s["text"].startswith("RUN"))
-    out = store.run(tag, *cmd)
+    out = engine.run(tag, *cmd)
     assert want.format(py="3.11") in out
     if name == "hello-web":
         assert "prefix=/app/.venv" in out and "uid=65532" in out
 
     f = src / edited_file
     f.write_text(f.read_text().replace(old, new))
-    steps = store.build(src, tag, f"{name} venv after an edit")
+    steps = engine.build(src, tag, f"{name} venv after an edit")
     deps = [s for s in steps if "--no-install-" in s["text"]]
     assert len(deps) == 1 and deps[0]["cached"], steps
     source = [s for s in steps if s["text"].startswith("COPY . /src")]
     assert len(source) == 1 and not source[0]["cached"]
-    assert new in store.run(tag, *cmd)
+    assert new in engine.run(tag, *cmd)
 
 
 @pytest.mark.podman
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["hello-web", "ws"])
-def test_system_variant_installs_into_the_images_python(store, checkout, name):
+def test_system_variant_installs_into_the_images_python(engine, checkout, name):
     src = checkout(name)
     # Debian's python3 has its prefix in /usr (the official images': /usr/local, the default)
     generate(src, *SELECT[name], *LOCAL, "--variant", "system", "--base-image", PYTHON_IMAGE,
@@ -172,19 +218,19 @@ def test_system_variant_installs_into_the_images_python(store, checkout, name):
     assert "python -m venv" not in (src / "Dockerfile").read_text()
     cmd, want, *_ = RUNS[name]
     tag = f"localhost/uvship-test/{name}:system"
-    store.build(src, tag, f"{name} system cold")
-    out = store.run(tag, *cmd)
+    engine.build(src, tag, f"{name} system cold")
+    out = engine.run(tag, *cmd)
     assert want.format(py="3.11") in out
     if name == "hello-web":
         assert "prefix=/usr " in out and "uid=65532" in out
     # uv was mounted for the build, never copied into the image
-    assert store("run", "--rm", "--pull=never", "--entrypoint", "sh", tag, "-c",
+    assert engine("run", "--rm", "--pull=never", "--entrypoint", "sh", tag, "-c",
                  "command -v uv || echo none").stdout.strip() == "none"
 
 
 @pytest.mark.podman
 @pytest.mark.slow
-def test_virtual_project_ships_its_files_and_build_steps(store, checkout):
+def test_virtual_project_ships_its_files_and_build_steps(engine, checkout):
     """A Django site with no [build-system]: the image holds its files (never .env) and
     what collectstatic made in the build stage, and runs its command, as `uvship build`'s."""
     src = checkout("django-site")
@@ -196,16 +242,16 @@ def test_virtual_project_ships_its_files_and_build_steps(store, checkout):
     assert "RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput" in text
     assert "COPY --from=builder /src /app" in text
     tag = "localhost/uvship-test/django-site:df"
-    store.build(src, tag, "django-site venv cold")
+    engine.build(src, tag, "django-site venv cold")
     from .conftest import served
 
-    home, = served(tag, "-e", "DJANGO_SECRET_KEY=x", engine=store)
+    home, = served(tag, "-e", "DJANGO_SECRET_KEY=x", engine=engine)
     assert home.decode().startswith("django-site ok uid=65532 cwd=/app "
                                     "python=/app/.venv/bin/python"), home
     css = home.decode().split("css=", 1)[1].strip()
-    _, sheet = served(tag, "-e", "DJANGO_SECRET_KEY=x", engine=store, paths=("/", css))
+    _, sheet = served(tag, "-e", "DJANGO_SECRET_KEY=x", engine=engine, paths=("/", css))
     assert sheet == b"body { color: #333; }\n"
-    shipped = store("run", "--rm", "--pull=never", "--entrypoint", "python", tag, "-c",
+    shipped = engine("run", "--rm", "--pull=never", "--entrypoint", "python", tag, "-c",
                     "import os; print(sorted(os.listdir('/app')))").stdout
     assert ".env" not in shipped and "staticfiles" in shipped and "manage.py" in shipped
 
@@ -213,7 +259,7 @@ def test_virtual_project_ships_its_files_and_build_steps(store, checkout):
 @pytest.mark.podman
 @pytest.mark.slow
 @pytest.mark.parametrize("name,minor", [("hello-web", "3.12"), ("ws", "3.12")])
-def test_managed_python_variant_runs_on_a_base_without_python(store, checkout, name, minor):
+def test_managed_python_variant_runs_on_a_base_without_python(engine, checkout, name, minor):
     src = checkout(name)
     # the build stage needs a shell and the proxy CA uv trusts here; Python comes from uv
     res = generate(src, *SELECT[name], *LOCAL, "--variant", "managed-python",
@@ -222,13 +268,13 @@ def test_managed_python_variant_runs_on_a_base_without_python(store, checkout, n
     offline_pythons(src, minor)
     cmd, want, *_ = RUNS[name]
     tag = f"localhost/uvship-test/{name}:managed"
-    store.build(src, tag, f"{name} managed-python cold")
-    out = store.run(tag, *cmd)
+    engine.build(src, tag, f"{name} managed-python cold")
+    out = engine.run(tag, *cmd)
     assert want.format(py=minor) in out
     # the base has no shell and no Python of its own: what runs is the copied interpreter
-    assert store("run", "--rm", "--pull=never", "--entrypoint", "sh", tag, check=False
+    assert engine("run", "--rm", "--pull=never", "--entrypoint", "sh", tag, check=False
                  ).returncode != 0
-    assert store("run", "--rm", "--pull=never", "--entrypoint", "python", tag, "-c",
+    assert engine("run", "--rm", "--pull=never", "--entrypoint", "python", tag, "-c",
                  "import sys; print(sys.base_prefix)").stdout.startswith("/opt/python/cpython-")
 
 
@@ -373,3 +419,34 @@ def test_project_without_lock_is_a_clear_error(tmp_path):
     assert not (src / "Dockerfile").exists()
     proc = uvship("dockerfile", str(tmp_path / "missing"))
     assert proc.returncode == 1 and "no such directory" in proc.stderr
+
+
+@pytest.mark.podman
+@pytest.mark.slow
+def test_version_from_git_builds_and_the_user_is_real(engine, tmp_path, uv_bin):
+    """pipx's shape (hatch-vcs): the generated .dockerignore keeps .git and the build stage
+    gets git, so the version comes out of `git describe`; posting's: the image's user has a
+    passwd entry and a writable home, so a program may write ~/.local."""
+    import sys
+
+    from .conftest import PROJECTS, run
+
+    src = tmp_path / "vcs-cli"
+    shutil.copytree(PROJECTS / "vcs-cli", src)
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    run([*git, "init", "-q"])
+    run([*git, "add", "-A"])
+    run([*git, "commit", "-q", "-m", "first"])
+    run([*git, "tag", "v2.3.0"])
+    run([uv_bin, "lock", "-q", "--python", sys.executable], cwd=src)
+    generate(src, *LOCAL, "--base-image", PYTHON_IMAGE, "--python", "3.11")
+    assert ".git\n" not in (src / ".dockerignore").read_text()
+    tag = "localhost/uvship-test/vcs-cli:df"
+    engine.build(src, tag, "vcs-cli venv cold")
+    assert engine.run(tag).strip() == "vcs-cli 2.3.0"
+    out = engine("run", "--rm", "--pull=never", "--entrypoint", "python", tag, "-c",
+                 "import getpass, os, pathlib; p = pathlib.Path.home() / '.local' / 'x'; "
+                 "p.parent.mkdir(parents=True); p.write_text('ok'); "
+                 "print(getpass.getuser(), os.getuid(), p.read_text(), "
+                 "'git' if os.path.exists('/usr/bin/git') else 'no git')").stdout.split()
+    assert out == ["app", "65532", "ok", "no git"], out
