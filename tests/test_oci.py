@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import uuid
@@ -403,3 +404,100 @@ def test_docker_archive_errors(image: Image, tmp_path: Path):
     with pytest.raises(InputError, match=r"expected .*REPOSITORY"):
         write_docker_archive(image, tmp_path / "x.tar", tags=["Upper/Case:1"])
     assert not (tmp_path / "x.tar").exists()
+
+
+# ---- outputs onto special files and shared layouts ------------------------------------
+
+
+@pytest.fixture
+def reader():
+    """Factory: start a command that reads a FIFO (given as its last word); each is killed
+    afterwards if it is still running (an unfixed writer never opens the FIFO)."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*cmd: str | os.PathLike[str]) -> subprocess.Popen[str]:
+        p = subprocess.Popen([os.fspath(c) for c in cmd], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.communicate()
+
+
+@needs_busybox
+def test_docker_archive_streams_through_a_fifo_and_a_character_device(image: Image,
+                                                                      tmp_path: Path, reader):
+    out = tmp_path / "out"
+    out.mkdir()
+    fifo = out / "fifo"
+    os.mkfifo(fifo)
+    tar = reader("tar", "-tf", fifo)
+    write_docker_archive(image, fifo, tags=["localhost/uvship-test/oci:fifo"])
+    listing, err = tar.communicate(timeout=60)
+    assert tar.returncode == 0, err
+    assert "manifest.json" in listing.split()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # written through, not replaced
+    assert os.listdir(out) == ["fifo"]  # and no temporary file beside it
+
+    null = out / "null"  # a private /dev/null: an unfixed writer would replace only this one
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    write_docker_archive(image, null)
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    assert sorted(os.listdir(out)) == ["fifo", "null"]
+
+
+@needs_busybox
+def test_a_stream_cut_short_says_the_reader_got_a_truncated_archive(image: Image,
+                                                                    tmp_path: Path, reader):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader("head", "-c", "1000", fifo)  # reads a little, then goes away
+    with pytest.raises(InputError, match=rf"output {fifo}: the stream stopped after \d+ "
+                                         r"bytes \(.*\); its reader got a truncated archive"):
+        write_docker_archive(image, fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@needs_busybox
+def test_outputs_write_through_symlinks(image: Image, tmp_path: Path):
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "image.tar"
+    real.write_text("an older archive")
+    link = tmp_path / "link.tar"
+    link.symlink_to("real/image.tar")
+    write_docker_archive(image, link)
+    assert link.is_symlink() and os.readlink(link) == "real/image.tar"
+    assert read_docker_archive(real, blob_dir=tmp_path / "blobs").digest == image.digest
+    assert sorted(os.listdir(tmp_path / "real")) == ["image.tar"]  # no temporary file left
+    # a dangling link: its target is made
+    dangling = tmp_path / "dangling.tar"
+    dangling.symlink_to("real/new.tar")
+    write_docker_archive(image, dangling)
+    assert dangling.is_symlink() and (tmp_path / "real" / "new.tar").is_file()
+
+
+@needs_busybox
+def test_outputs_refuse_directories_sockets_and_block_devices(image: Image, tmp_path: Path):
+    import socket
+
+    sock_path = tmp_path / "sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        with pytest.raises(InputError, match=rf"output {sock_path}: is a socket; expected a "
+                                             "regular file"):
+            write_docker_archive(image, sock_path)
+    assert stat.S_ISSOCK(os.lstat(sock_path).st_mode)
+    block = tmp_path / "block"
+    os.mknod(block, stat.S_IFBLK | 0o600, os.makedev(7, 200))
+    with pytest.raises(InputError, match="is a block device"):
+        write_docker_archive(image, block)
+    assert stat.S_ISBLK(os.lstat(block).st_mode)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "to-dir").symlink_to("dir")
+    for target in ("dir", "to-dir"):
+        with pytest.raises(InputError, match="is a directory; expected a regular file"):
+            write_docker_archive(image, tmp_path / target)
+    assert (tmp_path / "to-dir").is_symlink() and os.listdir(tmp_path / "dir") == []
