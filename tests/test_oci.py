@@ -7,7 +7,9 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -170,10 +172,11 @@ def test_layout_bytes_are_reproducible_and_round_trip(image: Image, tmp_path: Pa
     back = read_layout(tmp_path / "one", "latest")
     assert back.digest == image.digest and back.config == image.config
     assert back.layers[0].path == tmp_path / "one" / "blobs" / "sha256" / image.layers[0].digest[7:]
-    # rewriting over an existing layout replaces it; a modified image is a new digest
+    # writing into an existing layout adds a tag; a modified image is a new digest
     img2 = back.with_label("rev", "2")
     write_layout(img2, tmp_path / "one", tags=["v2"])
-    assert read_layout(tmp_path / "one").digest == img2.digest
+    assert read_layout(tmp_path / "one", "v2").digest == img2.digest
+    assert read_layout(tmp_path / "one", "v1").digest == image.digest
 
 
 @needs_busybox
@@ -193,11 +196,11 @@ def test_layout_annotations_and_unlisted_blobs(image: Image, tmp_path: Path):
     info = json.loads(run("skopeo", "inspect", f"oci:{tmp_path / 'one'}"))
     assert info["Digest"] == image.digest
     # tagged: every entry gets the annotation beside its tag; umoci finds the image by tag
-    write_layout(image, tmp_path / "one", tags=["v1", "latest"], annotations=note)
-    entries = json.loads((tmp_path / "one" / "index.json").read_text())["manifests"]
-    assert [e["annotations"] for e in entries] == [
-        {**note, "org.opencontainers.image.ref.name": t} for t in ("v1", "latest")]
-    run("umoci", "unpack", "--image", f"{tmp_path / 'one'}:latest", tmp_path / "bundle")
+    write_layout(image, tmp_path / "two", tags=["v1", "latest"], annotations=note)
+    entries = json.loads((tmp_path / "two" / "index.json").read_text())["manifests"]
+    assert [e["annotations"] for e in entries] == [note] + [  # the untagged one stays
+        {**note, "org.opencontainers.image.ref.name": t} for t in ("latest", "v1")]
+    run("umoci", "unpack", "--image", f"{tmp_path / 'two'}:latest", tmp_path / "bundle")
     assert (tmp_path / "bundle" / "rootfs" / "bin" / "busybox").is_file()
     with pytest.raises(ValueError, match="tags="):
         write_layout(image, tmp_path / "three",
@@ -501,3 +504,78 @@ def test_outputs_refuse_directories_sockets_and_block_devices(image: Image, tmp_
         with pytest.raises(InputError, match="is a directory; expected a regular file"):
             write_docker_archive(image, tmp_path / target)
     assert (tmp_path / "to-dir").is_symlink() and os.listdir(tmp_path / "dir") == []
+
+
+@needs_busybox
+def test_layout_keeps_every_tag(image: Image, tmp_path: Path):
+    out = tmp_path / "layout"
+    two = image.with_label("rev", "2")
+    write_layout(image, out, tags=["1.0"], annotations={"dev.uvship.test": "one"})
+    write_layout(two, out, tags=["2.0"], annotations={"dev.uvship.test": "two"})
+    for tag, img in (("1.0", image), ("2.0", two)):
+        assert json.loads(run("skopeo", "inspect", f"oci:{out}:{tag}"))["Digest"] == img.digest
+    entries = json.loads((out / "index.json").read_text())["manifests"]
+    assert [(e["annotations"]["org.opencontainers.image.ref.name"],
+             e["annotations"]["dev.uvship.test"]) for e in entries] == [("1.0", "one"),
+                                                                          ("2.0", "two")]
+    # a new image for a tag replaces that tag's entry only
+    three = image.with_label("rev", "3")
+    write_layout(three, out, tags=["1.0"])
+    assert read_layout(out, "1.0").digest == three.digest
+    assert read_layout(out, "2.0").digest == two.digest
+    # the same tags written in another order give the same index.json, byte for byte
+    other = tmp_path / "other"
+    write_layout(two, other, tags=["2.0"], annotations={"dev.uvship.test": "two"})
+    write_layout(three, other, tags=["1.0"])
+    assert (other / "index.json").read_bytes() == (out / "index.json").read_bytes()
+
+
+@needs_busybox
+def test_layout_rewritten_unchanged_writes_nothing(image: Image, tmp_path: Path):
+    out = tmp_path / "layout"
+    write_layout(image, out, tags=["v1"])
+    files = sorted(out.rglob("*"))
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
+    write_layout(image, out, tags=["v1"])
+    assert sorted(out.rglob("*")) == files
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files} == before
+
+
+_WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from test_oci import busybox_image
+from uvship.oci import write_layout
+image = busybox_image(Path(sys.argv[1]))
+for n in range(15):
+    write_layout(image.with_label("writer", sys.argv[2]).with_label("n", str(n)),
+                 sys.argv[3], tags=[sys.argv[2]], blobs=[sys.argv[2].encode() * 10])
+"""
+
+
+@needs_busybox
+def test_concurrent_writers_of_one_layout_keep_each_tag(tmp_path: Path):
+    """Writers racing on one layout each add their tag; a reader never sees half of it."""
+    out = tmp_path / "layout"
+    script = _WRITER.format(tests=str(Path(__file__).parent))
+    procs = [subprocess.Popen([sys.executable, "-c", script, tmp_path / f"w{name}", name, out],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("a", "b", "c")]
+    seen = 0
+    while any(p.poll() is None for p in procs):
+        if (out / "index.json").exists():  # a reader meanwhile: every index.json is whole
+            json.loads((out / "index.json").read_bytes())
+            seen += 1
+        time.sleep(0.01)
+    results = [p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
+    assert seen > 0
+    entries = json.loads((out / "index.json").read_text())["manifests"]
+    assert [e["annotations"]["org.opencontainers.image.ref.name"] for e in entries] == [
+        "a", "b", "c"]
+    for name in ("a", "b", "c"):
+        img = read_layout(out, name)
+        assert img.config["config"]["Labels"]["n"] == "14"
+        assert json.loads(run("skopeo", "inspect", f"oci:{out}:{name}"))["Digest"] == img.digest
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]

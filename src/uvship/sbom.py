@@ -402,9 +402,16 @@ def add_to_layout(layout: Path, sbom: bytes, *, tag: str | None = None,
 
     Every index.json entry of the image, or of an index holding it, names the artifact in
     its annotation instead of an earlier SBOM of that image; an older layout's referrer
-    entry for the image leaves index.json (its blobs stay until the layout is written again).
+    entry for the image leaves index.json (its blobs stay). Under the layout's writer lock.
     """
+    from .oci.layout import layout_lock
+
     root = Path(layout)
+    with layout_lock(root):  # a read-modify-write of index.json, as write_layout's
+        return _add_to_layout(root, sbom, tag, platform)
+
+
+def _add_to_layout(root: Path, sbom: bytes, tag: str | None, platform: str | None) -> str:
     image = _layout_image(root, tag, platform)
     manifest = artifact_manifest(sbom, image)
     digest = sha256_digest(manifest)
