@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -504,6 +505,32 @@ def test_outputs_refuse_directories_sockets_and_block_devices(image: Image, tmp_
         with pytest.raises(InputError, match="is a directory; expected a regular file"):
             write_docker_archive(image, tmp_path / target)
     assert (tmp_path / "to-dir").is_symlink() and os.listdir(tmp_path / "dir") == []
+
+
+@needs_busybox
+def test_a_descriptor_is_written_through_and_a_terminal_refused(image: Image,
+                                                               tmp_path: Path):
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as r:
+        got: list[bytes] = []
+        t = threading.Thread(target=lambda: got.append(r.read()))
+        t.start()
+        try:
+            write_docker_archive(image, f"/dev/fd/{write_end}")
+        finally:
+            os.close(write_end)  # the writer's own copy of the descriptor is closed already
+            t.join(timeout=60)
+    (tmp_path / "via-fd.tar").write_bytes(got[0])
+    assert read_docker_archive(tmp_path / "via-fd.tar",
+                               blob_dir=tmp_path / "blobs").digest == image.digest
+    main, tty = os.openpty()
+    try:
+        with pytest.raises(InputError, match=rf"output /dev/fd/{tty}: is a terminal; "
+                                             "expected a pipe or a file"):
+            write_docker_archive(image, f"/dev/fd/{tty}")
+    finally:
+        os.close(main)
+        os.close(tty)
 
 
 @needs_busybox
