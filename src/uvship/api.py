@@ -347,7 +347,8 @@ class UvBuild:
             res = _bundle.write_bundle(env, output)
         from .sbom import sbom_for, write_sbom_beside
 
-        write_sbom_beside(res.output, sbom_for(env, ws=self.ws))
+        if not res.streamed:  # a stream has no "beside"
+            write_sbom_beside(res.output, sbom_for(env, ws=self.ws))
         return res
 
     def bundles(self, outputs: dict[str, str | Path]) -> dict[str, _bundle.BundleResult]:

@@ -201,8 +201,20 @@ def bundle(project: str, output: str, **kw: Any) -> None:
     """Bundle PROJECT's environment and its Python, laid out for their final paths."""
     as_json = kw.pop("as_json")
     with _errors():
+        from ._fs import is_stream, output_path, output_place
+
+        out = output_path(output)  # `-` is stdout
+        to_stdout = _stdout_output(
+            [output] if is_stream(out) and output_place(out, f"--output {out}").is_stdout
+            else [], as_json, "bundle")
         b = _build_from(project, kw)
         platforms = [p.strip() for p in (b.options.platform or "").split(",") if p.strip()]
+        if len(platforms) > 1 and is_stream(out):
+            from .errors import InputError
+
+            raise InputError(f"--output {output}: a stream takes one bundle; several "
+                             "platforms make one bundle each",
+                             hint="give a file name: {platform} in it is replaced")
         if len(platforms) > 1:
             from .plan import _platform_of
 
@@ -215,8 +227,8 @@ def bundle(project: str, output: str, **kw: Any) -> None:
             return
         if platforms or "=" in (b.options.python or ""):
             b = b.for_platform(platforms[0] if platforms else None)
-        res = b.bundle(Path(output))
-    _emit(_bundle_data(res), as_json, str(res.output))
+        res = b.bundle(out)
+    _emit(_bundle_data(res), as_json, str(res.output), err=to_stdout)
 
 
 def _bundle_data(res) -> dict[str, Any]:
