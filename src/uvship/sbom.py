@@ -29,6 +29,7 @@ from ._fs import atomic_file
 from .errors import InputError
 from .layers import source_date_epoch
 from .oci.types import (
+    ANNOTATION_REF_NAME,
     INDEX_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -438,18 +439,26 @@ def read_from_layout(layout: str | os.PathLike[str], tag: str | None = None,
                      platform: str | None = None) -> bytes:
     """The SBOM of the image ``tag`` (or the only image; of an index, the one for
     ``platform``) of an OCI layout: an artifact index.json's annotation names, or one it
-    lists as a referrer (as oras and earlier uvship versions write them)."""
+    lists as a referrer (as oras and earlier uvship versions write them).
+
+    The SBOM the tag's own entry names comes first: one image under several tags may have
+    been written with several SBOMs."""
     root = Path(layout)
     image = _layout_image(root, tag, platform)["digest"]
     index = _layout_index(root)
     named = [x for d in index["manifests"] for x in _named(d)]
+    own = [x for d in index["manifests"] if tag is not None
+           and (d.get("annotations") or {}).get(ANNOTATION_REF_NAME) == tag for x in _named(d)]
     listed = [d["digest"] for d in index["manifests"]
               if d.get("artifactType") == CDX_MEDIA_TYPE and isinstance(d.get("digest"), str)]
     found: dict[str, bytes] = {}
     missing = [x for x in named if not _blob_file(root, x).is_file()]
-    for digest in dict.fromkeys([*named, *listed]):
-        if _subject_of(root, digest) == image:
-            found[digest] = _read_blob(root, digest)
+    for candidates in (own, [*named, *listed]):
+        for digest in dict.fromkeys(candidates):
+            if _subject_of(root, digest) == image:
+                found[digest] = _read_blob(root, digest)
+        if found:
+            break
     chosen = pick_sbom(referrer_descriptor(m) for m in found.values())
     if chosen is None:
         if missing:
