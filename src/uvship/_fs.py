@@ -89,7 +89,8 @@ def is_stream(path: Path) -> bool:
 
 
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket",
-          stat.S_IFBLK: "a block device"}
+          stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO",
+          stat.S_IFCHR: "a character device"}
 
 
 def output_place(path: Path, label: str) -> Place:
@@ -190,13 +191,30 @@ class _Counting(io.RawIOBase):
 @contextlib.contextmanager
 def atomic_file(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A file written beside ``path`` and renamed onto it only when the block succeeds;
-    on any failure (Ctrl-C included) nothing is left behind."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    on any failure (Ctrl-C included) nothing is left behind.
+
+    A symlink is written through (the file it points to is replaced, made if the link
+    dangles; the link stays), as cp does; what is not a regular file is never replaced:
+    a directory, a FIFO, a socket or a device is refused (``output_file`` streams into
+    FIFOs and character devices)."""
+    real = Path(os.path.realpath(path))
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot use it ({exc.strerror})") from None
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{path}: is {_KINDS.get(stat.S_IFMT(st.st_mode), 'special')}; "
+                             "expected a regular file to replace, or a new path",
+                             hint="uvship never replaces what is not a file")
+    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     except BaseException:
         os.unlink(tmp)
         raise
