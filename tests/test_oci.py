@@ -568,6 +568,22 @@ def test_layout_rewritten_unchanged_writes_nothing(image: Image, tmp_path: Path)
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files} == before
 
 
+@needs_busybox
+def test_a_layout_another_writer_is_making_is_written_into(image: Image, tmp_path: Path):
+    """What a concurrent first writer leaves before its oci-layout file is in place (the
+    lock file, blobs/, a temporary file) is a layout in the making, not a stranger's
+    directory; another uvship is refused in a directory without the lock file."""
+    out = tmp_path / "layout"
+    (out / "blobs" / "sha256").mkdir(parents=True)
+    (out / ".uvship.lock").touch()
+    (out / ".oci-layout.x1y2.tmp").touch()
+    write_layout(image, out, tags=["v1"])
+    assert read_layout(out, "v1").digest == image.digest
+    (tmp_path / "other" / "blobs").mkdir(parents=True)
+    with pytest.raises(InputError, match="is not an OCI layout"):
+        write_layout(image, tmp_path / "other", tags=["v1"])
+
+
 _WRITER = """
 import sys
 sys.path.insert(0, {tests!r})

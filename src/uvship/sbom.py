@@ -408,6 +408,7 @@ def add_to_layout(layout: Path, sbom: bytes, *, tag: str | None = None,
     from .oci.layout import layout_lock
 
     root = Path(layout)
+    _layout_image(root, tag, platform)  # a layout, before its lock file is made there
     with layout_lock(root):  # a read-modify-write of index.json, as write_layout's
         return _add_to_layout(root, sbom, tag, platform)
 

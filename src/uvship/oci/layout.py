@@ -231,9 +231,9 @@ def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],
     dest.mkdir(parents=True, exist_ok=True)
     with layout_lock(dest):
         check_layout_dir(dest, f"output {dest}")  # again: another writer may have been first
+        _put(dest / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
         blob_dir = dest / "blobs" / "sha256"
         blob_dir.mkdir(parents=True, exist_ok=True)
-        _put(dest / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
         images = image.images if isinstance(image, ImageIndex) else (image,)
         for img in images:
             for layer in img.layers:
@@ -265,13 +265,18 @@ def check_tag(tag: str) -> None:
 
 def check_layout_dir(dest: Path, label: str) -> None:
     """Raise unless ``dest`` is absent, an OCI layout or an empty directory (a layout is
-    updated in place: uvship writes into no other directory)."""
+    updated in place: uvship writes into no other directory).
+
+    A directory with uvship's lock file is a layout too: another writer may be making it
+    (its oci-layout file not there yet), and only write_layout makes that file, after
+    this check passed."""
     if not dest.exists():
         return
     if not dest.is_dir():
         raise InputError(f"{label}: exists and is not a directory (expected an OCI layout "
                          "or a new path)")
-    if (dest / LAYOUT_FILE).is_file() or not [p for p in dest.iterdir() if p.name != LOCK_FILE]:
+    if (dest / LAYOUT_FILE).is_file() or (dest / LOCK_FILE).exists() or not any(
+            dest.iterdir()):
         if not os.access(dest, os.W_OK):
             raise InputError(f"{label}: cannot write in the OCI layout (permission denied)")
         return
