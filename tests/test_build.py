@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import sys
 import time
 import urllib.request
@@ -37,6 +38,7 @@ def loaded():
         names.append(name)
         return name
 
+    load.names = names  # type: ignore[attr-defined]  (images loaded some other way)
     yield load
     for n in names:
         podman("rmi", "-f", n, check=False)
@@ -187,8 +189,10 @@ def test_code_change_rebuilds_only_the_project_layer(project, managed_python, tm
     first = layout_layers(tmp_path / "lay")
     init = src / "src/hello_web/__init__.py"
     init.write_text(init.read_text().replace("hello from uvship", "hello again"))
-    res = build_ok(str(src), "-o", out, "-o", f"docker-archive:{tmp_path / 'img.tar'}",
-                   "-t", (tag := unique_tag("edit")))
+    res = build_ok(str(src), "-o", out)
+    # the archive on its own: -t would give the layout a tag of its own beside latest
+    build_ok(str(src), "-o", f"docker-archive:{tmp_path / 'img.tar'}",
+             "-t", (tag := unique_tag("edit")))
     second = layout_layers(tmp_path / "lay")
     assert second[:3] == first[:3] and second[3] != first[3]
     loaded(tmp_path / "img.tar", tag)
@@ -357,3 +361,171 @@ def test_sdist_only_packages_are_built_for_this_host_with_or_without_a_base(
         build_ok(str(proj), *base, "-o", f"docker-archive:{archive}", "-t", tag)
         out = podman("run", "--rm", "--pull=never", loaded(archive, tag)).stdout
         assert out.splitlines() == ["ctiny 42", "docopt 0.6.2"], (name, out)
+
+
+# ---- outputs: streams, special files and shared layouts -------------------------------
+
+
+def test_docker_archive_to_stdout_is_loaded_and_run_by_podman(project, managed_python,
+                                                              tmp_path, loaded):
+    """`uvship build -o docker-archive:- | podman load`: stdout carries the archive only."""
+    import subprocess
+
+    src = project("hello-web")
+    tag = unique_tag("stdout")
+    with (tmp_path / "stderr").open("w+") as err:
+        build = subprocess.Popen([sys.executable, "-m", "uvship", "build", str(src), "-t", tag,
+                                  "-o", "docker-archive:-", "--cmd", "--check"],
+                                 stdout=subprocess.PIPE, stderr=err, cwd=tmp_path)
+        load = subprocess.run(["podman", "load"], stdin=build.stdout, capture_output=True,
+                              text=True)
+        build.stdout.close()
+        build.wait(timeout=600)
+        err.seek(0)
+        stderr = err.read()
+    assert build.returncode == 0, stderr
+    assert load.returncode == 0, load.stderr
+    loaded.names.append(tag)
+    # the result line goes to stderr, with the digest a build to a file reports
+    digest = build_ok(str(src), "-o", f"docker-archive:{tmp_path / 'img.tar'}", "-t", tag,
+                      "--cmd", "--check")["digest"]
+    (tmp_path / "img.tar").unlink()
+    assert f"docker-archive:-@{digest}" in stderr.splitlines()
+    assert sorted(os.listdir(tmp_path)) == ["hello-web", "stderr"]  # no file named "-"
+    assert "hello-web ok" in podman("run", "--rm", "--pull=never", tag).stdout
+
+
+def test_docker_archive_to_dev_stdout_streams_and_keeps_dev_stdout(project, managed_python,
+                                                                   tmp_path):
+    import io
+    import subprocess
+    import tarfile
+
+    src = project("hello-web")
+    before = os.lstat("/dev/stdout")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "uvship", "build", str(src), "-o",
+                               "docker-archive:/dev/stdout"], capture_output=True, cwd=tmp_path)
+    finally:
+        after = os.lstat("/dev/stdout")
+        if (after.st_ino, after.st_mode) != (before.st_ino, before.st_mode):
+            tmp = Path(f"/dev/.stdout-restore-{os.getpid()}")  # put the host's back
+            tmp.symlink_to("/proc/self/fd/1")
+            os.replace(tmp, "/dev/stdout")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    assert len(manifest) == 1 and manifest[0]["Layers"]
+    assert b"docker-archive:/dev/stdout@sha256:" in proc.stderr
+
+
+def test_docker_archive_into_a_fifo_read_by_podman_load(project, managed_python, tmp_path,
+                                                        loaded):
+    import subprocess
+
+    src = project("hello-web")
+    fifo = tmp_path / "image.fifo"
+    os.mkfifo(fifo)
+    tag = unique_tag("fifo")
+    for _ in range(2):  # a rebuild writes the stream again: a FIFO is never "up to date"
+        # `podman load < FIFO`: `-i FIFO` would open the path again for each format it tries
+        load = subprocess.Popen(["sh", "-c", 'exec podman load < "$0"', str(fifo)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            res = build_ok(str(src), "-o", f"docker-archive:{fifo}", "-t", tag,
+                           "-o", f"oci:{tmp_path / 'lay'}")
+            _, err = load.communicate(timeout=120)
+        finally:
+            load.kill()
+        assert load.returncode == 0, err
+        assert res["written"][0] == f"docker-archive:{fifo}"
+        loaded.names.append(tag)
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    image_id = podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    assert f"sha256:{image_id}" == oci.read_layout(tmp_path / "lay").config_descriptor().digest
+
+
+def test_a_symlinked_output_is_written_through(project, managed_python, tmp_path):
+    src = project("hello-web")
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "img.tar"
+    link.symlink_to("real/img.tar")
+    res = build_ok(str(src), "-o", f"docker-archive:{link}")
+    assert link.is_symlink() and os.readlink(link) == "real/img.tar"
+    assert oci.read_docker_archive(tmp_path / "real" / "img.tar").digest == res["digest"]
+
+
+def test_layout_keeps_each_tag_with_its_sbom(project, managed_python, tmp_path):
+    src = project("hello-web")
+    lay = tmp_path / "lay"
+    one = build_ok(str(src), "-o", f"oci:{lay}:1.0")
+    two = build_ok(str(src), "-o", f"oci:{lay}:2.0", "--label", "rev=2")
+    assert one["digest"] != two["digest"]
+    for tag, res in (("1.0", one), ("2.0", two)):
+        info = json.loads(run(["skopeo", "inspect", f"oci:{lay}:{tag}"]).stdout)
+        assert info["Digest"] == res["digest"]
+        sbom = json.loads(uvship("sbom", f"oci:{lay}:{tag}", check=True).stdout)
+        assert sbom["bomFormat"] == "CycloneDX"
+    entries = json.loads((lay / "index.json").read_text())["manifests"]
+    assert [e["annotations"]["org.opencontainers.image.ref.name"] for e in entries] == [
+        "1.0", "2.0"]
+    assert all(e["annotations"]["dev.uvship.sbom"] for e in entries)
+
+
+def test_two_builds_with_different_tags_into_one_layout(project, managed_python, tmp_path):
+    import subprocess
+
+    from .conftest import ROOT
+
+    src = project("hello-web")
+    lay = tmp_path / "lay"
+    build_ok(str(src), "-o", f"docker-archive:{tmp_path / 'warm.tar'}")  # a warm cache
+    procs = [subprocess.Popen([sys.executable, "-m", "uvship", "build", str(src), "--json",
+                               "--label", f"n={n}", "-o", f"oci:{lay}:{n}"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in ("1", "2")]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    for n, (stdout, _) in zip(("1", "2"), results, strict=True):
+        info = json.loads(run(["skopeo", "inspect", f"oci:{lay}:{n}"]).stdout)
+        assert info["Digest"] == json.loads(stdout)["digest"] and info["Labels"]["n"] == n
+        assert json.loads(uvship("sbom", f"oci:{lay}:{n}", check=True).stdout)
+
+
+def test_bad_outputs_and_tags_are_refused_before_any_work(project, tmp_path):
+    import socket
+
+    src = project("hello-web")
+    cache = tmp_path / "cache"
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("mine")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    lay = tmp_path / "lay"
+    cases = [
+        (["-t", "Bad Tag!!", "-o", f"oci:{lay}"], "tag 'Bad Tag!!': expected"),
+        (["-o", f"oci:{lay}:Bad Tag!!"], f"--output oci:{lay}:Bad Tag!!: the tag 'Bad Tag!!'"),
+        (["-o", f"oci:{tmp_path / 'file'}"], "exists and is not a directory"),
+        (["-o", f"oci:{tmp_path / 'notes'}"], "is not an OCI layout"),
+        (["-o", f"docker-archive:{tmp_path / 'sock'}"], "is a socket; expected a regular file"),
+        (["-o", f"docker-archive:{tmp_path / 'notes'}"], "is a directory; expected a regular"),
+        (["-o", "docker-archive:-", "--json"], "--json: the result goes to stdout, which "
+                                               "carries the docker-archive"),
+        (["-o", "docker-archive:-", "-o", "docker-archive:/dev/stdout"],
+         "two outputs write to stdout"),
+        (["-o", "oci:-"], "oci:-: an OCI layout is a directory"),
+    ]
+    try:
+        for args, message in cases:
+            proc = uvship("build", str(src), *args, env={"UVSHIP_CACHE_DIR": str(cache)},
+                          cwd=tmp_path)
+            assert proc.returncode == 1, (args, proc.stderr)
+            assert message in proc.stderr, (args, proc.stderr)
+            assert proc.stdout == ""
+            assert not (cache / "tiers").exists(), args  # nothing was staged
+    finally:
+        sock.close()
+    assert sorted(os.listdir(tmp_path)) == ["file", "hello-web", "notes", "sock"]
+    assert os.listdir(tmp_path / "notes") == ["a.txt"]

@@ -266,3 +266,58 @@ def test_symlinks_in_sources_are_followed_for_the_cache_key(tmp_path, uv_bin, ma
         assert "selfdir -> .: a symlink to a directory above it, in the sources of linked" \
             in proc.stderr, proc.stderr
         assert not (tmp_path / f"loop-{attempt}").exists()
+
+
+def test_bundle_to_stdout_a_fifo_and_through_a_symlink(project, managed_python, tmp_path):
+    """`uvship bundle -o -` streams the same bytes a file gets; a FIFO is written through,
+    a symlink to its target (the link stays), and a socket is refused before any work."""
+    import socket
+    import stat
+    import subprocess
+    import sys
+
+    src = project("hello-web")
+    out = tmp_path / "out"
+    out.mkdir()
+    file_res = bundle_ok(str(src), "-o", str(out / "app.tar.gz"))
+
+    proc = subprocess.run([sys.executable, "-m", "uvship", "bundle", str(src), "-o", "-"],
+                          capture_output=True, cwd=out)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert hashlib.sha256(proc.stdout).hexdigest() == file_res["sha256"]
+    assert b"-\n" in proc.stderr  # the result line, on stderr: stdout is the bundle's
+    refused = uvship("bundle", str(src), "-o", "-", "--json")
+    assert refused.returncode == 1 and "--json: the result goes to stdout" in refused.stderr
+
+    fifo = out / "bundle.fifo"
+    os.mkfifo(fifo)
+    with (tmp_path / "listing").open("w+") as listing:  # a pipe would fill and stall tar
+        tar = subprocess.Popen(["tar", "-tzf", str(fifo)], stdout=listing,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            res = bundle_ok(str(src), "-o", str(fifo))
+            _, err = tar.communicate(timeout=120)
+        finally:
+            tar.kill()
+        listing.seek(0)
+        names = listing.read().split()
+    assert tar.returncode == 0, err
+    assert "uvship-bundle.json" in names and res["sha256"] == file_res["sha256"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+    link = out / "link.tar.gz"
+    link.symlink_to("app.tar.gz")
+    res = bundle_ok(str(src), "-o", str(link), "--no-compile")
+    assert res["output"] == str(out / "app.tar.gz")  # where the bundle is
+    assert link.is_symlink() and os.readlink(link) == "app.tar.gz"
+    assert sha256(out / "app.tar.gz") != file_res["sha256"]  # the target got the new one
+    # its SBOM goes beside the file that holds the bundle, where `uvship sbom` finds it
+    assert sorted(os.listdir(out)) == ["app.tar.gz", "app.tar.gz.cdx.json", "bundle.fifo",
+                                       "link.tar.gz"]
+    assert uvship("sbom", str(link), check=True).stdout == (
+        out / "app.tar.gz.cdx.json").read_text()
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(out / "sock"))
+        proc = uvship("bundle", str(src), "-o", str(out / "sock"))
+    assert proc.returncode == 1 and "is a socket; expected a regular file" in proc.stderr

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
+import sys
 import tarfile
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -169,10 +173,11 @@ def test_layout_bytes_are_reproducible_and_round_trip(image: Image, tmp_path: Pa
     back = read_layout(tmp_path / "one", "latest")
     assert back.digest == image.digest and back.config == image.config
     assert back.layers[0].path == tmp_path / "one" / "blobs" / "sha256" / image.layers[0].digest[7:]
-    # rewriting over an existing layout replaces it; a modified image is a new digest
+    # writing into an existing layout adds a tag; a modified image is a new digest
     img2 = back.with_label("rev", "2")
     write_layout(img2, tmp_path / "one", tags=["v2"])
-    assert read_layout(tmp_path / "one").digest == img2.digest
+    assert read_layout(tmp_path / "one", "v2").digest == img2.digest
+    assert read_layout(tmp_path / "one", "v1").digest == image.digest
 
 
 @needs_busybox
@@ -192,11 +197,11 @@ def test_layout_annotations_and_unlisted_blobs(image: Image, tmp_path: Path):
     info = json.loads(run("skopeo", "inspect", f"oci:{tmp_path / 'one'}"))
     assert info["Digest"] == image.digest
     # tagged: every entry gets the annotation beside its tag; umoci finds the image by tag
-    write_layout(image, tmp_path / "one", tags=["v1", "latest"], annotations=note)
-    entries = json.loads((tmp_path / "one" / "index.json").read_text())["manifests"]
-    assert [e["annotations"] for e in entries] == [
-        {**note, "org.opencontainers.image.ref.name": t} for t in ("v1", "latest")]
-    run("umoci", "unpack", "--image", f"{tmp_path / 'one'}:latest", tmp_path / "bundle")
+    write_layout(image, tmp_path / "two", tags=["v1", "latest"], annotations=note)
+    entries = json.loads((tmp_path / "two" / "index.json").read_text())["manifests"]
+    assert [e["annotations"] for e in entries] == [note] + [  # the untagged one stays
+        {**note, "org.opencontainers.image.ref.name": t} for t in ("latest", "v1")]
+    run("umoci", "unpack", "--image", f"{tmp_path / 'two'}:latest", tmp_path / "bundle")
     assert (tmp_path / "bundle" / "rootfs" / "bin" / "busybox").is_file()
     with pytest.raises(ValueError, match="tags="):
         write_layout(image, tmp_path / "three",
@@ -403,3 +408,217 @@ def test_docker_archive_errors(image: Image, tmp_path: Path):
     with pytest.raises(InputError, match=r"expected .*REPOSITORY"):
         write_docker_archive(image, tmp_path / "x.tar", tags=["Upper/Case:1"])
     assert not (tmp_path / "x.tar").exists()
+
+
+# ---- outputs onto special files and shared layouts ------------------------------------
+
+
+@pytest.fixture
+def reader():
+    """Factory: start a command that reads a FIFO (given as its last word); each is killed
+    afterwards if it is still running (an unfixed writer never opens the FIFO)."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*cmd: str | os.PathLike[str]) -> subprocess.Popen[str]:
+        p = subprocess.Popen([os.fspath(c) for c in cmd], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.communicate()
+
+
+@needs_busybox
+def test_docker_archive_streams_through_a_fifo_and_a_character_device(image: Image,
+                                                                      tmp_path: Path, reader):
+    out = tmp_path / "out"
+    out.mkdir()
+    fifo = out / "fifo"
+    os.mkfifo(fifo)
+    tar = reader("tar", "-tf", fifo)
+    write_docker_archive(image, fifo, tags=["localhost/uvship-test/oci:fifo"])
+    listing, err = tar.communicate(timeout=60)
+    assert tar.returncode == 0, err
+    assert "manifest.json" in listing.split()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # written through, not replaced
+    assert os.listdir(out) == ["fifo"]  # and no temporary file beside it
+
+    null = out / "null"  # a private /dev/null: an unfixed writer would replace only this one
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    write_docker_archive(image, null)
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    assert sorted(os.listdir(out)) == ["fifo", "null"]
+
+
+@needs_busybox
+def test_a_stream_cut_short_says_the_reader_got_a_truncated_archive(image: Image,
+                                                                    tmp_path: Path, reader):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader("head", "-c", "1000", fifo)  # reads a little, then goes away
+    with pytest.raises(InputError, match=rf"output {fifo}: the stream stopped after \d+ "
+                                         r"bytes \(.*\); its reader got a truncated archive"):
+        write_docker_archive(image, fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@needs_busybox
+def test_outputs_write_through_symlinks(image: Image, tmp_path: Path):
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "image.tar"
+    real.write_text("an older archive")
+    link = tmp_path / "link.tar"
+    link.symlink_to("real/image.tar")
+    write_docker_archive(image, link)
+    assert link.is_symlink() and os.readlink(link) == "real/image.tar"
+    assert read_docker_archive(real, blob_dir=tmp_path / "blobs").digest == image.digest
+    assert sorted(os.listdir(tmp_path / "real")) == ["image.tar"]  # no temporary file left
+    # a dangling link: its target is made
+    dangling = tmp_path / "dangling.tar"
+    dangling.symlink_to("real/new.tar")
+    write_docker_archive(image, dangling)
+    assert dangling.is_symlink() and (tmp_path / "real" / "new.tar").is_file()
+
+
+@needs_busybox
+def test_outputs_refuse_directories_sockets_and_block_devices(image: Image, tmp_path: Path):
+    import socket
+
+    sock_path = tmp_path / "sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        with pytest.raises(InputError, match=rf"output {sock_path}: is a socket; expected a "
+                                             "regular file"):
+            write_docker_archive(image, sock_path)
+    assert stat.S_ISSOCK(os.lstat(sock_path).st_mode)
+    block = tmp_path / "block"
+    os.mknod(block, stat.S_IFBLK | 0o600, os.makedev(7, 200))
+    with pytest.raises(InputError, match="is a block device"):
+        write_docker_archive(image, block)
+    assert stat.S_ISBLK(os.lstat(block).st_mode)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "to-dir").symlink_to("dir")
+    for target in ("dir", "to-dir"):
+        with pytest.raises(InputError, match="is a directory; expected a regular file"):
+            write_docker_archive(image, tmp_path / target)
+    assert (tmp_path / "to-dir").is_symlink() and os.listdir(tmp_path / "dir") == []
+
+
+@needs_busybox
+def test_a_descriptor_is_written_through_and_a_terminal_refused(image: Image,
+                                                               tmp_path: Path):
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as r:
+        got: list[bytes] = []
+        t = threading.Thread(target=lambda: got.append(r.read()))
+        t.start()
+        try:
+            write_docker_archive(image, f"/dev/fd/{write_end}")
+        finally:
+            os.close(write_end)  # the writer's own copy of the descriptor is closed already
+            t.join(timeout=60)
+    (tmp_path / "via-fd.tar").write_bytes(got[0])
+    assert read_docker_archive(tmp_path / "via-fd.tar",
+                               blob_dir=tmp_path / "blobs").digest == image.digest
+    main, tty = os.openpty()
+    try:
+        with pytest.raises(InputError, match=rf"output /dev/fd/{tty}: is a terminal; "
+                                             "expected a pipe or a file"):
+            write_docker_archive(image, f"/dev/fd/{tty}")
+    finally:
+        os.close(main)
+        os.close(tty)
+
+
+@needs_busybox
+def test_layout_keeps_every_tag(image: Image, tmp_path: Path):
+    out = tmp_path / "layout"
+    two = image.with_label("rev", "2")
+    write_layout(image, out, tags=["1.0"], annotations={"dev.uvship.test": "one"})
+    write_layout(two, out, tags=["2.0"], annotations={"dev.uvship.test": "two"})
+    for tag, img in (("1.0", image), ("2.0", two)):
+        assert json.loads(run("skopeo", "inspect", f"oci:{out}:{tag}"))["Digest"] == img.digest
+    entries = json.loads((out / "index.json").read_text())["manifests"]
+    assert [(e["annotations"]["org.opencontainers.image.ref.name"],
+             e["annotations"]["dev.uvship.test"]) for e in entries] == [("1.0", "one"),
+                                                                          ("2.0", "two")]
+    # a new image for a tag replaces that tag's entry only
+    three = image.with_label("rev", "3")
+    write_layout(three, out, tags=["1.0"])
+    assert read_layout(out, "1.0").digest == three.digest
+    assert read_layout(out, "2.0").digest == two.digest
+    # the same tags written in another order give the same index.json, byte for byte
+    other = tmp_path / "other"
+    write_layout(two, other, tags=["2.0"], annotations={"dev.uvship.test": "two"})
+    write_layout(three, other, tags=["1.0"])
+    assert (other / "index.json").read_bytes() == (out / "index.json").read_bytes()
+
+
+@needs_busybox
+def test_layout_rewritten_unchanged_writes_nothing(image: Image, tmp_path: Path):
+    out = tmp_path / "layout"
+    write_layout(image, out, tags=["v1"])
+    files = sorted(out.rglob("*"))
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
+    write_layout(image, out, tags=["v1"])
+    assert sorted(out.rglob("*")) == files
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files} == before
+
+
+@needs_busybox
+def test_a_layout_another_writer_is_making_is_written_into(image: Image, tmp_path: Path):
+    """What a concurrent first writer leaves before its oci-layout file is in place (the
+    lock file, blobs/, a temporary file) is a layout in the making, not a stranger's
+    directory; another uvship is refused in a directory without the lock file."""
+    out = tmp_path / "layout"
+    (out / "blobs" / "sha256").mkdir(parents=True)
+    (out / ".uvship.lock").touch()
+    (out / ".oci-layout.x1y2.tmp").touch()
+    write_layout(image, out, tags=["v1"])
+    assert read_layout(out, "v1").digest == image.digest
+    (tmp_path / "other" / "blobs").mkdir(parents=True)
+    with pytest.raises(InputError, match="is not an OCI layout"):
+        write_layout(image, tmp_path / "other", tags=["v1"])
+
+
+_WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from test_oci import busybox_image
+from uvship.oci import write_layout
+image = busybox_image(Path(sys.argv[1]))
+for n in range(15):
+    write_layout(image.with_label("writer", sys.argv[2]).with_label("n", str(n)),
+                 sys.argv[3], tags=[sys.argv[2]], blobs=[sys.argv[2].encode() * 10])
+"""
+
+
+@needs_busybox
+def test_concurrent_writers_of_one_layout_keep_each_tag(tmp_path: Path):
+    """Writers racing on one layout each add their tag; a reader never sees half of it."""
+    out = tmp_path / "layout"
+    script = _WRITER.format(tests=str(Path(__file__).parent))
+    procs = [subprocess.Popen([sys.executable, "-c", script, tmp_path / f"w{name}", name, out],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("a", "b", "c")]
+    seen = 0
+    while any(p.poll() is None for p in procs):
+        if (out / "index.json").exists():  # a reader meanwhile: every index.json is whole
+            json.loads((out / "index.json").read_bytes())
+            seen += 1
+        time.sleep(0.01)
+    results = [p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
+    assert seen > 0
+    entries = json.loads((out / "index.json").read_text())["manifests"]
+    assert [e["annotations"]["org.opencontainers.image.ref.name"] for e in entries] == [
+        "a", "b", "c"]
+    for name in ("a", "b", "c"):
+        img = read_layout(out, name)
+        assert img.config["config"]["Labels"]["n"] == "14"
+        assert json.loads(run("skopeo", "inspect", f"oci:{out}:{name}"))["Digest"] == img.digest
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]

@@ -137,15 +137,19 @@ def test_in_an_oci_layout(example, tmp_path):
     assert entry["annotations"][sbom.LAYOUT_ANNOTATION] == new != art
     assert sbom.read_from_layout(lay) == again
 
-    # written again under other tags: each entry still names the SBOM; same bytes each time
+    # written again under other tags: they join `latest`, each entry naming its own SBOM;
+    # the same tags give the same bytes each time
     image.export(f"oci:{lay}", tags=["app:1.0", "app:stable"])
     image.export(f"oci:{tmp_path / 'twin'}", tags=["app:1.0", "app:stable"])
-    raw = (lay / "index.json").read_bytes()
-    assert raw == (tmp_path / "twin" / "index.json").read_bytes()
-    entries = json.loads(raw)["manifests"]
-    assert [e["digest"] for e in entries] == [image.digest] * 2
-    assert {e["annotations"][sbom.LAYOUT_ANNOTATION] for e in entries} == {art}
+    entries = json.loads((lay / "index.json").read_bytes())["manifests"]
+    twin = json.loads((tmp_path / "twin" / "index.json").read_bytes())["manifests"]
+    ref = "org.opencontainers.image.ref.name"
+    assert [e["annotations"][ref] for e in entries] == ["1.0", "latest", "stable"]
+    assert [e for e in entries if e["annotations"][ref] != "latest"] == twin
+    assert [e["digest"] for e in entries] == [image.digest] * 3
+    assert [e["annotations"][sbom.LAYOUT_ANNOTATION] for e in entries] == [art, new, art]
     assert sbom.read_from_layout(lay, "stable") == image.sbom == data
+    assert sbom.read_from_layout(lay, "latest") == again
 
 
 def test_older_layouts_that_list_the_sbom_in_index_json(tmp_path):

@@ -351,7 +351,8 @@ class UvBuild:
         sbom = sbom_for(env, ws=self.ws)  # first: a bundle is never written without it
         with self.progress.step(f"writing {output}"):
             res = _bundle.write_bundle(env, output)
-        write_sbom_beside(res.output, sbom)
+        if not res.streamed:  # a stream has no "beside"
+            write_sbom_beside(res.output, sbom)
         return res
 
     def bundles(self, outputs: dict[str, str | Path]) -> dict[str, _bundle.BundleResult]:

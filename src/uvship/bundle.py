@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layers
-from ._fs import atomic_file, check_writable_parent
+from ._fs import check_writable_parent, is_stream, output_file, output_place
 from .errors import InputError
 from .plan import Plan
 from .python.interpreter import BUILD_ONLY, Interpreter
@@ -133,21 +133,36 @@ def materialize(env: StagedEnv, work: Path) -> UvVenv:
 
 
 def output_kind(output: Path) -> str:
-    return "tar.gz" if output.name.endswith((".tar.gz", ".tgz")) else "dir"
+    """``tar.gz`` for a FILE.tar.gz (or .tgz) and for a stream (stdout, a FIFO, a character
+    device), else ``dir``."""
+    if output.name.endswith((".tar.gz", ".tgz")) or is_stream(output):
+        return "tar.gz"
+    return "dir"
 
 
 def check_output(output: Path) -> None:
     """Fail before any work if ``output`` cannot be written or must not be replaced."""
-    check_writable_parent(output, f"--output {output}")
-    if output.is_dir() and not output.is_symlink():
+    label = f"--output {output}"
+    if output_kind(output) == "tar.gz":
+        output_place(output, label)  # a file, through a symlink, or a stream
+        return
+    check_writable_parent(output, label)
+    if output.is_symlink():
+        raise InputError(f"{label}: is a symlink; a bundle directory is replaced whole "
+                         "(expected a directory or a new path)",
+                         hint="give the directory it points to")
+    if output.is_dir():
         if any(output.iterdir()) and not (output / MANIFEST_NAME).is_file():
             raise InputError(
                 f"--output {output}: the directory exists and is not a uvship bundle "
                 "(expected a new path or an earlier bundle to replace)",
                 hint="choose a new directory; uvship only replaces its own bundles",
             )
-    elif output.exists() and output_kind(output) == "dir":
-        raise InputError(f"--output {output}: exists and is not a directory")
+    elif output.exists():
+        if not output.is_file():
+            output_place(output, label)  # says what it is: a socket, a block device
+        raise InputError(f"--output {output}: exists and is not a directory",
+                         hint="name a FILE.tar.gz to write the bundle as one file")
 
 
 @dataclass(frozen=True)
@@ -158,19 +173,27 @@ class BundleResult:
     size: int
     files: int
     manifest: dict[str, Any]  # what uvship-bundle.json holds
+    streamed: bool = False  # written through a stream (stdout, a FIFO): nothing beside it
 
 
 def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
-    """Write the bundle to ``output`` (a directory or a .tar.gz) atomically."""
+    """Write the bundle to ``output``: a directory or a .tar.gz, replaced atomically; or a
+    stream (``-`` for stdout, a FIFO, a character device), written through.
+
+    A symlink to a .tar.gz is written through to its target (the link stays), and the
+    result names that target: the file that holds the bundle.
+    """
     check_output(output)
     entries_ = entries(env)
-    output = output.absolute()
     files = sum(1 for _ in layers.iter_files(entries_))
     if output_kind(output) == "tar.gz":
-        with atomic_file(output) as f:
+        stream = is_stream(output)
+        with output_file(output, f"--output {output}", what="bundle") as f:
             info = layers.write_tar(entries_, f, compression="gzip")
-        return BundleResult(output, "tar.gz", info.digest.split(":", 1)[1], info.size, files,
-                            manifest(env))
+        where = output if stream else Path(os.path.realpath(output))
+        return BundleResult(where, "tar.gz", info.digest.split(":", 1)[1], info.size, files,
+                            manifest(env), streamed=stream)
+    output = output.absolute()
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     old = None
     try:

@@ -78,11 +78,28 @@ def _fail(exc: UvshipError) -> None:
     sys.exit(1)
 
 
-def _emit(data: dict[str, Any], as_json: bool, text: str) -> None:
+def _emit(data: dict[str, Any], as_json: bool, text: str, err: bool = False) -> None:
+    """The result on stdout; on stderr (``err``) when stdout carries an output itself."""
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
-        click.echo(text)
+        click.echo(text, err=err)
+
+
+def _stdout_output(names: list[str], as_json: bool, what: str) -> bool:
+    """Whether one of the outputs ``names`` is stdout; refuses two, and --json with one
+    (its result would have to share stdout with the output's bytes)."""
+    from .errors import InputError
+
+    if len(names) > 1:
+        raise InputError(f"--output {names[1]}: two outputs write to stdout "
+                         f"({' and '.join(names)})", hint="give stdout to one of them")
+    if names and as_json:
+        raise InputError(f"--json: the result goes to stdout, which carries the {what} of "
+                         f"--output {names[0]}",
+                         hint="write the output to a file to get the JSON result, or leave "
+                              "out --json: the result line then goes to stderr")
+    return bool(names)
 
 
 # Options shared by every command that builds something.
@@ -191,8 +208,20 @@ def bundle(project: str, output: str, **kw: Any) -> None:
     """Bundle PROJECT's environment and its Python, laid out for their final paths."""
     as_json = kw.pop("as_json")
     with _errors():
+        from ._fs import is_stream, output_path, output_place
+
+        out = output_path(output)  # `-` is stdout
+        to_stdout = _stdout_output(
+            [output] if is_stream(out) and output_place(out, f"--output {out}").is_stdout
+            else [], as_json, "bundle")
         b = _build_from(project, kw)
         platforms = [p.strip() for p in (b.options.platform or "").split(",") if p.strip()]
+        if len(platforms) > 1 and is_stream(out):
+            from .errors import InputError
+
+            raise InputError(f"--output {output}: a stream takes one bundle; several "
+                             "platforms make one bundle each",
+                             hint="give a file name: {platform} in it is replaced")
         if len(platforms) > 1:
             from .plan import _platform_of
 
@@ -205,8 +234,8 @@ def bundle(project: str, output: str, **kw: Any) -> None:
             return
         if platforms or "=" in (b.options.python or ""):
             b = b.for_platform(platforms[0] if platforms else None)
-        res = b.bundle(Path(output))
-    _emit(_bundle_data(res), as_json, str(res.output))
+        res = b.bundle(out)
+    _emit(_bundle_data(res), as_json, str(res.output), err=to_stdout)
 
 
 def _bundle_data(res) -> dict[str, Any]:
@@ -265,17 +294,20 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
     as_json = kw.pop("as_json")
     with _errors():
         from . import build as _build
-        from .images import parse_output
+        from .images import check_tags, parse_output
         from .plan import env_pairs
 
         outs = [parse_output(o) for o in outputs]
-        for o in outs:
-            o.check()
         b = _build_from(project, kw, base=base, entrypoint=entrypoint, cmd=cmd,
                         env=env_vars, label=labels, user=user,
                         compression=compression, tag=tags, push=push_refs,
                         cache_repo=cache_repo, insecure_registry=insecure)
         o_ = b.options
+        check_tags(o_.tag)  # with --tag from pyproject.toml too, before any work
+        for o in outs:
+            o.check(o_.tag)
+        to_stdout = _stdout_output([str(o) for o in outs if o.is_stdout], as_json,
+                                   "docker-archive")
         if not outs and not o_.push:
             raise click.UsageError("nothing to write: give --output and/or --push")
         if o_.push:
@@ -326,7 +358,7 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
             "layers": [{"digest": x["digest"], "role": x["role"], "created_by": x["created_by"]}
                        for x in image.layer_info],
         }
-    _emit(data, as_json, "\n".join(f"{o}@{image.digest}" for o in outs))
+    _emit(data, as_json, "\n".join(f"{o}@{image.digest}" for o in outs), err=to_stdout)
 
 
 def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None:

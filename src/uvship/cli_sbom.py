@@ -100,7 +100,13 @@ def _bundle_sbom(path: Path, platform: str | None) -> bytes:
         from .sbom import read_from_layout
 
         return read_from_layout(path, platform=platform)
-    found = path / BUNDLE_DIR_SBOM if path.is_dir() else path.with_name(path.name + ".cdx.json")
+    if path.is_dir():
+        found = path / BUNDLE_DIR_SBOM
+    else:  # beside the file, or beside the file a symlink points to (where uvship puts it)
+        found = path.with_name(path.name + ".cdx.json")
+        real = path.resolve()
+        if not found.is_file() and real.with_name(real.name + ".cdx.json").is_file():
+            found = real.with_name(real.name + ".cdx.json")
     if not found.is_file():
         raise InputError(f"{path}: no SBOM beside it (expected {found})",
                          hint="uvship bundle writes one beside the bundles it makes")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import oci
-from ._fs import check_writable_parent
+from ._fs import check_writable_parent, is_stream, output_path, output_place
 from .cache import cache_root
 from .errors import InputError, UvshipError
 
@@ -165,7 +165,7 @@ class Image:
     def export(self, output: str, tags: list[str] | tuple[str, ...] = ()) -> str:
         """Write the image to ``oci:DIR[:TAG]`` or ``docker-archive:FILE``; returns the digest."""
         out = parse_output(output)
-        out.check()
+        out.check(tags)
         out.write(self, tags)
         return self.digest
 
@@ -215,7 +215,7 @@ class MultiPlatformImage:
             raise InputError(f"--output {out}: a docker-archive holds one platform; expected "
                              "oci:DIR[:TAG] for an image index",
                              hint="write the index with oci:DIR or --push, or build one platform")
-        out.check()
+        out.check(tags)
         _write_layout(self.index, self.images, out.path, out.layout_tags(tags))
         return self.digest
 
@@ -229,9 +229,9 @@ class MultiPlatformImage:
 
 def _write_layout(target: oci.Image | oci.ImageIndex, images: list[Image] | tuple[Image, ...],
                   path: Path, tags: list[str]) -> None:
-    """Write ``target`` (an image, or an index of ``images``) as an OCI layout, in one
-    atomic step with each image's SBOM: kept in blobs/, named by the index.json entry's
-    annotation, so that index.json lists the one image (or index) that tools expect."""
+    """Write ``target`` (an image, or an index of ``images``) into an OCI layout under
+    ``tags``, with each image's SBOM in the same index.json update: kept in blobs/, named
+    by the entry's annotation, so that index.json lists only images (or indexes)."""
     from .sbom import layout_parts
 
     annotations, blobs = layout_parts((i.oci.descriptor(platform=False).to_json(), i.sbom)
@@ -305,7 +305,8 @@ def _attach_sbom(reg: Registry, ref: Reference, image: Image) -> SbomAttachment:
 
 @dataclass(frozen=True)
 class Output:
-    """A place an image is written: an OCI layout or a docker-archive."""
+    """A place an image is written: an OCI layout or a docker-archive (a file, or a stream:
+    ``-`` for stdout, a FIFO, a character device)."""
 
     kind: str  # "oci" | "docker-archive"
     path: Path
@@ -314,13 +315,34 @@ class Output:
     def __str__(self) -> str:
         return f"{self.kind}:{self.path}" + (f":{self.tag}" if self.tag else "")
 
-    def check(self) -> None:
-        """Fail before any work when the output cannot be written."""
-        check_writable_parent(self.path, f"--output {self}")
-        if self.kind == "oci" and self.path.exists() and not self.path.is_dir():
-            raise InputError(f"--output {self}: exists and is not a directory")
-        if self.kind == "docker-archive" and self.path.is_dir():
-            raise InputError(f"--output {self}: is a directory (expected a file path)")
+    def check(self, tags: list[str] | tuple[str, ...] = ()) -> None:
+        """Fail before any work when the output cannot be written, or ``tags`` (``--tag``
+        values) cannot name the image in it."""
+        label = f"--output {self}"
+        check_tags(tags)
+        if self.kind == "docker-archive":
+            output_place(self.path, label)
+            return
+        if self.tag is not None:
+            try:
+                oci.check_tag(self.tag)
+            except InputError as exc:
+                raise InputError(f"{label}: the {exc.message}") from None
+        for t in self.layout_tags(tags):
+            oci.check_tag(t)
+        if not self.path.exists():
+            check_writable_parent(self.path, label)
+        oci.check_layout_dir(self.path, label)
+
+    @property
+    def stream(self) -> bool:
+        """Whether the output is written through as a stream (not replaced atomically)."""
+        return self.kind == "docker-archive" and is_stream(self.path)
+
+    @property
+    def is_stdout(self) -> bool:
+        """Whether the output is this process's stdout (then results go elsewhere)."""
+        return self.stream and output_place(self.path, f"--output {self}").is_stdout
 
     def layout_tags(self, tags: list[str] | tuple[str, ...]) -> list[str]:
         """The tags an OCI layout gets: its own (oci:DIR:TAG), else each --tag's tag part,
@@ -328,14 +350,19 @@ class Output:
         return [self.tag] if self.tag else [tag_part(t) for t in tags] or ["latest"]
 
     def write(self, image: Image, tags: list[str] | tuple[str, ...] = ()) -> bool:
-        """Write ``image`` unless this output already holds exactly it; True if written."""
-        if self._up_to_date(image, tags):
+        """Write ``image`` unless this output already holds exactly it; True if written.
+
+        A layout gets the image under its tags, beside the tags it holds already; a stream
+        is always written (what it held is gone)."""
+        stream = self.stream
+        if not stream and self._up_to_date(image, tags):
             return False
         if self.kind == "oci":
             _write_layout(image.oci, [image], self.path, self.layout_tags(tags))
         else:
             oci.write_docker_archive(image.oci, self.path, tags=list(tags))
-        self._remember(image, tags)
+        if not stream:
+            self._remember(image, tags)
         return True
 
     # A record of the last write, so an unchanged rebuild writes nothing.
@@ -345,8 +372,12 @@ class Output:
 
     def _state(self, image: Image, tags) -> dict[str, Any]:
         st = self.path.stat()
-        return {"digest": image.digest, "tags": list(tags), "tag": self.tag,
-                "ino": st.st_ino, "mtime": st.st_mtime_ns, "size": st.st_size}
+        state = {"digest": image.digest, "tags": list(tags), "tag": self.tag,
+                 "ino": st.st_ino, "mtime": st.st_mtime_ns, "size": st.st_size}
+        if self.kind == "oci":  # another writer's tag replaces index.json by a rename
+            idx = (self.path / "index.json").stat()
+            state["index"] = [idx.st_ino, idx.st_mtime_ns, idx.st_size]
+        return state
 
     def _up_to_date(self, image: Image, tags) -> bool:
         rec = self._record()
@@ -365,17 +396,39 @@ class Output:
         os.replace(tmp, rec)
 
 
+def check_tags(tags: list[str] | tuple[str, ...]) -> None:
+    """Fail before any work on a ``--tag`` value that cannot name an image."""
+    for t in tags:
+        try:
+            oci.repo_tag(t)
+        except InputError:
+            raise InputError(f"tag {t!r}: expected an image name [REGISTRY/]REPOSITORY[:TAG] "
+                             "with a lower-case repository, e.g. 'app:1.0' or "
+                             "'localhost/team/app:1.0'",
+                             hint="an OCI layout takes the part after the colon as its "
+                                  "tag; a docker-archive lists the whole name") from None
+
+
 def tag_part(tag: str) -> str:
-    """`name:1.0` -> `1.0` (an OCI layout names images by tag), `1.0` -> `1.0`."""
+    """`name:1.0` -> `1.0` (an OCI layout names images by tag), `name` -> `latest`."""
     last = tag.rsplit("/", 1)[-1]
     return last.split(":", 1)[1] if ":" in last else "latest"
 
 
 def parse_output(spec: str) -> Output:
+    """``oci:DIR[:TAG]`` or ``docker-archive:FILE``; ``docker-archive:-`` is stdout."""
     if spec.startswith("oci:"):
         path, tag = oci.parse_layout_ref(spec)
+        if spec.removeprefix("oci:").partition(":")[0] in ("", "-"):
+            raise InputError(f"--output {spec}: an OCI layout is a directory; expected "
+                             "oci:DIR[:TAG]",
+                             hint="to write an image to stdout, use docker-archive:-")
         return Output("oci", Path(path), tag)
     if spec.startswith("docker-archive:"):
-        return Output("docker-archive", Path(spec.split(":", 1)[1]))
+        file = spec.split(":", 1)[1]
+        if not file:
+            raise InputError(f"--output {spec}: expected docker-archive:FILE (or "
+                             "docker-archive:- for stdout)")
+        return Output("docker-archive", output_path(file))
     raise InputError(f"--output {spec}: unknown kind of output "
                      "(expected oci:DIR[:TAG] or docker-archive:FILE)")

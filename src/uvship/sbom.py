@@ -29,6 +29,7 @@ from ._fs import atomic_file
 from .errors import InputError
 from .layers import source_date_epoch
 from .oci.types import (
+    ANNOTATION_REF_NAME,
     INDEX_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -405,9 +406,17 @@ def add_to_layout(layout: Path, sbom: bytes, *, tag: str | None = None,
 
     Every index.json entry of the image, or of an index holding it, names the artifact in
     its annotation instead of an earlier SBOM of that image; an older layout's referrer
-    entry for the image leaves index.json (its blobs stay until the layout is written again).
+    entry for the image leaves index.json (its blobs stay). Under the layout's writer lock.
     """
+    from .oci.layout import layout_lock
+
     root = Path(layout)
+    _layout_image(root, tag, platform)  # a layout, before its lock file is made there
+    with layout_lock(root):  # a read-modify-write of index.json, as write_layout's
+        return _add_to_layout(root, sbom, tag, platform)
+
+
+def _add_to_layout(root: Path, sbom: bytes, tag: str | None, platform: str | None) -> str:
     image = _layout_image(root, tag, platform)
     manifest = artifact_manifest(sbom, image)
     digest = sha256_digest(manifest)
@@ -434,18 +443,26 @@ def read_from_layout(layout: str | os.PathLike[str], tag: str | None = None,
                      platform: str | None = None) -> bytes:
     """The SBOM of the image ``tag`` (or the only image; of an index, the one for
     ``platform``) of an OCI layout: an artifact index.json's annotation names, or one it
-    lists as a referrer (as oras and earlier uvship versions write them)."""
+    lists as a referrer (as oras and earlier uvship versions write them).
+
+    The SBOM the tag's own entry names comes first: one image under several tags may have
+    been written with several SBOMs."""
     root = Path(layout)
     image = _layout_image(root, tag, platform)["digest"]
     index = _layout_index(root)
     named = [x for d in index["manifests"] for x in _named(d)]
+    own = [x for d in index["manifests"] if tag is not None
+           and (d.get("annotations") or {}).get(ANNOTATION_REF_NAME) == tag for x in _named(d)]
     listed = [d["digest"] for d in index["manifests"]
               if d.get("artifactType") == CDX_MEDIA_TYPE and isinstance(d.get("digest"), str)]
     found: dict[str, bytes] = {}
     missing = [x for x in named if not _blob_file(root, x).is_file()]
-    for digest in dict.fromkeys([*named, *listed]):
-        if _subject_of(root, digest) == image:
-            found[digest] = _read_blob(root, digest)
+    for candidates in (own, [*named, *listed]):
+        for digest in dict.fromkeys(candidates):
+            if _subject_of(root, digest) == image:
+                found[digest] = _read_blob(root, digest)
+        if found:
+            break
     chosen = pick_sbom(referrer_descriptor(m) for m in found.values())
     if chosen is None:
         if missing:

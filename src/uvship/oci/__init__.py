@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from .docker_archive import read_docker_archive, repo_tag, write_docker_archive
 from .image import Image, ImageIndex, Layer, default_created, rfc3339
-from .layout import layout_platforms, parse_layout_ref, read_layout, write_layout
+from .layout import (
+    check_layout_dir,
+    check_tag,
+    layout_platforms,
+    parse_layout_ref,
+    read_layout,
+    write_layout,
+)
 from .types import (
     ANNOTATION_REF_NAME,
     DOCKER_CONFIG,
@@ -45,6 +52,8 @@ __all__ = [
     "Layer",
     "Platform",
     "canonical_json",
+    "check_layout_dir",
+    "check_tag",
     "default_created",
     "layout_platforms",
     "parse_layout_ref",

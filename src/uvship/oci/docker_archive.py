@@ -7,12 +7,12 @@ import os
 import posixpath
 import re
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._fs import STDOUT, output_file
 from ..cache import cache_root
 from ..errors import InputError
 from ..layers import Entry, normalize, write_tar
@@ -54,13 +54,12 @@ def write_docker_archive(image: Image, path: str | os.PathLike[str],
 
     Layer files are the layers' blobs as they are (gzip-compressed for uvship's layers):
     `docker load` and `podman load` detect the compression of each layer file. The archive
-    is a deterministic tar, written beside ``path`` and renamed into place.
+    is a deterministic tar, written beside ``path`` and renamed into place; a symlink is
+    written through to its target; a FIFO, a character device or ``-`` (stdout) is
+    streamed into (see ``_fs.output_file``); anything else that is not a file is refused.
     """
     dest = Path(path)
     repo_tags = [repo_tag(t) for t in tags]
-    if dest.is_dir():
-        raise InputError(f"output {dest}: is a directory; expected a file path for the "
-                         "docker-archive tar")
     config_digest = sha256_digest(image.config_bytes())
     config_name = config_digest.removeprefix("sha256:") + ".json"
     entries = [Entry(config_name, "file", data=image.config_bytes())]
@@ -74,16 +73,10 @@ def write_docker_archive(image: Image, path: str | os.PathLike[str],
             entries.append(Entry(name, "file", source=layer_file(layer)))
     manifest = [{"Config": config_name, "RepoTags": repo_tags, "Layers": names}]
     entries.append(Entry(MANIFEST, "file", data=canonical_json(manifest)))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write_tar(normalize(entries), out, compression="none")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not os.path.lexists(dest) and dest != STDOUT:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    with output_file(dest, f"output {dest}", what="archive") as out:
+        write_tar(normalize(entries), out, compression="none")
     return config_digest
 
 

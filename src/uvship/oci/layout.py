@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from .._fs import atomic_file
 from ..errors import InputError
 from ._blobs import hash_file, load_json, place_blob
-from .image import Image, ImageIndex, image_from_parts
+from .image import Image, ImageIndex, Layer, image_from_parts
 from .types import (
     ANNOTATION_REF_NAME,
     CONFIG_TYPES,
@@ -26,6 +28,8 @@ from .types import (
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+# The lock writers hold while they update a layout (uvship's; other tools ignore the file).
+LOCK_FILE = ".uvship.lock"
 # The grammar of org.opencontainers.image.ref.name (image-spec annotations.md).
 _REF_NAME = re.compile(
     r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*"
@@ -201,87 +205,173 @@ def _load_image(layout: _Layout, desc: Descriptor, *, verify: bool) -> Image:
 def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],
                  tags: Sequence[str] = (), *, annotations: Mapping[str, str] | None = None,
                  blobs: Iterable[bytes] = ()) -> Descriptor:
-    """Write ``image`` as the OCI layout at ``path``, one index.json entry per tag.
+    """Add ``image`` to the OCI layout at ``path`` (made if absent), one index.json entry
+    per tag; returns the descriptor of the image (or index) written.
 
-    ``annotations`` go on every index.json entry (beside its tag; they change neither the
-    image's digest nor what skopeo, podman or umoci read). ``blobs`` are put in blobs/ but
-    not listed in index.json, which lists images only: tools that read ``oci:DIR`` with no
-    tag take its one entry, and refuse a layout with more. Built in a temporary directory
-    beside ``path`` and renamed into place, so readers never see half a layout; an existing
-    ``path`` is replaced only if it is an OCI layout (or an empty directory). Returns the
-    descriptor of the image (or index) written.
+    The layout keeps every other tag: an entry of one of ``tags`` is replaced, others stay
+    (with no tags, the image replaces the untagged image entries). ``annotations`` go on
+    each new entry beside its tag (they change neither the image's digest nor what skopeo,
+    podman or umoci read). ``blobs`` are put in blobs/ but not listed in index.json, which
+    lists images only: tools that read ``oci:DIR`` with no tag take its one entry.
+
+    Updated in place, safe for readers and for other writers: under an exclusive lock on
+    the layout's lock file, each blob is renamed into blobs/sha256 (content-addressed,
+    so an existing one is kept), then index.json is replaced by one rename. Its entries
+    are sorted by tag, so one set of tags gives the same bytes in whatever order they were
+    written; a layout that already holds all of it is not written at all. Blobs that no
+    entry reaches any more are kept: a reader may still be reading the image a tag named a
+    moment ago. An existing ``path`` must be an OCI layout (or an empty directory).
     """
     dest = Path(path)
     if annotations and ANNOTATION_REF_NAME in annotations:
         raise ValueError("write_layout: a tag is given with tags=, not as an annotation")
     for t in tags:
-        if not _REF_NAME.fullmatch(t):
-            raise InputError(f"tag {t!r}: expected a reference name such as 'latest' or "
-                             "'1.0' (letters, digits and . _ - : @ + /)")
-    if dest.exists() and not _replaceable(dest):
-        raise InputError(f"output {dest}: exists and is not an OCI layout; refusing to "
-                         "replace it", hint="choose another path or remove it")
-    unlisted = list(blobs)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        blobs = work / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        written: set[str] = set()
-
-        def put(digest: str, data: bytes) -> None:
-            if digest not in written:
-                (blobs / digest.removeprefix("sha256:")).write_bytes(data)
-                written.add(digest)
-
+        check_tag(t)
+    check_layout_dir(dest, f"output {dest}")
+    dest.mkdir(parents=True, exist_ok=True)
+    with layout_lock(dest):
+        check_layout_dir(dest, f"output {dest}")  # again: another writer may have been first
+        _put(dest / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
+        blob_dir = dest / "blobs" / "sha256"
+        blob_dir.mkdir(parents=True, exist_ok=True)
         images = image.images if isinstance(image, ImageIndex) else (image,)
         for img in images:
             for layer in img.layers:
-                if layer.digest not in written:
-                    place_blob(layer, blobs / layer.digest.removeprefix("sha256:"))
-                    written.add(layer.digest)
-            put(img.config_descriptor().digest, img.config_bytes())
-            put(img.digest, img.manifest_bytes())
+                _put_layer(layer, blob_dir)
+            _put_blob(blob_dir, img.config_bytes())
+            _put_blob(blob_dir, img.manifest_bytes())
         if isinstance(image, ImageIndex):
-            put(image.digest, image.index_bytes())
-        for data in unlisted:
-            put(sha256_digest(data), data)
+            _put_blob(blob_dir, image.index_bytes())
+        for data in blobs:
+            _put_blob(blob_dir, data)
         extra = dict(annotations or {})
-        entries = [_descriptor(image, {**extra, ANNOTATION_REF_NAME: t}) for t in tags] or [
-            _descriptor(image, extra)]
-        (work / "index.json").write_bytes(canonical_json(
-            {"schemaVersion": 2, "mediaType": OCI_INDEX,
-             "manifests": [e.to_json() for e in entries]}))
-        (work / LAYOUT_FILE).write_bytes(canonical_json(LAYOUT_VERSION))
-        for d in (work, work / "blobs", blobs):
-            os.chmod(d, 0o755)  # mkdtemp makes 0700; a layout is read by other tools/users
-        _swap_into_place(work, dest)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        new = [_descriptor(image, {**extra, ANNOTATION_REF_NAME: t}).to_json() for t in tags
+               ] or [_descriptor(image, extra).to_json()]
+        index = _read_index(dest)
+        kept = [e for e in index["manifests"] if not _replaced_by(e, tags)]
+        entries = sorted([*kept, *new], key=_entry_order)
+        _put(dest / "index.json", canonical_json({**index, "schemaVersion": 2,
+                                                  "mediaType": OCI_INDEX,
+                                                  "manifests": entries}))
     return _descriptor(image, {})
+
+
+def check_tag(tag: str) -> None:
+    """Raise unless ``tag`` can name an image in an OCI layout."""
+    if not _REF_NAME.fullmatch(tag):
+        raise InputError(f"tag {tag!r}: expected a reference name such as 'latest' or "
+                         "'1.0' (letters, digits and . _ - : @ + /)")
+
+
+def check_layout_dir(dest: Path, label: str) -> None:
+    """Raise unless ``dest`` is absent, an OCI layout or an empty directory (a layout is
+    updated in place: uvship writes into no other directory).
+
+    A directory with uvship's lock file is a layout too: another writer may be making it
+    (its oci-layout file not there yet), and only write_layout makes that file, after
+    this check passed."""
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise InputError(f"{label}: exists and is not a directory (expected an OCI layout "
+                         "or a new path)")
+    if (dest / LAYOUT_FILE).is_file() or (dest / LOCK_FILE).exists() or not any(
+            dest.iterdir()):
+        if not os.access(dest, os.W_OK):
+            raise InputError(f"{label}: cannot write in the OCI layout (permission denied)")
+        return
+    raise InputError(f"{label}: exists and is not an OCI layout (no {LAYOUT_FILE} file); "
+                     "refusing to write into it", hint="choose another path or remove it")
+
+
+@contextlib.contextmanager
+def layout_lock(root: Path) -> Iterator[None]:
+    """Hold the layout's writer lock: every read-modify-write of index.json happens under it.
+
+    An flock on a file in the layout: released by the kernel when the process ends, however
+    it ends. Readers take no lock; they see index.json whole, since it is only ever renamed
+    into place.
+    """
+    try:
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise InputError(f"OCI layout {root}: cannot open its lock file {LOCK_FILE} "
+                         f"({exc.strerror})", hint="is the layout writable?") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_index(root: Path) -> dict[str, Any]:
+    """index.json of a layout being updated; an empty one for a new layout."""
+    path = root / "index.json"
+    if not path.exists():
+        return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    doc = load_json(path.read_bytes(), f"OCI layout {root}: index.json")
+    if not isinstance(doc, dict) or not isinstance(doc.get("manifests"), list) or not all(
+            isinstance(d, dict) for d in doc["manifests"]):
+        raise InputError(f"OCI layout {root}: index.json: expected an image index with a "
+                         "'manifests' list of descriptors",
+                         hint="the layout is corrupt; remove it and write it again")
+    return doc
+
+
+def _replaced_by(entry: Mapping[str, Any], tags: Sequence[str]) -> bool:
+    """Whether a new image written with ``tags`` takes the place of index.json's ``entry``:
+    the entry of one of its tags; with no tags, an untagged image (never an artifact)."""
+    name = (entry.get("annotations") or {}).get(ANNOTATION_REF_NAME)
+    if tags:
+        return name in tags
+    return name is None and not entry.get("artifactType")
+
+
+def _entry_order(entry: Mapping[str, Any]) -> tuple[str, bytes]:
+    """index.json's order: by tag (untagged first), then by the whole entry."""
+    return (str((entry.get("annotations") or {}).get(ANNOTATION_REF_NAME, "")),
+            canonical_json(entry))
+
+
+def _put(path: Path, data: bytes) -> None:
+    """``path`` holds ``data``: written beside it and renamed, unless it already does."""
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == data:
+            return
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+def _put_blob(blob_dir: Path, data: bytes) -> None:
+    path = blob_dir / sha256_digest(data).removeprefix("sha256:")
+    if not _has(path, len(data)):
+        with atomic_file(path) as f:
+            f.write(data)
+
+
+def _put_layer(layer: Layer, blob_dir: Path) -> None:
+    """A layer's blob in the layout: a hardlink to its file where the filesystem allows,
+    else a copy; made under a temporary name and renamed, so no reader sees half a blob."""
+    path = blob_dir / layer.digest.removeprefix("sha256:")
+    if _has(path, layer.size):
+        return
+    tmp = blob_dir / f".{path.name}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        place_blob(layer, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _has(path: Path, size: int) -> bool:
+    """Whether a content-addressed blob is there already (its name is its digest)."""
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def _descriptor(image: Image | ImageIndex, annotations: Mapping[str, str]) -> Descriptor:
     return image.descriptor(annotations=annotations)
-
-
-def _replaceable(dest: Path) -> bool:
-    return dest.is_dir() and not dest.is_symlink() and (
-        (dest / LAYOUT_FILE).is_file() or not any(dest.iterdir()))
-
-
-def _swap_into_place(work: Path, dest: Path) -> None:
-    """Rename ``work`` to ``dest``; an old layout there is moved aside, then deleted."""
-    if not dest.exists():
-        os.rename(work, dest)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-    os.rename(dest, old / "layout")
-    try:
-        os.rename(work, dest)
-    except BaseException:
-        os.rename(old / "layout", dest)  # put the old one back: no half-written output
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
