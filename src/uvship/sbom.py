@@ -153,12 +153,17 @@ def _python_component(dist_info: Path, ws: Workspace, tiers: dict[str, str],
 
 
 def _read_metadata(path: Path) -> email.message.Message:
+    """A METADATA or WHEEL file's headers, every value a str.
+
+    Core metadata is UTF-8. Parsed from bytes, compat32 turns any non-ASCII value (pandas'
+    License is its whole license text, names with accents included) into a Header object;
+    decoded first (an invalid byte replaced), every value stays a str.
+    """
     try:
-        data = path.read_bytes()
+        text = path.read_bytes().decode("utf-8", "replace")
     except OSError:
         return email.message.Message()
-    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data,
-                                                                             headersonly=True)
+    return email.parser.Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
 
 
 def _lock_entry(ws: Workspace, name: str, version: str) -> dict[str, Any] | None:
