@@ -122,6 +122,12 @@ def test_on_a_debian_base_from_an_oci_layout(project, managed_python, base_image
     assert not any("runtime" in r for r in roles)
     labels = img.config_dict()["config"]["Labels"]
     assert labels["org.opencontainers.image.base.digest"] == base.digest
+    # inspect names what the base's layers hold as paths in the image (its tar says ./usr)
+    shown = json.loads(uvship("inspect", f"oci:{tmp_path / 'lay'}", "--json",
+                              check=True).stdout)
+    held = [p for x in shown["layers"][:n] for p in x["holds"]]
+    assert "/usr/lib/x86_64-linux-gnu" in held and all(
+        p.startswith("/") and "/./" not in p for p in held), held
     assert labels["org.opencontainers.image.title"] == "hello-web"
     loaded(tmp_path / "img.tar", tag)
     out = podman("run", "--rm", "--pull=never", tag, "--check").stdout

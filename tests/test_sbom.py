@@ -94,6 +94,15 @@ def test_lists_exactly_the_venv_and_is_reproducible(example, project, tmp_path, 
     assert now.startswith("20") and now != dated["metadata"]["timestamp"]
 
 
+def test_metadata_that_is_not_ascii(project, managed_python):
+    """pandas' shape: its License field is the whole license text, with accented names in
+    it; parsed from bytes, such a value was a Header object and the build crashed."""
+    env = Uv(project("license-text")).workspace().build().stage()
+    comp = python_components(json.loads(sbom.sbom_for(env)))["license-text"]
+    # more than a line of text is no license name: the classifier names it
+    assert comp["licenses"] == [{"license": {"name": "BSD License"}}]
+
+
 def test_valid_cyclonedx_1_5(example):
     cdx = pytest.importorskip("cyclonedx.validation.json",
                               reason="cyclonedx-python-lib (dev) not installed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,10 @@ def _layer_holds(layer: oci.Layer, top: int = 6) -> dict[str, int]:
     entries = []
     with open_decompressed(layer.path, layer.compression) as f, \
             tarfile.open(fileobj=f, mode="r|") as tar:
-        entries = [_SizedEntry(m.name, m.size) for m in tar if m.isfile()]
+        # a base made by `docker build` or umoci names its members ./usr/...: the same
+        # path as usr/... (uvship's own), shown as /usr/...
+        entries = [_SizedEntry(posixpath.normpath(m.name).lstrip("/"), m.size)
+                   for m in tar if m.isfile()]
     return _contents(entries, top)  # type: ignore[arg-type]
 
 

@@ -154,10 +154,14 @@ def _python_component(dist_info: Path, ws: Workspace, tiers: dict[str, str],
 
 
 def _read_metadata(path: Path) -> email.message.Message:
-    """Core metadata as installers read it: UTF-8 text, so that every field is a str (parsed
-    as bytes, a non-ASCII field such as pandas 2.3.3's License is an email Header)."""
+    """A METADATA or WHEEL file's headers, every value a str.
+
+    Core metadata is UTF-8. Parsed from bytes, compat32 turns any non-ASCII value (pandas'
+    License is its whole license text, names with accents included) into a Header object;
+    decoded first (an invalid byte replaced), every value stays a str.
+    """
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        text = path.read_bytes().decode("utf-8", "replace")
     except OSError:
         return email.message.Message()
     return email.parser.Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)

@@ -4,6 +4,13 @@
 # checked-hash one (same code, new header: no recompilation); compile the rest in
 # checked-hash mode with co_filename = PREFIX + path-after-STRIP. PYTHONHASHSEED must be
 # fixed by the caller: frozenset constants are marshalled in hash order.
+#
+# A pyc's bytes also depend on what its process compiled before: CPython shares an equal
+# constant (a frozenset) between two code objects, or not, and marshal writes a shared
+# object once with a reference flag, by state left behind by earlier compiles. So files
+# are compiled in fixed chunks of the sorted list, each in a fresh fork of this process:
+# every file has the same history on every run and machine, however many workers there
+# are (a pool's workers take chunks in whatever order they free up).
 import importlib.util
 import os
 import py_compile
@@ -43,19 +50,54 @@ def _work(args):
     return 0
 
 
+CHUNK = 256  # files per fresh process: a fork costs about a millisecond
+
+
+def _compile_chunk(jobs):
+    return sum(map(_work, jobs))
+
+
+def _in_fresh_processes(chunks, workers):
+    """Each chunk compiled by a fork of this process (never yet compiled anything), at
+    most ``workers`` at once; the number of files that did not compile."""
+    failed, running, todo = 0, {}, list(chunks)
+    while todo or running:
+        while todo and len(running) < workers:
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: compile, report, leave without Python's cleanup
+                os.close(r)
+                try:
+                    os.write(w, str(_compile_chunk(todo[0])).encode())
+                except BaseException:
+                    import traceback
+
+                    traceback.print_exc()
+                    os._exit(1)
+                os._exit(0)
+            os.close(w)
+            running[pid] = r
+            todo.pop(0)
+        pid, status = os.wait()
+        r = running.pop(pid)
+        with os.fdopen(r, "rb") as f:
+            out = f.read()
+        if status != 0 or not out:
+            raise SystemExit(f"byte-compiling: a worker ended with status {status}")
+        failed += int(out)
+    return failed
+
+
 def main():
     listfile, strip, prefix = sys.argv[1:4]
     with open(listfile, encoding="utf-8") as f:
         files = [line.rstrip("\n") for line in f if line.strip()]
     jobs = [(p, strip, prefix) for p in files]
-    workers = min(os.cpu_count() or 1, 8)
-    if len(jobs) < 64 or workers == 1:
-        failed = sum(map(_work, jobs))
+    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    if len(chunks) <= 1:
+        failed = sum(map(_compile_chunk, chunks))  # this process, as fresh as a fork
     else:
-        from concurrent.futures import ProcessPoolExecutor  # only when there is much to do
-
-        with ProcessPoolExecutor(workers) as ex:
-            failed = sum(ex.map(_work, jobs, chunksize=32))
+        failed = _in_fresh_processes(chunks, min(os.cpu_count() or 1, 8))
     sys.stdout.write(f"{len(jobs)} {failed}\n")
 
 
