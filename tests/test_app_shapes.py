@@ -214,3 +214,42 @@ def test_virtual_project_with_nothing_to_ship(tmp_path, uv_bin, managed_python):
     proc = uvship("build", str(proj), "-o", f"oci:{tmp_path / 'img'}")
     err = _no_output(tmp_path, proc)
     assert "empty-app: nothing to ship: the project has no [build-system]" in err
+
+
+def test_a_source_path_the_image_lacks_is_refused(project, managed_python, tmp_path):
+    """uv-docker-example's Dockerfile runs `fastapi run src/...`; a packaged project ships
+    as its wheel, so that path is not in the image: refused before any output, pointing at
+    --project-files, which makes the same command work."""
+    src = project("hello-web")
+    proc = uvship("build", str(src), "-o", f"oci:{tmp_path / 'img'}",
+                  "--command", "python src/hello_web/__main__.py")
+    err = _no_output(tmp_path, proc)
+    assert ("src/hello_web/__main__.py is a path of the project's source, which the image "
+            "does not hold (the project ships as the wheel") in err, err
+    assert "hint: ship the project's directory too with --project-files" in err
+    build_ok(str(src), "-o", f"oci:{tmp_path / 'img'}", "--project-files",
+             "--command", "python src/hello_web/__main__.py --check")
+
+
+def test_the_hint_names_the_modules_python_runs(project, managed_python, tmp_path):
+    """postmodern's server has no console script and a namespace package: the hint names
+    `python -m mono_server` as its source has it, not a name made from the distribution."""
+    src = project("mono")
+    pp = src / "apps" / "server" / "pyproject.toml"
+    pp.write_text(pp.read_text().replace('command = "python -m mono_server --port 8000"\n', ""))
+    proc = uvship("build", str(src / "apps" / "server"), "-o", f"oci:{tmp_path / 'img'}")
+    err = _no_output(tmp_path, proc)
+    assert "hint: say what runs with the whole command, e.g. --command 'python -m " \
+           "mono_server'" in err, err
+
+
+def test_secrets_a_build_step_writes_never_ship(project, managed_python, tmp_path):
+    """django-starter's settings need a .env: a build step may write one for collectstatic,
+    and it is left out of the image all the same, and said so."""
+    src = project("django-site")
+    res = uvship("build", str(src), "-o", f"oci:{tmp_path / 'img'}", "--json", "--build-step",
+                 "python -c \"open('.env', 'w').write('SECRET=1')\"")
+    assert res.returncode == 0, res.stderr
+    assert "left out of the project's files (secrets are never shipped, even when a build " \
+           "step wrote them): .env" in res.stderr, res.stderr
+    assert "app/.env" not in image_files(tmp_path / "img")

@@ -193,15 +193,16 @@ class UvBuild:
         command = tuple(resolve(env.root / "bin")) if words else None
         app = None
         if files is not None:
-            if files.left_out:
-                self.progress.note(f"left out of the project's files (secrets are never "
-                                   f"shipped): {', '.join(files.left_out)}")
             layout = projectfiles.layout_of(plan, interp, staged_bin=env.root / "bin",
                                             files=names, scratch=scratch)
             app = projectfiles.stage(
                 plan, files, env_root=env.root, env_key=env.tiers[-1].key,
                 python=_venv.native_stager(interp) or interp.exe, interp=interp,
                 layout=layout, image_env=dict(image_env), progress=self.progress)
+            if app.left_out:
+                self.progress.note(f"left out of the project's files (secrets are never "
+                                   f"shipped, even when a build step wrote them): "
+                                   f"{', '.join(app.left_out)}")
         return replace(env, app=app, command=command)
 
     def _checked_interpreter(self, plan: Plan) -> _interpreter.Interpreter:

@@ -154,7 +154,7 @@ def tier_layer(env: StagedEnv, tier: Tier, compression: Compression) -> BuiltLay
 
     def describe():
         if tier.name == "dependencies":
-            what = f"{len(dists)} third-party packages"
+            what = f"{len(dists)} third-party package{'' if len(dists) == 1 else 's'}"
         else:
             what = ", ".join(f"{d.name} {d.version}" for d in dists) or "nothing"
         inputs = {"packages": {d.name: d.version for d in dists}}
@@ -518,17 +518,52 @@ def resolve_run(ws, plan, words: tuple[str, ...], layout, what: str, files=None)
     try:
         return resolve(words, layout, what)
     except InputError as exc:
+        if exc.hint and not exc.hint.startswith("write the whole command"):
+            raise  # a hint of its own, about this command
         raise InputError(exc.message, hint=command_hint(ws, plan, files)) from None
+
+
+def runnable_modules(root: Path, depth: int = 4) -> list[str]:
+    """The import names in a package's source that `python -m` runs (a package with a
+    __main__.py, a module with a main block), as its build backend installs them: src/
+    layout or flat, namespaces included; else its top-level packages."""
+    base = root / "src" if (root / "src").is_dir() else root
+    skip = {"tests", "test", "docs", "build", "dist", "node_modules"}
+    out, top = [], []
+    for dirpath, dirnames, filenames in os.walk(base):
+        rel = Path(dirpath).relative_to(base).parts
+        dirnames[:] = sorted(d for d in dirnames if d.isidentifier() and d not in skip
+                             and len(rel) < depth)
+        if not rel:
+            continue
+        if len(rel) == 1 and "__init__.py" in filenames:
+            top.append(rel[0])
+        if "__main__.py" in filenames:
+            out.append(".".join(rel))
+        for n in sorted(filenames):
+            if n.endswith(".py") and n not in ("__init__.py", "__main__.py") and \
+                    n[:-3].isidentifier() and _has_main_block(Path(dirpath, n)):
+                out.append(".".join((*rel, n[:-3])))
+    return out or top
+
+
+def _has_main_block(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return b"__main__" in f.read(200_000)
+    except OSError:
+        return False
 
 
 def command_hint(ws, plan, files=None) -> str:
     """'say what runs with --command ...', with the project's own modules as examples."""
     from .command import examples_from
 
-    packages = [n.replace("-", "_") for n in plan.selected
-                if n in ws.packages and "virtual" not in ws.packages[n].source]
+    modules = [m for n in plan.selected if n in ws.members
+               and "virtual" not in ws.packages[n].source
+               for m in runnable_modules(ws.members[n].path)]
     examples = examples_from(files.root if files else None, files.files if files else (),
-                             packages)
+                             modules)
     shown = " or ".join(f"--command {shlex.join(e.split())!r}" for e in examples[:3]) or \
         "--command 'python -m yourpackage'"
     return f"say what runs with the whole command, e.g. {shown}"

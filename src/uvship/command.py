@@ -38,6 +38,7 @@ class Layout:
     known_scripts: frozenset[str] = frozenset()  # console scripts known before staging
     files: frozenset[str] | None = None  # the project's files (relative to app_dir)
     scratch: bool = True  # nothing but uvship's layers: other absolute paths do not exist
+    source_dir: Path | None = None  # the project's directory on this host (its app_dir)
 
 
 def split_assignments(words: Iterable[str]) -> tuple[dict[str, str], list[str]]:
@@ -70,6 +71,7 @@ def resolve(words: tuple[str, ...], layout: Layout, what: str,
     """
     check_form(words, what)
     first, rest = words[0], list(words[1:])
+    _check_paths(rest, layout, what, words)
     if _PYTHON.match(first):
         return [layout.python, *rest]
     if first.startswith("/"):
@@ -77,6 +79,33 @@ def resolve(words: tuple[str, ...], layout: Layout, what: str,
     if "/" in first:
         return [*_project_file(first, layout, what, words, examples), *rest]
     return [*_program(first, layout, what, words, examples), *rest]
+
+
+def _check_paths(args: list[str], layout: Layout, what: str, words: tuple[str, ...]) -> None:
+    """An argument naming a path of the project's source that the image does not hold
+    (`fastapi run src/app` where the project ships as a wheel) would fail only when the
+    image runs: refuse it now."""
+    if layout.source_dir is None:
+        return
+    for arg in args:
+        if arg.startswith(("-", "/")) or "=" in arg or ":" in arg or not (
+                "/" in arg or arg.endswith(".py")):
+            continue
+        rel = os.path.relpath(os.path.normpath(os.path.join(layout.workdir, arg)),
+                              layout.app_dir)
+        if rel.startswith("..") or not (layout.source_dir / rel).exists():
+            continue
+        files = layout.files or frozenset()
+        if rel in files or any(f.startswith(rel + "/") for f in files):
+            continue
+        how = ("the project ships as the wheel its build backend makes, not as its "
+               "source tree") if layout.files is None else \
+            "it is left out of the project's files (.dockerignore or the defaults)"
+        raise InputError(
+            f"{what} {_show(words)}: {arg} is a path of the project's source, which the image "
+            f"does not hold ({how}; expected a path of the image)",
+            hint="ship the project's directory too with --project-files, or name the module "
+                 "the command takes instead of a path")
 
 
 def _absolute(path: str, layout: Layout, what: str, words: tuple[str, ...]) -> list[str]:

@@ -149,20 +149,38 @@ def stage(plan: Plan, sel: Selection, *, env_root: Path, env_key: str, python: P
             else:
                 shutil.copy2(src, dst)
         outputs: list[str] = []
+        made_secrets: list[str] = []
         if steps:
             outputs = _run_steps(plan, root, env_root, layout, image_env, progress)
+            made_secrets = _drop_secrets(wd, plan.app_dir)
         if plan.compile:
             from .python.bytecode import compile_files, python_files
 
             compile_files(python, python_files([root]), strip=root, prefix="/",
                           emulator=interp.emulator(), minor=interp.minor)
         (out / "files.json").write_text(json.dumps(
-            {"count": len(sel.files), "outputs": outputs}, sort_keys=True))
+            {"count": len(sel.files), "outputs": outputs, "left_out": made_secrets},
+            sort_keys=True))
 
     d = cached_dir("files", key, build)
     meta = json.loads((d / "files.json").read_text())
     return AppFiles(d / "root", key, plan.app_dir, meta["count"], tuple(meta["outputs"]),
-                    sel.left_out, tuple(sorted(sel.files.items())))
+                    tuple(sorted({*sel.left_out, *meta.get("left_out", ())})),
+                    tuple(sorted(sel.files.items())))
+
+
+def _drop_secrets(wd: Path, app_dir: str) -> list[str]:
+    """Remove the secrets a build step left in the project's files (a `.env` it wrote for
+    itself): they never ship, whoever made them. Returns their paths (relative)."""
+    gone = []
+    for dirpath, _, names in os.walk(wd):
+        for n in names:
+            p = Path(dirpath, n)
+            rel = str(p.relative_to(wd))
+            if _SECRETS.excludes(rel):
+                p.unlink()
+                gone.append(rel)
+    return sorted(gone)
 
 
 # ---------------------------------------------------------------------- build steps
@@ -291,7 +309,13 @@ def layout_of(plan: Plan, interp, *, staged_bin: Path | None, known_scripts=froz
         python, bin_dir = f"{plan.venv_path}/bin/python", f"{plan.venv_path}/bin"
     return Layout(python=python, bin_dir=bin_dir, interpreter_dir=plan.python_path,
                   workdir=plan.workdir, app_dir=plan.app_dir, staged_bin=staged_bin,
-                  known_scripts=frozenset(known_scripts), files=files, scratch=scratch)
+                  known_scripts=frozenset(known_scripts), files=files, scratch=scratch,
+                  source_dir=plan.files_dir or _source_dir(plan))
+
+
+def _source_dir(plan: Plan) -> Path | None:
+    """The directory a packaged project's source lives in (one selected package)."""
+    return plan.project_dir if len(plan.selected) == 1 else None
 
 
 def check_steps_possible(plan: Plan, interp) -> None:
