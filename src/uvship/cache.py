@@ -103,7 +103,7 @@ def remove_own_temps() -> None:
     writing into one when it was first removed."""
     import time
 
-    for _ in range(5):
+    for _ in range(40):  # up to 2 s on a loaded machine; at once when nothing is left
         left = _temps(os.getpid())
         if not left:
             return
