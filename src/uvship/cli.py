@@ -258,7 +258,8 @@ def _per_platform_output(output: str, platform: str) -> str:
 @main.command()
 @click.argument("project", default=".", type=click.Path())
 @click.option("-o", "--output", "outputs", multiple=True,
-              help="oci:DIR[:TAG] or docker-archive:FILE (repeatable).")
+              help="oci:DIR[:TAG], docker-archive:FILE (- for stdout), or straight into a local "
+              "engine: docker-daemon:NAME[:TAG] or containers-storage:NAME[:TAG] (repeatable).")
 @click.option("--push", "push_refs", multiple=True,
               help="Push to a registry reference, e.g. registry.example/app:1.0 (repeatable).")
 @click.option("--cache-repo", help="A registry repository that shares built layers "
@@ -336,7 +337,9 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
         written = []
         for o in outs:
             with b.progress.step(f"writing {o}"):
-                if o.write(image, tags):
+                kw_ = {"note": b.progress.note} if o.kind in ("docker-daemon",
+                                                             "containers-storage") else {}
+                if o.write(image, tags, **kw_):
                     written.append(str(o))
             _build.remember(image, str(o))
         if outs and not written:

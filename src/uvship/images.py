@@ -416,7 +416,9 @@ def tag_part(tag: str) -> str:
 
 
 def parse_output(spec: str) -> Output:
-    """``oci:DIR[:TAG]`` or ``docker-archive:FILE``; ``docker-archive:-`` is stdout."""
+    """``oci:DIR[:TAG]`` or ``docker-archive:FILE`` (``docker-archive:-`` is stdout), or an
+    image name in a local engine: ``docker-daemon:NAME[:TAG]``, ``containers-storage:...``
+    (see engine.py)."""
     if spec.startswith("oci:"):
         path, tag = oci.parse_layout_ref(spec)
         if spec.removeprefix("oci:").partition(":")[0] in ("", "-"):
@@ -430,5 +432,11 @@ def parse_output(spec: str) -> Output:
             raise InputError(f"--output {spec}: expected docker-archive:FILE (or "
                              "docker-archive:- for stdout)")
         return Output("docker-archive", output_path(file))
-    raise InputError(f"--output {spec}: unknown kind of output "
-                     "(expected oci:DIR[:TAG] or docker-archive:FILE)")
+    kind = spec.split(":", 1)[0]
+    if kind in ("docker-daemon", "containers-storage"):
+        from .engine import parse
+
+        return parse(kind, spec)  # type: ignore[return-value]
+    raise InputError(f"--output {spec}: unknown kind of output (expected oci:DIR[:TAG], "
+                     "docker-archive:FILE, docker-daemon:NAME[:TAG] or "
+                     "containers-storage:NAME[:TAG])")

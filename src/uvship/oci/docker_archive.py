@@ -49,7 +49,7 @@ def repo_tag(ref: str) -> str:
 
 
 def write_docker_archive(image: Image, path: str | os.PathLike[str],
-                         tags: Sequence[str] = ()) -> str:
+                         tags: Sequence[str] = (), *, omit: set[str] = frozenset()) -> str:
     """Write ``image`` as a docker-archive tar at ``path``; return its image ID (config digest).
 
     Layer files are the layers' blobs as they are (gzip-compressed for uvship's layers):
@@ -57,6 +57,9 @@ def write_docker_archive(image: Image, path: str | os.PathLike[str],
     is a deterministic tar, written beside ``path`` and renamed into place; a symlink is
     written through to its target; a FIFO, a character device or ``-`` (stdout) is
     streamed into (see ``_fs.output_file``); anything else that is not a file is refused.
+
+    ``omit``: digests of layers the manifest lists but whose files the archive leaves out,
+    for an engine that holds them already (Docker reads no file of a layer it has).
     """
     dest = Path(path)
     repo_tags = [repo_tag(t) for t in tags]
@@ -67,6 +70,8 @@ def write_docker_archive(image: Image, path: str | os.PathLike[str],
     for layer in image.layers:
         name = layer.digest.removeprefix("sha256:") + _SUFFIX[layer.compression]
         names.append(name)
+        if layer.digest in omit:
+            continue
         if layer.data is not None:
             entries.append(Entry(name, "file", data=layer.data))
         else:

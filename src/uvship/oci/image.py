@@ -267,6 +267,11 @@ class Image:
     def config_bytes(self) -> bytes:
         return self._config_bytes
 
+    @property
+    def config_digest(self) -> str:
+        """The digest of the config: the image ID engines show."""
+        return sha256_digest(self.config_bytes())
+
     def config_descriptor(self) -> Descriptor:
         data = self.config_bytes()
         media_type = OCI_CONFIG

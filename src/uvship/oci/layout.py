@@ -12,7 +12,7 @@ from typing import Any
 
 from .._fs import atomic_file
 from ..errors import InputError
-from ._blobs import hash_file, load_json, place_blob
+from ._blobs import hash_file, layer_file, load_json, place_blob
 from .image import Image, ImageIndex, Layer, image_from_parts
 from .types import (
     ANNOTATION_REF_NAME,
@@ -204,7 +204,7 @@ def _load_image(layout: _Layout, desc: Descriptor, *, verify: bool) -> Image:
 
 def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],
                  tags: Sequence[str] = (), *, annotations: Mapping[str, str] | None = None,
-                 blobs: Iterable[bytes] = ()) -> Descriptor:
+                 blobs: Iterable[bytes] = (), link_blobs: bool = False) -> Descriptor:
     """Add ``image`` to the OCI layout at ``path`` (made if absent), one index.json entry
     per tag; returns the descriptor of the image (or index) written.
 
@@ -221,6 +221,10 @@ def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],
     written; a layout that already holds all of it is not written at all. Blobs that no
     entry reaches any more are kept: a reader may still be reading the image a tag named a
     moment ago. An existing ``path`` must be an OCI layout (or an empty directory).
+
+    ``link_blobs``: layers as hard links to their files, for a layout uvship makes for a
+    reader that only reads and removes it afterwards (never for an output: a user could
+    change a linked file in place, and with it the cache).
     """
     dest = Path(path)
     if annotations and ANNOTATION_REF_NAME in annotations:
@@ -237,7 +241,7 @@ def write_layout(image: Image | ImageIndex, path: str | os.PathLike[str],
         images = image.images if isinstance(image, ImageIndex) else (image,)
         for img in images:
             for layer in img.layers:
-                _put_layer(layer, blob_dir)
+                _put_layer(layer, blob_dir, link_blobs)
             _put_blob(blob_dir, img.config_bytes())
             _put_blob(blob_dir, img.manifest_bytes())
         if isinstance(image, ImageIndex):
@@ -349,16 +353,19 @@ def _put_blob(blob_dir: Path, data: bytes) -> None:
             f.write(data)
 
 
-def _put_layer(layer: Layer, blob_dir: Path) -> None:
-    """A layer's blob in the layout: a hardlink to its file where the filesystem allows,
-    else a copy; made under a temporary name and renamed, so no reader sees half a blob."""
+def _put_layer(layer: Layer, blob_dir: Path, link: bool = False) -> None:
+    """A layer's blob in the layout: a copy of its file (a hard link when ``link``); made
+    under a temporary name and renamed, so no reader sees half a blob."""
     path = blob_dir / layer.digest.removeprefix("sha256:")
     if _has(path, layer.size):
         return
     tmp = blob_dir / f".{path.name}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
     try:
-        place_blob(layer, tmp)
+        if link and layer.data is None:
+            os.link(layer_file(layer), tmp)
+        else:
+            place_blob(layer, tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
