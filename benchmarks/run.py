@@ -822,7 +822,9 @@ def cell(r: dict, scen: str) -> str:
     if not r.get("available"):
         return "not available"
     sc = r["scenarios"].get(scen)
-    if not sc or "median" not in sc:
+    if not sc:
+        return "—"  # not a scenario of this tool
+    if "median" not in sc:
         return "failed"
     return fmt_s(sc["median"]) + ("" if sc["ok"] else " (some runs failed)")
 
