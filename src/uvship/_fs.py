@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -188,6 +189,35 @@ class _Counting(io.RawIOBase):
         super().close()
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (one we may not signal counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def temp_prefix(path: Path) -> str:
+    """The prefix of a temporary made beside ``path``: ``.NAME.PID.``; what a process that
+    died (kill -9) left beside the same path is removed first."""
+    lead = f".{path.name}."
+    with contextlib.suppress(OSError), os.scandir(path.parent) as it:
+        for e in it:
+            if not (e.name.startswith(lead) and e.name.endswith(".tmp")):
+                continue
+            pid = e.name[len(lead):].split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(e.path)
+    return f"{lead}{os.getpid()}."
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A file written beside ``path`` and renamed onto it only when the block succeeds;
@@ -209,7 +239,7 @@ def atomic_file(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
             raise InputError(f"{path}: is {_KINDS.get(stat.S_IFMT(st.st_mode), 'special')}; "
                              "expected a regular file to replace, or a new path",
                              hint="uvship never replaces what is not a file")
-    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(real), suffix=".tmp", dir=real.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layers
-from ._fs import check_writable_parent, is_stream, output_file, output_place
+from ._fs import check_writable_parent, is_stream, output_file, output_place, temp_prefix
 from .errors import InputError
 from .plan import Plan
 from .python.interpreter import BUILD_ONLY, Interpreter
@@ -194,7 +194,8 @@ def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
         return BundleResult(where, "tar.gz", info.digest.split(":", 1)[1], info.size, files,
                             manifest(env), streamed=stream)
     output = output.absolute()
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    tmpdir = Path(tempfile.mkdtemp(prefix=temp_prefix(output), suffix=".tmp",
+                                   dir=output.parent))
     old = None
     try:
         layers.materialize(entries_, tmpdir)

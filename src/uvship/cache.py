@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._fs import process_alive
+
 
 def cache_root() -> Path:
     """$UVSHIP_CACHE_DIR, else $XDG_CACHE_HOME/uvship, else ~/.cache/uvship."""
@@ -65,14 +67,6 @@ def _owner(path: Path) -> int | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove(paths: list[Path]) -> None:
@@ -93,7 +87,7 @@ def clean_stale() -> None:
         return
     _cleaned = True
     _remove([p for p in _temps() if (pid := _owner(p)) is not None and pid != os.getpid()
-             and not _alive(pid)])
+             and not process_alive(pid)])
 
 
 def remove_own_temps() -> None:
