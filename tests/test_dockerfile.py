@@ -348,7 +348,7 @@ def test_managed_python_and_system_variants(project):
 def test_uv_version_follows_required_version(project):
     src = project("hello-web")
     py = src / "pyproject.toml"
-    py.write_text(py.read_text() + '\n[tool.uv]\nrequired-version = "==0.5.11"\n')
+    py.write_text(py.read_text().replace("[tool.uv]\n", '[tool.uv]\nrequired-version = "==0.5.11"\n'))
     assert generate(src)["uv_image"] == "ghcr.io/astral-sh/uv:0.5.11"
     py.write_text(py.read_text().replace('"==0.5.11"', '">=0.4"'))
     res = generate(src)
