@@ -8,6 +8,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -200,7 +201,8 @@ def test_venv_variant_builds_runs_and_keeps_the_dependency_layer(engine, checkou
         assert "prefix=/app/.venv" in out and "uid=65532" in out
 
     f = src / edited_file
-    f.write_text(f.read_text().replace(old, new))
+    # content no earlier build has had (BuildKit's cache outlives a test session)
+    f.write_text(f.read_text().replace(old, new) + f"# edit {uuid.uuid4().hex}\n")
     steps = engine.build(src, tag, f"{name} venv after an edit")
     deps = [s for s in steps if "--no-install-" in s["text"]]
     assert len(deps) == 1 and deps[0]["cached"], steps
@@ -348,7 +350,8 @@ def test_managed_python_and_system_variants(project):
 def test_uv_version_follows_required_version(project):
     src = project("hello-web")
     py = src / "pyproject.toml"
-    py.write_text(py.read_text().replace("[tool.uv]\n", '[tool.uv]\nrequired-version = "==0.5.11"\n'))
+    py.write_text(py.read_text().replace("[tool.uv]\n",
+                                         '[tool.uv]\nrequired-version = "==0.5.11"\n'))
     assert generate(src)["uv_image"] == "ghcr.io/astral-sh/uv:0.5.11"
     py.write_text(py.read_text().replace('"==0.5.11"', '">=0.4"'))
     res = generate(src)
