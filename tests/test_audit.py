@@ -13,13 +13,9 @@ from uvship.audit import audit_tree, find_targets, glob_regex, render_json, rend
 from .conftest import run
 from .osv_service import running_osv
 
-# What `uvship audit` is once cli.py registers the command (cli.py is not edited here).
-_CLI = ("import sys; from uvship.cli import main; from uvship.cli_sbom import audit, sbom; "
-        "main.add_command(audit); main.add_command(sbom); sys.argv[0] = 'uvship'; main()")
-
 
 def cli(*args: str):
-    return run([sys.executable, "-c", _CLI, *args], check=False)
+    return run([sys.executable, "-m", "uvship", *args], check=False)
 
 
 def _project(root: Path, name: str, deps: list[str], uv: str) -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from uvship import layers
-from uvship.basecheck import BaseFacts, base_facts, check_base
 from uvship.errors import InputError
+from uvship.image.basecheck import BaseFacts, base_facts, check_base
 from uvship.layers import Entry
 from uvship.oci import Image, Layer, read_docker_archive, read_layout
 

@@ -205,7 +205,7 @@ def test_unexpected_failure_is_one_error_line(project, tmp_path):
     import sys
 
     src = project("hello-web")
-    inject = ("import sys, uvship.workspace as w\n"
+    inject = ("import sys, uvship.project.workspace as w\n"
               "def boom(*a, **k): raise RuntimeError('injected fault')\n"
               "w.Workspace.open = boom\n"
               "from uvship.cli import main\n"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from uvship.command import Layout, check_form, examples_from, resolve, split_assignments
 from uvship.errors import InputError
+from uvship.project.command import Layout, check_form, examples_from, resolve, split_assignments
 
 TRAMPOLINE = (b"#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")\"/'python' \"$0\" "
               b"\"$@\"\n' '''\nimport sys\n")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from uvship.doctor import IgnoreFile, diagnose, parse_dockerfile, read_compose
-from uvship.doctor_rules import RULES, commands
+from uvship.doctor.parse import IgnoreFile, diagnose, parse_dockerfile, read_compose
+from uvship.doctor.rules import RULES, commands
 from uvship.errors import InputError
 
 from .conftest import uvship
@@ -163,7 +163,7 @@ def test_a_uv_image_tagged_with_python_and_distro_floats_only_uv():
     ("ghcr.io/astral-sh/uv@sha256:" + "a" * 64, None, None),
 ])
 def test_what_a_uv_image_tag_fixes(ref, said, pinned):
-    from uvship.doctor_rules import _floats
+    from uvship.doctor.rules import _floats
 
     got = _floats(ref)
     assert (got is None) == (said is None)
@@ -206,7 +206,7 @@ def test_a_dockerfile_is_checked_with_the_context_it_is_built_from(tmp_path):
     ("proxy", "COPY nginx.conf /etc/nginx/", "proxy"),  # its own files: its own directory
 ])
 def test_build_context_without_compose(tmp_path, where, copies, context):
-    from uvship.doctor import build_context
+    from uvship.doctor.parse import build_context
 
     for name in ("pyproject.toml", "uv.lock", "proxy/nginx.conf", f"{where}/Dockerfile"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
@@ -324,7 +324,7 @@ def test_parser_escape_directive_and_flags(tmp_path):
 
 
 def test_shell_commands_split_and_env():
-    from uvship.doctor import Instruction
+    from uvship.doctor.parse import Instruction
 
     run = Instruction("RUN", 1, "export UV_LOCKED=1; X=y uv --no-progress sync > /dev/null "
                                 "# uv pip install junk\n. /v/bin/activate")
@@ -425,7 +425,7 @@ def test_unparsable_compose_is_a_clear_error(tmp_path):
 def test_shell_split_agrees_with_shlex(text):
     import shlex
 
-    from uvship.doctor import shell_split
+    from uvship.doctor.parse import shell_split
 
     assert shell_split(text) == shlex.split(text)
     lex = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>\n")

@@ -7,8 +7,8 @@ from dataclasses import fields
 import pytest
 
 from uvship.errors import InputError
-from uvship.plan import Options, make_plan
-from uvship.workspace import Workspace
+from uvship.project.plan import Options, make_plan
+from uvship.project.workspace import Workspace
 
 
 def test_every_option_can_be_set_in_pyproject():

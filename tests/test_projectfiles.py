@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uvship.projectfiles import select
+from uvship.stage.files import select
 
 
 def _tree(root: Path, files: dict[str, str]) -> None:

@@ -15,9 +15,9 @@ import pytest
 
 from uvship import layers
 from uvship.errors import InputError
+from uvship.image.runtime import HINT, Runtime, env_libraries, scratch_runtime
 from uvship.oci import Image, Layer, write_docker_archive
 from uvship.python.elf import read_elf
-from uvship.runtime import HINT, Runtime, env_libraries, scratch_runtime
 
 from .conftest import TEST_PYTHON, needs_test_python, podman, run
 from .test_ldso import _lib

@@ -9,19 +9,18 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from uvship import MultiPlatformImage, Uv, images, layers, oci, runtime, sbom
+from uvship import MultiPlatformImage, Uv, layers, oci
+from uvship.image import image as images
+from uvship.image import runtime
 from uvship.registry import Registry
+from uvship.sbom import cyclonedx as sbom
 
 from .conftest import run
 from .registry_fixtures import registry_fixture  # noqa: F401
 
-# What `uvship sbom` is once cli.py registers the command (cli.py is not edited here).
-_CLI = ("import sys; from uvship.cli import main; from uvship.cli_sbom import audit, sbom; "
-        "main.add_command(audit); main.add_command(sbom); sys.argv[0] = 'uvship'; main()")
-
 
 def cli(*args: str):
-    return run([sys.executable, "-c", _CLI, *args], check=False)
+    return run([sys.executable, "-m", "uvship", *args], check=False)
 
 
 def installed(env) -> dict[str, str]:
@@ -275,7 +274,7 @@ def test_attached_to_a_pushed_image_found_through_the_tag_fallback(example, regi
 def test_non_ascii_metadata_fields_are_text(tmp_path):
     """pandas 2.3.3's License field is not ASCII: read as installers read METADATA (UTF-8
     text), every field is a str, never an email Header that has no .strip()."""
-    from uvship.sbom import _licenses, _read_metadata
+    from uvship.sbom.cyclonedx import _licenses, _read_metadata
 
     meta = tmp_path / "METADATA"
     meta.write_bytes("Metadata-Version: 2.1\nName: pandas\nVersion: 2.3.3\n"
@@ -291,7 +290,7 @@ def test_non_ascii_metadata_fields_are_text(tmp_path):
 def test_license_with_non_ascii_bytes(tmp_path):
     """pandas 2.3.2's License field is its whole license text, "©" included: read as
     bytes, it is an email Header object, not a str. The classifiers name it then."""
-    from uvship.sbom import _licenses, _read_metadata
+    from uvship.sbom.cyclonedx import _licenses, _read_metadata
 
     meta = tmp_path / "METADATA"
     meta.write_bytes("Metadata-Version: 2.1\nName: pandas\nVersion: 2.3.2\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from uvship.errors import InputError
-from uvship.workspace import Workspace, find_workspaces
+from uvship.project.workspace import Workspace, find_workspaces
 
 
 def test_find_workspaces_finds_every_lock(project, tmp_path):

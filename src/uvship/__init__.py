@@ -8,13 +8,13 @@ from .errors import CommandError, InputError, UvshipError
 
 if TYPE_CHECKING:
     from .api import Uv, UvBuild, UvWorkspace
-    from .bundle import UvVenv
-    from .images import Image
+    from .image.image import Image
+    from .publish.bundle import UvVenv
 
 # The API is imported on first use: a command-line run that has nothing to do (an
 # unchanged rebuild) should not pay for importing what it does not need.
-_LAZY = {"Uv": "api", "UvBuild": "api", "UvWorkspace": "api", "UvVenv": "bundle",
-         "Image": "images", "MultiPlatformImage": "images"}
+_LAZY = {"Uv": "api", "UvBuild": "api", "UvWorkspace": "api", "UvVenv": "publish.bundle",
+         "Image": "image.image", "MultiPlatformImage": "image.image"}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,16 +7,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import bundle as _bundle
-from . import command as _command
-from . import venv as _venv
 from .cache import tempdir
 from .errors import InputError
-from .images import Image, MultiPlatformImage
-from .plan import Options, Plan, env_pairs, make_plan
+from .image.image import Image, MultiPlatformImage
 from .progress import NullProgress, Progress
+from .project import command as _command
+from .project.plan import Options, Plan, env_pairs, make_plan
+from .project.workspace import Workspace, find_workspaces
+from .publish import bundle as _bundle
 from .python import interpreter as _interpreter
-from .workspace import Workspace, find_workspaces
+from .stage import venv as _venv
 
 
 class Uv:
@@ -113,7 +113,7 @@ class UvBuild:
     def interpreter(self, plan: Plan | None = None) -> _interpreter.Interpreter:
         plan = plan or self.plan
         interp = self._resolve_interpreter(plan)
-        from .plan import MACHINE_OF
+        from .project.plan import MACHINE_OF
 
         want = MACHINE_OF[plan.platform]
         if interp.machine != want:
@@ -135,7 +135,7 @@ class UvBuild:
         """A local CPython for --python PATH; else the one uv-managed CPython for the
         target that the request (--python, .python-version, requires-python) chooses from
         uv's download list, whatever is installed (README: Which Python)."""
-        from .plan import python_wanted
+        from .project.plan import python_wanted
 
         python = plan.python
         source = Path(python) if python and _interpreter.is_path_request(python) else \
@@ -158,7 +158,7 @@ class UvBuild:
 
     def _files(self, plan: Plan):
         """The selection of the project's files that ship (None: a packaged project)."""
-        from . import projectfiles
+        from .stage import files as projectfiles
 
         return projectfiles.select(plan.files_dir) if plan.files_dir else None
 
@@ -170,8 +170,8 @@ class UvBuild:
         build steps. The command is checked as soon as the dependencies are staged, before
         their layer is written; programs of the project itself are known from its
         pyproject.toml."""
-        from . import build as _build
-        from . import projectfiles
+        from .image import assemble as _build
+        from .stage import files as projectfiles
 
         projectfiles.check_steps_possible(plan, interp)
         known = _build.project_scripts(self.ws, (*plan.selected, *plan.local_members))
@@ -222,7 +222,7 @@ class UvBuild:
         """For another platform or C library than this host's, or a base's glibc: every
         locked package needs a wheel for it, or a source that builds a pure-Python one
         (nothing can be compiled for another target here)."""
-        from .plan import host_platform
+        from .project.plan import host_platform
         from .python.managed import host_glibc
 
         if plan.platform != host_platform() or libc != "glibc" or plan.glibc:
@@ -249,7 +249,7 @@ class UvBuild:
         On the scratch base the runtime the interpreter needs is added too; an interpreter
         layer the image already has is not added twice, so two venvs can share one.
         """
-        from . import build as _build
+        from .image import assemble as _build
 
         b = self.with_venv(path=path) if path else self
         env = b.stage()
@@ -259,7 +259,7 @@ class UvBuild:
 
     def image(self, base: Image | str = "scratch", spec: Any = None) -> Image:
         """The whole image `uvship build` makes: base, layers, entrypoint, config, labels."""
-        from . import build as _build
+        from .image import assemble as _build
 
         spec = spec or _build.ImageSpec()
         plan = self.plan
@@ -310,7 +310,7 @@ class UvBuild:
         Each platform's ``python`` and ``base`` come from ``PLATFORM=VALUE,...`` options
         (or the one value for all); the default base is scratch.
         """
-        from .plan import _platform_of
+        from .project.plan import _platform_of
 
         images = []
         for p in dict.fromkeys(_platform_of(p) for p in platforms):
@@ -321,7 +321,7 @@ class UvBuild:
 
     def _shared_cache(self, plan: Plan, interp: Any, compression: str):
         """Hooks that fetch missing tiers from --cache-repo and publish the ones uv made."""
-        from . import build as _build
+        from .image import assemble as _build
         from .remote_cache import RemoteCache
 
         remote = RemoteCache(self.options.cache_repo or "", self.options.insecure_registry)
@@ -347,7 +347,7 @@ class UvBuild:
         return self._write_bundle(self.stage(), output)
 
     def _write_bundle(self, env: _venv.StagedEnv, output: Path) -> _bundle.BundleResult:
-        from .sbom import sbom_for, write_sbom_beside
+        from .sbom.cyclonedx import sbom_for, write_sbom_beside
 
         sbom = sbom_for(env, ws=self.ws)  # first: a bundle is never written without it
         with self.progress.step(f"writing {output}"):
@@ -382,7 +382,7 @@ def _for_platform(value: str | None, platform: str | None) -> str | None:
     (None when the list has none for it: the default applies)."""
     if not value or "=" not in value:
         return value
-    from .plan import _platform_of
+    from .project.plan import _platform_of
 
     want = _platform_of(platform)
     for item in value.split(","):

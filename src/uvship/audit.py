@@ -19,7 +19,7 @@ from typing import Any
 from . import _proc, uv
 from ._glob import glob_pattern
 from .errors import CommandError
-from .workspace import find_workspaces
+from .project.workspace import find_workspaces
 
 # uv exits 1 when it found something and 2 when it could not audit: only the second is a
 # failure of the run; the findings are read from its JSON.

@@ -16,9 +16,9 @@ from packaging.version import InvalidVersion, Version
 
 from ._fs import atomic_file, check_writable_parent
 from .errors import InputError
-from .plan import Options, Plan, make_plan, python_wanted, selection_args
-from .projectfiles import SECRETS
-from .workspace import Workspace, read_toml
+from .project.plan import Options, Plan, make_plan, python_wanted, selection_args
+from .project.workspace import Workspace, read_toml
+from .stage.files import SECRETS
 
 Variant = Literal["venv", "system", "managed-python"]
 VARIANTS: tuple[str, ...] = ("venv", "system", "managed-python")
@@ -143,9 +143,9 @@ def _command(ws: Workspace, plan: Plan, given: str | None) -> tuple[str, ...]:
     first on PATH and WORKDIR is the same, so the words mean what they mean to `build`: any
     program of the environment may run (a dependency's too, e.g. gunicorn), and those are
     known only once installed, so the name is checked when the image runs."""
-    from .build import ImageSpec, resolve_run, run_words  # one rule for build and Dockerfiles
-    from .command import check_form
-    from .projectfiles import layout_of, select
+    from .image.assemble import ImageSpec, resolve_run, run_words
+    from .project.command import check_form
+    from .stage.files import layout_of, select
 
     files = select(plan.files_dir) if plan.files_dir else None
     words = run_words(ws, plan, ImageSpec(entrypoint=given), files)
@@ -395,8 +395,8 @@ class _Ctx:
         p = self.plan
         if not p.build_steps:
             return ""
-        from .command import split_assignments
-        from .plan import command_words
+        from .project.command import split_assignments
+        from .project.plan import command_words
 
         lines = ["\n# Build steps, in the project's files, with the environment on PATH: what\n"
                  "# they write ships with the files.\n",

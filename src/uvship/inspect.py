@@ -26,7 +26,7 @@ def open_image(ref: str, insecure: tuple[str, ...] = (),
         return oci.read_layout(layout[0], layout[1], platform)
     if Path(ref).is_file():
         return oci.read_docker_archive(ref)
-    from .images import Image, _looks_like_reference
+    from .image.image import Image, _looks_like_reference
 
     if _looks_like_reference(ref):
         return Image.from_registry(ref, platform or "linux/amd64", insecure=insecure).oci
@@ -48,7 +48,7 @@ def platforms_of(ref: str, insecure: tuple[str, ...] = ()) -> list[str]:
     elif ref.startswith("docker-archive:") or Path(ref).is_file():
         return []  # one image
     else:
-        from .images import _looks_like_reference
+        from .image.image import _looks_like_reference
         from .registry import Reference, Registry
 
         if not _looks_like_reference(ref):
@@ -68,7 +68,7 @@ def _record(digest: str | None) -> dict[str, Any] | None:
 
 
 def _layer_holds(layer: oci.Layer, top: int = 6) -> dict[str, int]:
-    from .build import _contents
+    from .image.assemble import _contents
 
     entries = []
     with open_decompressed(layer.path, layer.compression) as f, \

@@ -18,9 +18,9 @@ from . import oci
 from .cache import cache_root, cached_dir
 from .errors import UvshipError
 from .oci._blobs import open_decompressed
-from .plan import Plan
+from .project.plan import Plan
 from .python.interpreter import Interpreter
-from .venv import Tier, load_tier
+from .stage.venv import Tier, load_tier
 
 RECORD_TYPE = "application/vnd.uvship.tier.v1+json"
 ARTIFACT_TYPE = "application/vnd.uvship.cache.v1"
@@ -157,7 +157,7 @@ def _point_at_host_interpreter(env: Path, interp: Interpreter) -> None:
 
 def _remember_layer(key: str, layer: dict[str, Any], blob: Path) -> None:
     """Record the fetched layer locally, so the build reuses the blob instead of re-making it."""
-    from .build import tier_layer_key
+    from .image.assemble import tier_layer_key
 
     rec = cache_root() / "layers" / f"{tier_layer_key(key, layer['media_type'])}.json"
     rec.parent.mkdir(parents=True, exist_ok=True)

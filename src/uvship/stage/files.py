@@ -19,12 +19,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _proc
-from ._glob import IgnoreFile
-from .cache import cached_dir, key_of, tempdir
-from .command import Layout, resolve, split_assignments
-from .errors import CommandError, InputError
-from .plan import Plan
+from .. import _proc
+from .._glob import IgnoreFile
+from ..cache import cached_dir, key_of, tempdir
+from ..errors import CommandError, InputError
+from ..project.command import Layout, resolve, split_assignments
+from ..project.plan import Plan
 
 _FORMAT = 1
 # Never shipped unless .dockerignore re-includes them with `!`.
@@ -154,7 +154,7 @@ def stage(plan: Plan, sel: Selection, *, env_root: Path, env_key: str, python: P
             outputs = _run_steps(plan, root, env_root, layout, image_env, progress)
             made_secrets = _drop_secrets(wd, plan.app_dir)
         if plan.compile:
-            from .python.bytecode import compile_files, python_files
+            from ..python.bytecode import compile_files, python_files
 
             compile_files(python, python_files([root]), strip=root, prefix="/",
                           emulator=interp.emulator(), minor=interp.minor)
@@ -208,7 +208,7 @@ def _run_steps(plan: Plan, root: Path, env_root: Path, layout: Layout,
 
 def _run_step(step: str, what: str, root: Path, env_dir: Path, layout: Layout,
               image_env: dict[str, str], home: Path) -> None:
-    from .plan import command_words
+    from ..project.plan import command_words
 
     env_vars, words = split_assignments(command_words(step, what))
     if not words:
@@ -270,7 +270,7 @@ def _check_untouched(env_dir: Path, before: dict[str, tuple[int, int, int]]
                               and before[r][1:] != (size, mtime))
     removed = sorted(set(before) - set(after))
     if changed_in_place or removed:
-        from .cache import cache_root
+        from ..cache import cache_root
 
         # the environment's files are hard links into the cached tiers: drop them all
         shutil.rmtree(cache_root() / "tiers", ignore_errors=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from .doctor import Report
+    from ..doctor.parse import Report
 
 
 @click.command("dockerfile")
@@ -67,17 +67,17 @@ def dockerfile_cmd(project: str, variant: str, base_image: str | None,
     Multi-stage, uv cached, dependencies in their own layer, non-root, the console script as
     the command. Works with BuildKit and with podman/buildah.
     """
-    from .cli import _emit, _errors
+    from .output import emit, errors
 
-    with _errors():
-        from . import dockerfile as _df
-        from .cli import _command_words
-        from .plan import check_user
-        from .uv import uv_version
-        from .workspace import Workspace
+    with errors():
+        from .. import dockerfile as _df
+        from ..project.plan import check_user
+        from ..project.workspace import Workspace
+        from ..uv import uv_version
+        from .options import command_words
 
         ws = Workspace.open(project)
-        kw["command"] = _command_words(kw.pop("command"))
+        kw["command"] = command_words(kw.pop("command"))
         plan, opts = _df.make_docker_plan(ws, variant, **kw)
         dopts = _df.DockerOptions(
             variant=variant, base_image=base_image, builder_image=builder_image,  # type: ignore[arg-type]
@@ -90,7 +90,7 @@ def dockerfile_cmd(project: str, variant: str, base_image: str | None,
             "uv_version": rendered.uv_version, "uv_image": rendered.uv_image,
             "builder_image": rendered.builder_image, "base_image": rendered.base_image,
             "entrypoint": rendered.entrypoint, "context": str(ws.root)}
-    _emit(data, as_json, "\n".join(map(str, written)))
+    emit(data, as_json, "\n".join(map(str, written)))
     if not as_json:
         dockerfile = written[0]
         tag = rendered.service
@@ -116,10 +116,10 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
     of its cache key, so a dependency layer built from bind-mounted uv.lock is reused after
     the lock changes (rule UV020); COPY the lock instead.
     """
-    from .cli import _errors
+    from .output import errors
 
-    with _errors():
-        from .doctor import diagnose
+    with errors():
+        from ..doctor.parse import diagnose
 
         report = diagnose(Path(path))
     if not report.files:
@@ -139,7 +139,7 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
 def _nothing_to_check(report: Report, fmt: str) -> None:
     """No Dockerfile or compose file: no mistake can be there, so exit 0, but say so (and
     where doctor looked) on stderr, so that a CI job pointed at the wrong place is seen."""
-    from .doctor import LOOKED_FOR, SKIPPED
+    from ..doctor.parse import LOOKED_FOR, SKIPPED
 
     click.echo(f"warning: nothing to check: no Dockerfile or compose file in {report.root} or "
                f"below it\nhint: looked for {', '.join(LOOKED_FOR)} in every directory but "
@@ -176,8 +176,8 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def report_sarif(report: Report) -> dict[str, Any]:
     """SARIF 2.1.0: one run, every rule described, locations relative to the root scanned."""
-    from .dockerfile import _uvship_version
-    from .doctor_rules import RULES
+    from ..dockerfile import _uvship_version
+    from ..doctor.rules import RULES
 
     ids = list(RULES)
     root = report.root.resolve()

@@ -15,10 +15,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from . import _proc
-from .errors import CommandError, InputError, UvshipError
-from .layers import DIR_MODE, EXEC_MODE, FILE_MODE, Entry, normalize
-from .python import elf, ldso
+from .. import _proc
+from ..errors import CommandError, InputError, UvshipError
+from ..layers import DIR_MODE, EXEC_MODE, FILE_MODE, Entry, normalize
+from ..python import elf, ldso
 
 HINT = ("give a base image with --base (an OCI layout or docker-archive of a distribution "
         "or distroless image)")

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import layers
-from ._fs import check_writable_parent, is_stream, output_file, output_place, temp_prefix
-from .errors import InputError
-from .plan import Plan
-from .python.interpreter import BUILD_ONLY, Interpreter
-from .venv import StagedEnv
+from .. import layers
+from .._fs import check_writable_parent, is_stream, output_file, output_place, temp_prefix
+from ..errors import InputError
+from ..project.plan import Plan
+from ..python.interpreter import BUILD_ONLY, Interpreter
+from ..stage.venv import StagedEnv
 
 MANIFEST_NAME = "uvship-bundle.json"
 
@@ -72,7 +72,7 @@ class UvVenv:
 
 def manifest(env: StagedEnv) -> dict[str, Any]:
     """A small description of an environment: interpreter, platform, paths, packages."""
-    from . import __version__
+    from .. import __version__
 
     plan, i = env.plan, env.interpreter
     exe = f"{plan.python_path}/{i.executable}"

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import oci
-from ._fs import check_writable_parent, is_stream, output_path, output_place
-from .cache import cache_root
-from .errors import InputError, UvshipError
+from .. import oci
+from .._fs import check_writable_parent, is_stream, output_path, output_place
+from ..cache import cache_root
+from ..errors import InputError, UvshipError
 
 if TYPE_CHECKING:
-    from .progress import Progress
-    from .registry import Reference, Registry
-    from .sbom import Attached
+    from ..progress import Progress
+    from ..registry import Reference, Registry
+    from ..sbom.cyclonedx import Attached
 
 SCRATCH = "scratch"
 _REFERENCE_HINT = ("expected `scratch`, `oci:DIR[:TAG]`, `docker-archive:FILE` or a registry "
@@ -113,7 +113,7 @@ class Image:
                       insecure: tuple[str, ...] = ()) -> Image:
         """A base image from a registry: the manifest for ``platform`` (an index is followed),
         its layers pulled into the local cache (verified by digest, kept for next time)."""
-        from .registry import Reference, Registry
+        from ..registry import Reference, Registry
 
         r = Reference.parse(ref)
         with Registry(r.registry, insecure=insecure) as reg:
@@ -232,7 +232,7 @@ def _write_layout(target: oci.Image | oci.ImageIndex, images: list[Image] | tupl
     """Write ``target`` (an image, or an index of ``images``) into an OCI layout under
     ``tags``, with each image's SBOM in the same index.json update: kept in blobs/, named
     by the entry's annotation, so that index.json lists only images (or indexes)."""
-    from .sbom import layout_parts
+    from ..sbom.cyclonedx import layout_parts
 
     annotations, blobs = layout_parts((i.oci.descriptor(platform=False).to_json(), i.sbom)
                                       for i in images if i.sbom is not None)
@@ -272,7 +272,7 @@ def publish(target: oci.Image | oci.ImageIndex, images: list[Image], refs, *,
     as a separate artifact (as ko and cosign attach theirs): an SBOM that cannot be attached
     leaves a pushed image that works, so it is reported in the result, never raised.
     """
-    from .registry import Reference, Registry
+    from ..registry import Reference, Registry
 
     mount = [Reference.parse(i.base.name) for i in images
              if i.base.digest and not i.is_scratch
@@ -293,7 +293,7 @@ def publish(target: oci.Image | oci.ImageIndex, images: list[Image], refs, *,
 
 
 def _attach_sbom(reg: Registry, ref: Reference, image: Image) -> SbomAttachment:
-    from .sbom import attach_to_registry
+    from ..sbom.cyclonedx import attach_to_registry
 
     assert image.sbom is not None
     try:
@@ -434,7 +434,7 @@ def parse_output(spec: str) -> Output:
         return Output("docker-archive", output_path(file))
     kind = spec.split(":", 1)[0]
     if kind in ("docker-daemon", "containers-storage"):
-        from .engine import parse
+        from ..publish.engine import parse
 
         return parse(kind, spec)  # type: ignore[return-value]
     raise InputError(f"--output {spec}: unknown kind of output (expected oci:DIR[:TAG], "

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 import yaml  # PyYAML: compose files are full YAML (anchors, flow style, block scalars)
 from packaging.utils import canonicalize_name
 
-from ._glob import IgnoreFile, glob_pattern
-from .errors import InputError
+from .._glob import IgnoreFile, glob_pattern
+from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .doctor_rules import Finding
+    from .rules import Finding
 
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
                 "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
@@ -633,7 +633,7 @@ class Report:
 
 def diagnose(path: Path | str) -> Report:
     """Read every Dockerfile and compose file at ``path`` and check them."""
-    from .doctor_rules import check_compose, check_dockerfile
+    from .rules import check_compose, check_dockerfile
 
     path = Path(path)
     files = find_files(path)

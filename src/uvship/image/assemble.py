@@ -12,15 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import layers, oci
-from .cache import blob_checked, blob_ok, cache_root, key_of
-from .errors import InputError
-from .images import Image
-from .layers import Compression
-from .progress import NullProgress, Progress
-from .projectfiles import AppFiles
-from .python.interpreter import BUILD_ONLY, Interpreter
-from .venv import StagedEnv, Tier
+from .. import layers, oci
+from ..cache import blob_checked, blob_ok, cache_root, key_of
+from ..errors import InputError
+from ..layers import Compression
+from ..progress import NullProgress, Progress
+from ..python.interpreter import BUILD_ONLY, Interpreter
+from ..stage.files import AppFiles
+from ..stage.venv import StagedEnv, Tier
+from .image import Image
 
 # Bumped when the bytes a layer holds change for the same inputs.
 _LAYER_FORMAT = 4
@@ -167,8 +167,8 @@ def tier_layer(env: StagedEnv, tier: Tier, compression: Compression) -> BuiltLay
 
 def tier_sources(env: StagedEnv, tier: Tier) -> dict[str, str]:
     """Per-file hashes of the local sources a tier was built from (for `inspect`)."""
-    from .venv import source_files
-    from .workspace import Workspace
+    from ..project.workspace import Workspace
+    from ..stage.venv import source_files
 
     ws = Workspace.open(env.plan.project_dir)
     out = {}
@@ -463,7 +463,7 @@ class ImageSpec:
     compression: Compression = "gzip"
 
     def __post_init__(self) -> None:
-        from .plan import check_user, env_pairs
+        from ..project.plan import check_user, env_pairs
 
         check_user(self.user)  # never a shell line in the config
         env_pairs(tuple(f"{k}={v}" for k, v in self.env), "--env")
@@ -513,7 +513,7 @@ def project_scripts(ws, names) -> set[str]:
 def resolve_run(ws, plan, words: tuple[str, ...], layout, what: str, files=None) -> list[str]:
     """``words`` resolved in ``layout`` (command.resolve), errors hinting at the project's
     own modules."""
-    from .command import resolve
+    from ..project.command import resolve
 
     try:
         return resolve(words, layout, what)
@@ -557,7 +557,7 @@ def _has_main_block(path: Path) -> bool:
 
 def command_hint(ws, plan, files=None) -> str:
     """'say what runs with --command ...', with the project's own modules as examples."""
-    from .command import examples_from
+    from ..project.command import examples_from
 
     modules = [m for n in plan.selected if n in ws.members
                and "virtual" not in ws.packages[n].source
@@ -616,8 +616,8 @@ def _oci_labels(ws, env: StagedEnv, image: Image) -> dict[str, str]:
 
 
 def _git_revision(root: Path) -> str | None:
-    from . import _proc
-    from .errors import CommandError
+    from .. import _proc
+    from ..errors import CommandError
 
     try:
         out = _proc.run(["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
@@ -653,7 +653,8 @@ def cached_sbom(env: StagedEnv, ws, components: tuple[dict[str, Any], ...]) -> b
     reads it (making it reads every dist-info and the lock again)."""
     import hashlib
 
-    code = hashlib.sha256(Path(__file__).with_name("sbom.py").read_bytes()).hexdigest()
+    code = hashlib.sha256((Path(__file__).parent.parent / "sbom" / "cyclonedx.py").read_bytes()
+                          ).hexdigest()
     key = key_of("sbom", code, [t.key for t in env.tiers], env.interpreter.key,
                  env.plan.env_path, env.plan.python_path, env.plan.mode,
                  os.environ.get("SOURCE_DATE_EPOCH"),
@@ -661,7 +662,7 @@ def cached_sbom(env: StagedEnv, ws, components: tuple[dict[str, Any], ...]) -> b
     rec = cache_root() / "sboms" / f"{key}.json"
     if rec.is_file():
         return rec.read_bytes()
-    from .sbom import sbom_for
+    from ..sbom.cyclonedx import sbom_for
 
     data = sbom_for(env, ws=ws, runtime_components=components)
     rec.parent.mkdir(parents=True, exist_ok=True)

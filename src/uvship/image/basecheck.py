@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from .errors import InputError
-from .oci import Image, Layer
-from .oci._blobs import sniff_compression
+from ..errors import InputError
+from ..oci import Image, Layer
+from ..oci._blobs import sniff_compression
 from .runtime import glibc_version_of
 
 # `uname -m` spellings (as Interpreter.machine has them) -> OCI architecture and variant.

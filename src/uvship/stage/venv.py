@@ -23,19 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from . import layers, uv
-from .cache import cache_root, cached_dir, clean_stale, key_of
-from .errors import CommandError, InputError
-from .plan import Plan, selection_args
-from .progress import NullProgress, Progress
-from .projectfiles import SECRETS
-from .python.bytecode import compile_files, compiler_id
-from .python.interpreter import Interpreter
-from .workspace import Workspace, read_toml
+from .. import layers, uv
+from ..cache import cache_root, cached_dir, clean_stale, key_of
+from ..errors import CommandError, InputError
+from ..progress import NullProgress, Progress
+from ..project.plan import Plan, selection_args
+from ..project.workspace import Workspace, read_toml
+from ..python.bytecode import compile_files, compiler_id
+from ..python.interpreter import Interpreter
+from .files import SECRETS
 
 if TYPE_CHECKING:
-    from .projectfiles import AppFiles
-    from .python.elf import ElfInfo
+    from ..python.elf import ElfInfo
+    from .files import AppFiles
 
 TIERS = ("dependencies", "local", "project")
 # Bumped whenever a change here changes what a tier holds, to invalidate cached tiers.
@@ -81,7 +81,7 @@ class Tier:
         """The tier's ELF files: relative path -> ELF facts."""
         if self.elf is None:
             return _elf_facts(self.root, list(self.files))
-        from .python.elf import ElfInfo
+        from ..python.elf import ElfInfo
 
         return {rel: ElfInfo.from_json(d) for rel, d in self.elf.items()}
 
@@ -200,7 +200,7 @@ def check_lock(ws: Workspace, interp: Interpreter) -> None:
 # ---------------------------------------------------------------------- tier keys
 def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
     """The cache key of each tier: a hash of exactly what decides its bytes."""
-    from . import uv as _uv
+    from .. import uv as _uv
 
     common = key_of("tier", _FORMAT, _uv.uv_version(), interp.key, plan.mode, plan.env_path,
                     plan.python_path, plan.compile, plan.platform, selection_args(plan),
@@ -277,7 +277,7 @@ def build_inputs(ws: Workspace, name: str) -> list[Any]:
 def _vcs_state(root: Path) -> str | None:
     """`git describe` of the checkout holding ``root`` (tag, distance, full commit, dirty),
     or None outside a git checkout."""
-    from . import _proc
+    from .. import _proc
 
     try:
         out = _proc.run(["git", "-C", str(root), "describe", "--tags", "--long", "--dirty",
@@ -488,7 +488,7 @@ def native_stager(interp: Interpreter) -> Path | None:
     sysroot) is staged natively too when a native Python of its minor version exists:
     uv would otherwise start it under emulation for every staging environment.
     """
-    from .python.bytecode import native_compiler
+    from ..python.bytecode import native_compiler
 
     if interp.sysroot:
         return native_compiler(interp.minor)
@@ -696,7 +696,7 @@ def _needed(elves: dict[str, ElfInfo]) -> list[str]:
 def _elf_facts(env: Path, added: list[str]) -> dict[str, ElfInfo]:
     """The ELF files a tier added: shared objects (by name) and programs (by their mode),
     relative path -> what the loader reads of them (DT_NEEDED, RPATH, RUNPATH...)."""
-    from .python import elf
+    from ..python import elf
 
     out: dict[str, ElfInfo] = {}
     for rel in added:
@@ -727,7 +727,7 @@ def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def _ignore(patterns: tuple[str, ...]):
-    from ._glob import IgnoreFile
+    from .._glob import IgnoreFile
 
     return IgnoreFile.of(patterns)
 
@@ -835,7 +835,7 @@ def sdist_wheel_tags(ws: Workspace, name: str, entry: dict[str, Any]) -> list[st
     import sys
     import tempfile
 
-    from .uv import uv_version
+    from ..uv import uv_version
 
     req = _source_requirement(ws, name, entry)
     if req is None:

@@ -29,12 +29,12 @@ def audit(path: str, exclude: tuple[str, ...], fmt: str, service_url: str | None
     Exit status: 0 nothing found, 1 a vulnerability (or an archived, deprecated or
     quarantined project) in some workspace, 2 a workspace that could not be audited.
     """
-    from . import audit as _audit
-    from .cli import _errors
-    from .errors import InputError
+    from .. import audit as _audit
+    from ..errors import InputError
+    from .output import errors
 
     root = Path(path)
-    with _errors():
+    with errors():
         targets = _audit.find_targets(root, exclude)
         if not targets.audit and not targets.excluded:
             raise InputError(f"{root}: no uv workspace found (expected a uv.lock beside a "
@@ -66,13 +66,13 @@ def audit(path: str, exclude: tuple[str, ...], fmt: str, service_url: str | None
 def sbom(image: str, insecure: tuple[str, ...], platform: str | None) -> None:
     """Print the CycloneDX SBOM of IMAGE: oci:DIR[:TAG], a registry reference (found
     through the referrers API or the sha256-<hex> tag), or a bundle (FILE.tar.gz, DIR)."""
-    from . import sbom as _sbom
-    from .cli import _errors
-    from .errors import InputError
+    from ..errors import InputError
+    from ..sbom import cyclonedx as _sbom
+    from .output import errors
 
-    with _errors():
+    with errors():
         if image.startswith("oci:"):
-            from .oci import parse_layout_ref
+            from ..oci import parse_layout_ref
 
             data = _sbom.read_from_layout(*parse_layout_ref(image), platform)
         elif image.startswith("docker-archive:"):
@@ -93,11 +93,11 @@ def sbom(image: str, insecure: tuple[str, ...], platform: str | None) -> None:
 
 
 def _bundle_sbom(path: Path, platform: str | None) -> bytes:
-    from .errors import InputError
-    from .sbom import BUNDLE_DIR_SBOM
+    from ..errors import InputError
+    from ..sbom.cyclonedx import BUNDLE_DIR_SBOM
 
     if (path / "oci-layout").is_file():
-        from .sbom import read_from_layout
+        from ..sbom.cyclonedx import read_from_layout
 
         return read_from_layout(path, platform=platform)
     if path.is_dir():

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .doctor import (
+from .parse import (
     Compose,
     DevGroup,
     Dockerfile,

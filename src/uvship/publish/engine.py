@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import oci
-from .cache import cache_root, tempdir
-from .errors import CommandError, InputError
-from .images import Image
+from .. import oci
+from ..cache import cache_root, tempdir
+from ..errors import CommandError, InputError
+from ..image.image import Image
 
 KINDS = ("docker-daemon", "containers-storage")
 _RECORDS = 20  # images remembered per Docker Engine, as candidates for layer reuse
@@ -282,7 +282,7 @@ def _to_storage(image: Image, name: str, what: str, note: Callable[[str], None])
         return False
     had = _storage_layers()
     sent = [layer for layer in image.oci.layers if layer.diff_id not in had]
-    from . import _proc
+    from .. import _proc
 
     work = tempdir("storage-copy")
     try:

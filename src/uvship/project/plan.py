@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from packaging.utils import canonicalize_name
 
-from .errors import InputError
+from ..errors import InputError
 from .workspace import Workspace
 
 if TYPE_CHECKING:
-    from .python.managed import Wanted
+    from ..python.managed import Wanted
 
 Mode = Literal["venv", "system"]
 
@@ -349,7 +349,7 @@ MACHINE_OF = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 def python_wanted(ws: Workspace, plan: Plan) -> Wanted:
     """What ``plan`` asks of a uv-managed CPython (README: Which Python): the request of
     --python, .python-version or requires-python, for the target's machine and C library."""
-    from .python.managed import Wanted, host_glibc
+    from ..python.managed import Wanted, host_glibc
 
     request, origin = ws.python_request(plan.python)
     libc = plan.libc or ("glibc" if host_glibc() else "musl")

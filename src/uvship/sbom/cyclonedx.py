@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from ._fs import atomic_file
-from .errors import InputError
-from .layers import source_date_epoch
-from .oci.types import (
+from .._fs import atomic_file
+from ..errors import InputError
+from ..layers import source_date_epoch
+from ..oci.types import (
     ANNOTATION_REF_NAME,
     INDEX_TYPES,
     OCI_INDEX,
@@ -37,11 +37,11 @@ from .oci.types import (
     check_digest,
     sha256_digest,
 )
-from .venv import StagedEnv
-from .workspace import Workspace
+from ..project.workspace import Workspace
+from ..stage.venv import StagedEnv
 
 if TYPE_CHECKING:
-    from .registry import Reference, Registry
+    from ..registry import Reference, Registry
 
 CDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 # OCI 1.1's empty descriptor: the config of an artifact that has none.
@@ -79,7 +79,7 @@ def sbom_for(env: StagedEnv, *, ws: Workspace | None = None,
                   *_runtime(runtime_components)]
     top = dict(subject) if subject else _project(ws, env)
     top.setdefault("bom-ref", "subject")
-    from . import __version__
+    from .. import __version__
 
     metadata: dict[str, Any] = {
         "component": top,
@@ -307,7 +307,7 @@ def _entries(pkg: Mapping[str, Any], extras: Iterable[str]) -> list[Mapping[str,
 # ---------------------------------------------------------------------- OCI artifacts
 def artifact_manifest(sbom: bytes, subject: Mapping[str, Any]) -> bytes:
     """The OCI 1.1 artifact manifest of ``sbom`` referring to ``subject`` (a descriptor)."""
-    from .oci import default_created
+    from ..oci import default_created
 
     return canonical_json({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": CDX_MEDIA_TYPE,
@@ -360,7 +360,7 @@ def write_sbom_beside(path: str | os.PathLike[str], sbom: bytes, *,
     - a bundle ``X.tar.gz``: ``X.tar.gz.cdx.json`` beside it;
     - a bundle directory: ``uvship-bundle.cdx.json`` inside, beside its manifest.
     """
-    from .bundle import MANIFEST_NAME
+    from ..publish.bundle import MANIFEST_NAME
 
     p = Path(path)
     if p.is_dir() and (p / "oci-layout").is_file():
@@ -412,7 +412,7 @@ def add_to_layout(layout: Path, sbom: bytes, *, tag: str | None = None,
     its annotation instead of an earlier SBOM of that image; an older layout's referrer
     entry for the image leaves index.json (its blobs stay). Under the layout's writer lock.
     """
-    from .oci.layout import layout_lock
+    from ..oci.layout import layout_lock
 
     root = Path(layout)
     _layout_image(root, tag, platform)  # a layout, before its lock file is made there
@@ -483,7 +483,7 @@ def read_from_layout(layout: str | os.PathLike[str], tag: str | None = None,
 
 def _layout_image(root: Path, tag: str | None, platform: str | None) -> dict[str, Any]:
     """The descriptor (media type, digest, size) of the image an SBOM of the layout is for."""
-    from .oci.layout import read_layout
+    from ..oci.layout import read_layout
 
     img = read_layout(root, tag, platform)  # an SBOM of a corrupt image is refused
     return {"mediaType": img.media_type, "digest": img.digest,
@@ -603,8 +603,8 @@ def attach_to_registry(reg: Registry, ref: str | Reference, image_digest: str,
 def find_sbom(ref: str | Reference, *, insecure: Iterable[str] = (),
               registry: Registry | None = None) -> bytes:
     """The SBOM of the image ``ref`` names: through the referrers API, else the fallback tag."""
-    from .registry import Reference as _Reference
-    from .registry import Registry as _Registry
+    from ..registry import Reference as _Reference
+    from ..registry import Registry as _Registry
 
     r = _Reference.parse(ref)
     if registry is None:
@@ -627,7 +627,7 @@ def find_sbom(ref: str | Reference, *, insecure: Iterable[str] = (),
 
 def _referrers_api(reg: Registry, repo: str, digest: str) -> list[dict[str, Any]] | None:
     """What the referrers API lists for ``digest``, or None when the registry lacks it."""
-    from .registry.auth import repository_scope
+    from ..registry.auth import repository_scope
 
     def once() -> list[dict[str, Any]] | None:
         resp = reg.send("GET", reg.url(f"/v2/{repo}/referrers/{digest}"),
@@ -646,7 +646,7 @@ def _referrers_api(reg: Registry, repo: str, digest: str) -> list[dict[str, Any]
 
 
 def _fallback_index(reg: Registry, ref: Reference) -> list[dict[str, Any]]:
-    from .registry import RegistryError
+    from ..registry import RegistryError
 
     try:
         data, _, _ = reg.get_manifest(ref, accept=(OCI_INDEX,))
@@ -659,7 +659,7 @@ def _fallback_index(reg: Registry, ref: Reference) -> list[dict[str, Any]]:
 
 
 def _get_blob(reg: Registry, repo: str, digest: str) -> bytes:
-    from .registry.auth import repository_scope
+    from ..registry.auth import repository_scope
 
     def once() -> bytes:
         url = reg.url(f"/v2/{repo}/blobs/{digest}")
