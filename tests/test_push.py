@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from uvship import oci
-from uvship.image.image import Base, Image, Pushed
+from uvship.api import Image
+from uvship.image.image import Base
 from uvship.layers import Entry, normalize, write_tar
+from uvship.publish.registry import Pushed
 from uvship.registry import Registry, RegistryError
-from uvship.sbom.cyclonedx import fallback_tag
+from uvship.sbom.referrers import fallback_tag
 
 from .conftest import HOST_DIR, podman, run, uvship
 from .registry_fixtures import basic_registry_fixture, registry_fixture  # noqa: F401

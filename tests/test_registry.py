@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from uvship import cache
 from uvship.errors import InputError
 from uvship.layers import Entry, normalize, write_tar
 from uvship.oci import Image, ImageIndex, Layer
@@ -35,7 +36,6 @@ from uvship.registry import (
     RegistryError,
     RetryPolicy,
     TokenCache,
-    blob_path,
     find_credentials,
     parse_challenge,
     redact_url,
@@ -75,6 +75,7 @@ def _no_user_credentials(monkeypatch, tmp_path) -> None:
 def client(server: RegistryServer, **kw) -> Registry:
     kw.setdefault("retry", FAST)
     kw.setdefault("tokens", TokenCache())
+    kw.setdefault("blobs", cache.Blobs())  # pulls keep their blobs in the test's cache
     return Registry(server.host, **kw)
 
 
@@ -545,7 +546,7 @@ def test_pull_by_tag_and_by_digest(registry, images) -> None:
     assert data == images.a.manifest_bytes()
     assert by_tag.config == images.a.config and by_tag.diff_ids == images.a.diff_ids
     for layer in by_tag.layers:
-        assert layer.path == blob_path(layer.digest)
+        assert layer.path == cache.blob_path(layer.digest)
     with client(registry) as reg:
         mark = registry.mark()
         reg.pull_layers(ref, by_tag)

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from uvship import MultiPlatformImage, Uv, layers, oci
+from uvship import Image, MultiPlatformImage, Uv, layers, oci
 from uvship.image import image as images
 from uvship.image import runtime
+from uvship.publish import bundle as bundle_out
 from uvship.registry import Registry
-from uvship.sbom import cyclonedx as sbom
+from uvship.sbom import artifact, cyclonedx, layout, referrers
+from uvship.sbom.cyclonedx import CDX_MEDIA_TYPE
 
 from .conftest import run
 from .registry_fixtures import registry_fixture  # noqa: F401
@@ -51,7 +53,7 @@ def example(project, managed_python):
 
 def test_lists_exactly_the_venv_and_is_reproducible(example, project, tmp_path, monkeypatch):
     b, env, comps = example
-    data = sbom.sbom_for(env, runtime_components=comps)
+    data = cyclonedx.sbom_for(env, runtime_components=comps)
     doc = json.loads(data)
     assert (doc["bomFormat"], doc["specVersion"]) == ("CycloneDX", "1.5")
     assert "timestamp" not in doc["metadata"]
@@ -82,14 +84,14 @@ def test_lists_exactly_the_venv_and_is_reproducible(example, project, tmp_path, 
     monkeypatch.setenv("UVSHIP_CACHE_DIR", str(tmp_path / "other-cache"))
     other = Uv(project("hello-web", tmp_path / "elsewhere")).workspace().build().stage()
     assert other.root != env.root
-    assert sbom.sbom_for(other, runtime_components=comps) == data
+    assert cyclonedx.sbom_for(other, runtime_components=comps) == data
 
     # a time only when asked: SOURCE_DATE_EPOCH, or the clock
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    dated = json.loads(sbom.sbom_for(env, runtime_components=comps))
+    dated = json.loads(cyclonedx.sbom_for(env, runtime_components=comps))
     assert dated["metadata"]["timestamp"] == "2023-11-14T22:13:20Z"
     assert dated["serialNumber"] != doc["serialNumber"]  # derived from the content
-    now = json.loads(sbom.sbom_for(env, timestamp=True))["metadata"]["timestamp"]
+    now = json.loads(cyclonedx.sbom_for(env, timestamp=True))["metadata"]["timestamp"]
     assert now.startswith("20") and now != dated["metadata"]["timestamp"]
 
 
@@ -97,7 +99,7 @@ def test_metadata_that_is_not_ascii(project, managed_python):
     """pandas' shape: its License field is the whole license text, with accented names in
     it; parsed from bytes, such a value was a Header object and the build crashed."""
     env = Uv(project("license-text")).workspace().build().stage()
-    comp = python_components(json.loads(sbom.sbom_for(env)))["license-text"]
+    comp = python_components(json.loads(cyclonedx.sbom_for(env)))["license-text"]
     # more than a line of text is no license name: the classifier names it
     assert comp["licenses"] == [{"license": {"name": "BSD License"}}]
 
@@ -108,7 +110,7 @@ def test_valid_cyclonedx_1_5(example):
     from cyclonedx.schema import SchemaVersion
 
     _, env, comps = example
-    data = sbom.sbom_for(env, runtime_components=comps, timestamp=True)
+    data = cyclonedx.sbom_for(env, runtime_components=comps, timestamp=True)
     assert cdx.JsonStrictValidator(SchemaVersion.V1_5).validate_str(data.decode()) is None
 
 
@@ -117,33 +119,33 @@ def test_in_an_oci_layout(example, tmp_path):
     image = b.image("scratch")
     lay = tmp_path / "lay"
     image.export(f"oci:{lay}")
-    data = sbom.sbom_for(env, runtime_components=comps)
-    assert sbom.write_sbom_beside(lay, data) == lay
+    data = cyclonedx.sbom_for(env, runtime_components=comps)
+    layout.add_to_layout(lay, data)
 
     # index.json lists the image only; its entry names the SBOM artifact, kept in blobs/
     (entry,) = json.loads((lay / "index.json").read_text())["manifests"]
     assert entry["digest"] == image.digest and "artifactType" not in entry
     assert entry["annotations"]["org.opencontainers.image.ref.name"] == "latest"
-    art = entry["annotations"][sbom.LAYOUT_ANNOTATION]
+    art = entry["annotations"][layout.LAYOUT_ANNOTATION]
     manifest = json.loads((lay / "blobs/sha256" / art[7:]).read_text())
-    assert manifest["artifactType"] == sbom.CDX_MEDIA_TYPE
+    assert manifest["artifactType"] == CDX_MEDIA_TYPE
     assert manifest["subject"]["digest"] == image.digest
     assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
     # other tools still read the image, with or without its tag
     for ref in (f"oci:{lay}", f"oci:{lay}:latest"):
         assert json.loads(run(["skopeo", "inspect", ref]).stdout)["Digest"] == image.digest
 
-    assert sbom.read_from_layout(lay) == data == sbom.read_from_layout(lay, "latest")
+    assert layout.read_from_layout(lay) == data == layout.read_from_layout(lay, "latest")
     for ref in (f"oci:{lay}", f"oci:{lay}:latest"):
         proc = cli("sbom", ref)
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, data.decode(), "")
 
     # a newer SBOM of the same image takes the older one's place in the annotation
-    again = sbom.sbom_for(env, runtime_components=comps, timestamp=True)
-    new = sbom.add_to_layout(lay, again)
+    again = cyclonedx.sbom_for(env, runtime_components=comps, timestamp=True)
+    new = layout.add_to_layout(lay, again)
     (entry,) = json.loads((lay / "index.json").read_text())["manifests"]
-    assert entry["annotations"][sbom.LAYOUT_ANNOTATION] == new != art
-    assert sbom.read_from_layout(lay) == again
+    assert entry["annotations"][layout.LAYOUT_ANNOTATION] == new != art
+    assert layout.read_from_layout(lay) == again
 
     # written again under other tags: they join `latest`, each entry naming its own SBOM;
     # the same tags give the same bytes each time
@@ -155,9 +157,9 @@ def test_in_an_oci_layout(example, tmp_path):
     assert [e["annotations"][ref] for e in entries] == ["1.0", "latest", "stable"]
     assert [e for e in entries if e["annotations"][ref] != "latest"] == twin
     assert [e["digest"] for e in entries] == [image.digest] * 3
-    assert [e["annotations"][sbom.LAYOUT_ANNOTATION] for e in entries] == [art, new, art]
-    assert sbom.read_from_layout(lay, "stable") == image.sbom == data
-    assert sbom.read_from_layout(lay, "latest") == again
+    assert [e["annotations"][layout.LAYOUT_ANNOTATION] for e in entries] == [art, new, art]
+    assert layout.read_from_layout(lay, "stable") == image.sbom == data
+    assert layout.read_from_layout(lay, "latest") == again
 
 
 def test_older_layouts_that_list_the_sbom_in_index_json(tmp_path):
@@ -165,26 +167,26 @@ def test_older_layouts_that_list_the_sbom_in_index_json(tmp_path):
     lay = tmp_path / "old"
     image = tiny_image(tmp_path, "linux/amd64")
     oci.write_layout(image.oci, lay, tags=["latest"])
-    manifest = sbom.artifact_manifest(image.sbom, image.oci.descriptor().to_json())
-    for blob in (sbom.EMPTY, image.sbom, manifest):
+    manifest = artifact.artifact_manifest(image.sbom, image.oci.descriptor().to_json())
+    for blob in (artifact.EMPTY, image.sbom, manifest):
         (lay / "blobs/sha256" / oci.sha256_digest(blob)[7:]).write_bytes(blob)
     index = json.loads((lay / "index.json").read_text())
-    index["manifests"].append(sbom.referrer_descriptor(manifest))
+    index["manifests"].append(artifact.referrer_descriptor(manifest))
     (lay / "index.json").write_text(json.dumps(index))
 
-    assert sbom.read_from_layout(lay) == image.sbom == sbom.read_from_layout(lay, "latest")
+    assert layout.read_from_layout(lay) == image.sbom == layout.read_from_layout(lay, "latest")
     for ref in (f"oci:{lay}", f"oci:{lay}:latest"):
         proc = cli("sbom", ref)
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, image.sbom.decode(), "")
     # a new SBOM moves the layout to the annotation: index.json lists the image only
     newer = b'{"bomFormat": "CycloneDX", "version": 2}\n'
-    sbom.add_to_layout(lay, newer)
+    layout.add_to_layout(lay, newer)
     (entry,) = json.loads((lay / "index.json").read_text())["manifests"]
     assert entry["digest"] == image.digest
-    assert sbom.read_from_layout(lay) == newer
+    assert layout.read_from_layout(lay) == newer
 
     # an annotation whose artifact is gone (a blob cleaner ran): said so, not a traceback
-    (lay / "blobs/sha256" / entry["annotations"][sbom.LAYOUT_ANNOTATION][7:]).unlink()
+    (lay / "blobs/sha256" / entry["annotations"][layout.LAYOUT_ANNOTATION][7:]).unlink()
     proc = cli("sbom", f"oci:{lay}")
     assert proc.returncode == 1 and "whose blob is missing" in proc.stderr, proc.stderr
     assert "hint: " in proc.stderr
@@ -198,14 +200,14 @@ def test_an_index_layout_names_one_sbom_per_platform(tmp_path):
     # one entry, the index (its digest as without SBOMs); it names both platforms' SBOMs
     (entry,) = json.loads((lay / "index.json").read_text())["manifests"]
     assert (entry["mediaType"], entry["digest"]) == (oci.OCI_INDEX, multi.digest)
-    named = entry["annotations"][sbom.LAYOUT_ANNOTATION].split(",")
+    named = entry["annotations"][layout.LAYOUT_ANNOTATION].split(",")
     subjects = [json.loads((lay / "blobs/sha256" / d[7:]).read_bytes())["subject"]["digest"]
                 for d in named]
     assert subjects == [amd64.digest, arm64.digest]
     raw = run(["skopeo", "inspect", "--raw", f"oci:{lay}"]).stdout.encode()
     assert raw == multi.index.index_bytes()
 
-    assert sbom.read_from_layout(lay, platform="linux/arm64") == arm64.sbom
+    assert layout.read_from_layout(lay, platform="linux/arm64") == arm64.sbom
     proc = cli("sbom", f"oci:{lay}:latest", "--platform", "linux/amd64")
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, amd64.sbom.decode(), "")
     proc = cli("sbom", f"oci:{lay}")
@@ -214,7 +216,7 @@ def test_an_index_layout_names_one_sbom_per_platform(tmp_path):
     assert proc.returncode == 1 and "expected oci:DIR[:TAG]" in proc.stderr, proc.stderr
 
 
-def tiny_image(work: Path, platform: str) -> images.Image:
+def tiny_image(work: Path, platform: str) -> Image:
     """A one-file image for ``platform`` with a stand-in SBOM that names it."""
     blob = work / f"layer-{platform.replace('/', '-')}.tar"
     with blob.open("wb") as f:
@@ -222,20 +224,20 @@ def tiny_image(work: Path, platform: str) -> images.Image:
                                 compression="none")
     img = oci.Image.scratch(platform).with_layer(oci.Layer.from_archive(info, blob))
     doc = {"bomFormat": "CycloneDX", "metadata": {"component": {"name": platform}}}
-    return images.Image(img, images.Base(images.SCRATCH, None),
+    return Image(img, images.Base(images.SCRATCH, None),
                         sbom=(json.dumps(doc) + "\n").encode())
 
 
 def test_beside_bundles(tmp_path):
     tarball = tmp_path / "app.tar.gz"
     tarball.write_bytes(b"stand-in")
-    assert sbom.write_sbom_beside(tarball, b"{}\n") == tmp_path / "app.tar.gz.cdx.json"
+    assert bundle_out.write_sbom(tarball, b"{}\n") == tmp_path / "app.tar.gz.cdx.json"
     proc = cli("sbom", str(tarball))
     assert (proc.returncode, proc.stdout) == (0, "{}\n")
     bundle_dir = tmp_path / "bundle"
     bundle_dir.mkdir()
     (bundle_dir / "uvship-bundle.json").write_text("{}")
-    assert sbom.write_sbom_beside(bundle_dir, b"{}\n") == bundle_dir / sbom.BUNDLE_DIR_SBOM
+    assert bundle_out.write_sbom(bundle_dir, b"{}\n") == bundle_dir / bundle_out.BUNDLE_DIR_SBOM
     proc = cli("sbom", str(tmp_path / "nothing-here.tar.gz"))
     assert proc.returncode == 1 and "nothing-here.tar.gz" in proc.stderr
 
@@ -245,22 +247,22 @@ def test_attached_to_a_pushed_image_found_through_the_tag_fallback(example, regi
     image = b.image("scratch")
     ref = registry.ref("sbom-app", "1.0")
     image.publish(ref)
-    data = sbom.sbom_for(env, runtime_components=comps)
+    data = cyclonedx.sbom_for(env, runtime_components=comps)
     mark = registry.mark()
     with Registry(registry.host) as reg:
-        attached = sbom.attach_to_registry(reg, ref, image.digest, data)
+        attached = referrers.attach_to_registry(reg, ref, image.digest, data)
         # distribution 2.8 has no referrers API: the sha256-<hex> tag lists the SBOM
         assert registry.count("GET", rf"/referrers/{image.digest}$", since=mark, status=404)
         assert attached.via == "tag" and attached.tag == "sha256-" + image.digest[7:]
-        again = sbom.attach_to_registry(reg, ref, image.digest, data)
+        again = referrers.attach_to_registry(reg, ref, image.digest, data)
         assert again == attached
     fallback = registry.ref("sbom-app", attached.tag)
     raw = json.loads(run(["skopeo", "inspect", "--raw", "--tls-verify=false",
                           f"docker://{fallback}"]).stdout)
     assert [(d["digest"], d["artifactType"]) for d in raw["manifests"]] == [
-        (attached.digest, sbom.CDX_MEDIA_TYPE)]  # listed once, though attached twice
+        (attached.digest, CDX_MEDIA_TYPE)]  # listed once, though attached twice
 
-    assert sbom.find_sbom(ref) == data
+    assert referrers.find_sbom(ref) == data
     proc = cli("sbom", ref)
     assert (proc.returncode, proc.stdout) == (0, data.decode())
     # the image itself is untouched

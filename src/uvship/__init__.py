@@ -7,25 +7,20 @@ from typing import TYPE_CHECKING, Any
 from .errors import CommandError, InputError, UvshipError
 
 if TYPE_CHECKING:
-    from .api import Uv, UvBuild, UvWorkspace
-    from .image.image import Image
+    from .api import Image, Uv, UvBuild, UvWorkspace
     from .publish.bundle import UvVenv
 
 # The API is imported on first use: a command-line run that has nothing to do (an
 # unchanged rebuild) should not pay for importing what it does not need.
 _LAZY = {"Uv": "api", "UvBuild": "api", "UvWorkspace": "api", "UvVenv": "publish.bundle",
-         "Image": "image.image", "MultiPlatformImage": "image.image"}
+         "Image": "api", "MultiPlatformImage": "api"}
 
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        # importlib.metadata costs ~40 ms to import: only when the version is asked for
-        from importlib.metadata import PackageNotFoundError, version
+        from ._version import version
 
-        try:
-            return version("uvship")
-        except PackageNotFoundError:  # a source tree that is not installed
-            return "0.0.0"
+        return version()
     if name in _LAZY:
         from importlib import import_module
 

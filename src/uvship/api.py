@@ -9,7 +9,7 @@ from typing import Any
 
 from .cache import tempdir
 from .errors import InputError
-from .image.image import Image, MultiPlatformImage
+from .image import image as _image
 from .progress import NullProgress, Progress
 from .project import command as _command
 from .project.plan import Options, Plan, env_pairs, make_plan
@@ -17,6 +17,43 @@ from .project.workspace import Workspace, find_workspaces
 from .publish import bundle as _bundle
 from .python import interpreter as _interpreter
 from .stage import venv as _venv
+
+
+class Image(_image.Image):
+    """An image under construction (see image.image.Image), which can also be written to
+    outputs and pushed: the API's convenience over uvship.publish."""
+
+    def export(self, output: str, tags: list[str] | tuple[str, ...] = ()) -> str:
+        """Write the image to ``oci:DIR[:TAG]``, ``docker-archive:FILE`` or a local engine
+        (``docker-daemon:NAME``); returns the digest."""
+        from . import publish
+
+        return publish.export(self, output, tags)
+
+    def publish(self, *refs: str, insecure: tuple[str, ...] = (),
+                progress: Progress | None = None) -> list:
+        """Push the image to registry references, its SBOM attached after it; returns what
+        each reference got (a failed SBOM is in ``Pushed.sbom_error``, never raised)."""
+        from . import publish
+
+        return publish.push(self, refs, insecure=insecure, progress=progress)
+
+
+class MultiPlatformImage(_image.MultiPlatformImage):
+    """One image per platform, written and pushed as one OCI image index."""
+
+    def export(self, output: str, tags: list[str] | tuple[str, ...] = ()) -> str:
+        """Write the index to ``oci:DIR[:TAG]``; returns its digest."""
+        from . import publish
+
+        return publish.export(self, output, tags)
+
+    def publish(self, *refs: str, insecure: tuple[str, ...] = (),
+                progress: Progress | None = None) -> list:
+        """Push the index and every platform's image, each image's SBOM attached."""
+        from . import publish
+
+        return publish.push(self, refs, insecure=insecure, progress=progress)
 
 
 class Uv:
@@ -135,11 +172,11 @@ class UvBuild:
         """A local CPython for --python PATH; else the one uv-managed CPython for the
         target that the request (--python, .python-version, requires-python) chooses from
         uv's download list, whatever is installed (README: Which Python)."""
-        from .project.plan import python_wanted
+        from .python.managed import wanted_by
 
         python = plan.python
         source = Path(python) if python and _interpreter.is_path_request(python) else \
-            python_wanted(self.ws, plan)
+            wanted_by(self.ws, plan)
         return _interpreter.resolve(
             source, project_dir=self.ws.project_dir,
             requires_python=self.ws.requires_python, python_path=plan.python_path,
@@ -301,7 +338,9 @@ class UvBuild:
         image = _build.finish_image(image, env, self.ws, spec)
         from dataclasses import replace as _replace
 
-        return _replace(image, sbom=_build.cached_sbom(env, self.ws, image.runtime_components))
+        from .sbom.cyclonedx import cached_sbom
+
+        return _replace(image, sbom=cached_sbom(env, self.ws, image.runtime_components))
 
     def images(self, platforms: list[str] | tuple[str, ...], spec: Any = None
                ) -> MultiPlatformImage:
@@ -310,10 +349,10 @@ class UvBuild:
         Each platform's ``python`` and ``base`` come from ``PLATFORM=VALUE,...`` options
         (or the one value for all); the default base is scratch.
         """
-        from .project.plan import _platform_of
+        from .project.plan import platform_of
 
         images = []
-        for p in dict.fromkeys(_platform_of(p) for p in platforms):
+        for p in dict.fromkeys(platform_of(p) for p in platforms):
             b = self.for_platform(p)
             with self.progress.step(f"building for {p}"):
                 images.append(b.image(b.options.base or "scratch", spec))
@@ -347,13 +386,13 @@ class UvBuild:
         return self._write_bundle(self.stage(), output)
 
     def _write_bundle(self, env: _venv.StagedEnv, output: Path) -> _bundle.BundleResult:
-        from .sbom.cyclonedx import sbom_for, write_sbom_beside
+        from .sbom.cyclonedx import sbom_for
 
         sbom = sbom_for(env, ws=self.ws)  # first: a bundle is never written without it
         with self.progress.step(f"writing {output}"):
             res = _bundle.write_bundle(env, output)
         if not res.streamed:  # a stream has no "beside"
-            write_sbom_beside(res.output, sbom)
+            _bundle.write_sbom(res.output, sbom)
         return res
 
     def bundles(self, outputs: dict[str, str | Path]) -> dict[str, _bundle.BundleResult]:
@@ -382,12 +421,12 @@ def _for_platform(value: str | None, platform: str | None) -> str | None:
     (None when the list has none for it: the default applies)."""
     if not value or "=" not in value:
         return value
-    from .project.plan import _platform_of
+    from .project.plan import platform_of
 
-    want = _platform_of(platform)
+    want = platform_of(platform)
     for item in value.split(","):
         key, sep, val = item.partition("=")
-        if sep and _platform_of(key) == want:
+        if sep and platform_of(key) == want:
             return val
     return None
 

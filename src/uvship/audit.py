@@ -225,7 +225,7 @@ def render_sarif(reports: Sequence[WorkspaceReport], root: Path | None = None,
                  version: str | None = None) -> str:
     """SARIF 2.1.0: one run, a rule per advisory, a result per (workspace, finding) at the
     line of the package's entry in that workspace's uv.lock."""
-    from . import __version__
+    from ._version import version as uvship_version
 
     rules: dict[str, dict[str, Any]] = {}
     results = []
@@ -257,7 +257,7 @@ def render_sarif(reports: Sequence[WorkspaceReport], root: Path | None = None,
     if notes:
         invocation["toolExecutionNotifications"] = notes
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
-        "tool": {"driver": {"name": "uvship audit", "version": version or __version__,
+        "tool": {"driver": {"name": "uvship audit", "version": version or uvship_version(),
                             "informationUri": "https://osv.dev/", "rules": list(rules.values())}},
         "invocations": [invocation],
         "results": results,

@@ -1,4 +1,6 @@
-"""The local content-addressed cache: outputs stored under the hash of their inputs."""
+"""The local cache, the one store every part of uvship keeps things in: content-addressed
+blobs, small JSON records by kind and key, directories built once (tiers, interpreters,
+project files), and temporaries. Nothing outside this module spells out its layout."""
 
 from __future__ import annotations
 
@@ -21,6 +23,63 @@ def cache_root() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "uvship"
+
+
+# ---------------------------------------------------------------------- records
+def record_path(kind: str, key: str) -> Path:
+    """Where the record ``key`` of ``kind`` lives (``kind/key.json``)."""
+    return cache_root() / kind / f"{key}.json"
+
+
+def read_record(kind: str, key: str) -> Any:
+    """The record ``key`` of ``kind``, or None when there is none (or it is unreadable)."""
+    try:
+        return json.loads(record_path(kind, key).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(kind: str, key: str, value: Any) -> Path:
+    """Keep ``value`` (JSON) as record ``key`` of ``kind``: written beside its place and
+    renamed, so a reader sees the old record or the new one, never half of one."""
+    path = record_path(kind, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def remove_kind(kind: str) -> None:
+    """Forget every entry of ``kind`` (records, or built directories such as tiers)."""
+    shutil.rmtree(cache_root() / kind, ignore_errors=True)
+
+
+def prune(keep: tuple[str, ...] = ()) -> None:
+    """Empty the cache but for the kinds ``keep`` (every kind, when empty: all of it)."""
+    root = cache_root()
+    if not root.is_dir():
+        return
+    for d in root.iterdir():
+        if d.name in keep:
+            continue
+        if d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            d.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- blobs
+def blob_dir() -> Path:
+    """blobs/sha256: every layer and pulled blob, named by its digest (made if absent)."""
+    d = cache_root() / "blobs" / "sha256"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def blob_path(digest: str) -> Path:
+    """Where the blob ``digest`` (sha256:HEX) is kept."""
+    return cache_root() / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
 
 def key_of(*parts: Any) -> str:
@@ -105,13 +164,18 @@ def remove_own_temps() -> None:
         time.sleep(0.05)
 
 
+def dir_path(kind: str, key: str) -> Path:
+    """Where the directory cached under (kind, key) lives (it may not exist yet)."""
+    return cache_root() / kind / key
+
+
 def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     """The directory cached under (kind, key), built by ``build(tmpdir)`` on a miss.
 
     Safe when two builds race: each builds in its own temporary directory, the first
     rename wins and the loser discards its copy.
     """
-    final = cache_root() / kind / key
+    final = dir_path(kind, key)
     if (final / ".complete").is_file():
         return final
     work = tempdir(kind)
@@ -144,7 +208,7 @@ def _identity(path: Path) -> list[int] | None:
 
 
 def _check_record(digest: str) -> Path:
-    return cache_root() / "blob-checks" / digest.replace(":", "-")
+    return record_path("blob-checks", digest.replace(":", "-"))
 
 
 def blob_checked(path: Path, digest: str) -> None:
@@ -152,11 +216,7 @@ def blob_checked(path: Path, digest: str) -> None:
     ident = _identity(path)
     if ident is None:
         return
-    rec = _check_record(digest)
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    tmp = rec.with_name(f".{rec.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(ident))
-    os.replace(tmp, rec)
+    write_record("blob-checks", digest.replace(":", "-"), ident)
 
 
 def blob_ok(path: Path, digest: str, size: int) -> bool:
@@ -183,3 +243,16 @@ def blob_ok(path: Path, digest: str, size: int) -> bool:
         return False
     blob_checked(path, digest)
     return True
+
+
+class Blobs:
+    """The cache's blobs as a BlobStore (oci._blobs): what a registry pull is given."""
+
+    def path(self, digest: str) -> Path:
+        return blob_path(digest)
+
+    def ok(self, path: Path, digest: str, size: int) -> bool:
+        return blob_ok(path, digest, size)
+
+    def checked(self, path: Path, digest: str) -> None:
+        blob_checked(path, digest)

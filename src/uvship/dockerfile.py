@@ -15,8 +15,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from ._fs import atomic_file, check_writable_parent
+from ._version import version
 from .errors import InputError
-from .project.plan import Options, Plan, make_plan, python_wanted, selection_args
+from .project.plan import Options, Plan, make_plan, selection_args
 from .project.workspace import Workspace, read_toml
 from .stage.files import SECRETS
 
@@ -93,9 +94,9 @@ def python_minor(ws: Workspace, plan: Plan) -> str:
     request, origin = ws.python_request(plan.python)
     m = re.match(r"(?:cpython[-@])?(\d+)\.(\d+)(?:\.\d+)?$", (request or "").strip())
     if m is None:
-        from .python.managed import choose
+        from .python.managed import choose, wanted_by
 
-        return choose(python_wanted(ws, plan), ws.project_dir).minor
+        return choose(wanted_by(ws, plan), ws.project_dir).minor
     minor = f"{m[1]}.{m[2]}"
     if spec is not None and not spec.contains(f"{minor}.0") and not spec.contains(f"{minor}.99"):
         raise InputError(f"{origin}: Python {minor} is not allowed by requires-python {spec} "
@@ -189,7 +190,7 @@ def render(ws: Workspace, plan: Plan, dopts: DockerOptions, running_uv: str,
     vcs = tuple(n for n in needed if _version_from_vcs(ws, n))
     ctx = _Ctx(ws, plan, dopts, minor, uv_image, builder, base, command, manifests, ctx_rel,
                vcs)
-    header = (f"{MARKER} {_uvship_version()} for {', '.join(plan.selected)} "
+    header = (f"{MARKER} {version()} for {', '.join(plan.selected)} "
               f"(variant {dopts.variant}).\n"
               "# Regenerate it rather than edit it, or delete this first line to keep your edits\n"
               "# (uvship then refuses to overwrite the file without --force).\n")
@@ -244,15 +245,6 @@ def _version_from_vcs(ws: Workspace, name: str) -> bool:
         except InvalidRequirement:
             continue
     return False
-
-
-def _uvship_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("uvship")
-    except PackageNotFoundError:  # running from a source tree
-        return "(dev)"
 
 
 def _manifests(ws: Workspace, needed: tuple[str, ...]) -> list[str]:

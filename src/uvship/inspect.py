@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 import tarfile
 from pathlib import Path
 from typing import Any
 
 from . import oci
-from .cache import cache_root
+from .cache import blob_dir
 from .errors import InputError
 from .oci._blobs import open_decompressed
+from .publish.history import recorded
 
 
 def open_image(ref: str, insecure: tuple[str, ...] = (),
@@ -19,16 +19,17 @@ def open_image(ref: str, insecure: tuple[str, ...] = (),
     """`oci:DIR[:TAG]`, `docker-archive:FILE`, or a path (a directory is an OCI layout);
     of an index, the image for ``platform``."""
     if ref.startswith("docker-archive:"):
-        return oci.read_docker_archive(ref.split(":", 1)[1])
+        return oci.read_docker_archive(ref.split(":", 1)[1], blob_dir=blob_dir())
     layout = _layout_of(ref)
     if layout is not None:
         # every layer's digest checked: what `inspect` says must be what the layout holds
         return oci.read_layout(layout[0], layout[1], platform)
     if Path(ref).is_file():
-        return oci.read_docker_archive(ref)
-    from .image.image import Image, _looks_like_reference
+        return oci.read_docker_archive(ref, blob_dir=blob_dir())
+    from .image.image import Image
+    from .targets import looks_like_reference
 
-    if _looks_like_reference(ref):
+    if looks_like_reference(ref):
         return Image.from_registry(ref, platform or "linux/amd64", insecure=insecure).oci
     raise InputError(f"{ref}: no such image (expected oci:DIR[:TAG], docker-archive:FILE, "
                      "a registry reference, or the path of a layout or archive)")
@@ -48,10 +49,10 @@ def platforms_of(ref: str, insecure: tuple[str, ...] = ()) -> list[str]:
     elif ref.startswith("docker-archive:") or Path(ref).is_file():
         return []  # one image
     else:
-        from .image.image import _looks_like_reference
         from .registry import Reference, Registry
+        from .targets import looks_like_reference
 
-        if not _looks_like_reference(ref):
+        if not looks_like_reference(ref):
             return []
         r = Reference.parse(ref)
         with Registry(r.registry, insecure=insecure) as reg:
@@ -60,15 +61,11 @@ def platforms_of(ref: str, insecure: tuple[str, ...] = ()) -> list[str]:
     return names if len(names) > 1 else []
 
 
-def _record(digest: str | None) -> dict[str, Any] | None:
-    if not digest:
-        return None
-    rec = cache_root() / "images" / f"{digest.split(':', 1)[1]}.json"
-    return json.loads(rec.read_text()) if rec.is_file() else None
+
 
 
 def _layer_holds(layer: oci.Layer, top: int = 6) -> dict[str, int]:
-    from .image.assemble import _contents
+    from .image.assemble import layer_contents
 
     entries = []
     with open_decompressed(layer.path, layer.compression) as f, \
@@ -77,7 +74,7 @@ def _layer_holds(layer: oci.Layer, top: int = 6) -> dict[str, int]:
         # path as usr/... (uvship's own), shown as /usr/...
         entries = [_SizedEntry(posixpath.normpath(m.name).lstrip("/"), m.size)
                    for m in tar if m.isfile()]
-    return _contents(entries, top)  # type: ignore[arg-type]
+    return layer_contents(entries, top)  # type: ignore[arg-type]
 
 
 class _SizedEntry:
@@ -105,8 +102,8 @@ def inspect(ref: str, insecure: tuple[str, ...] = (), platform: str | None = Non
         return {"reference": ref, "platforms": platforms,
                 "images": [inspect(ref, insecure, p) for p in platforms]}
     img = open_image(ref, insecure, platform)
-    rec = _record(img.digest)
-    prev = _record(rec.get("previous")) if rec else None
+    rec = recorded(img.digest)
+    prev = recorded(rec.get("previous")) if rec else None
     info = {x["digest"]: x for x in (rec or {}).get("layers", [])}
     prev_by_role = {x["role"]: x for x in (prev or {}).get("layers", [])}
     history = [h for h in img.config_dict().get("history", []) if not h.get("empty_layer")]

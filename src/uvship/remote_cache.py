@@ -14,8 +14,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from . import oci
-from .cache import cache_root, cached_dir
+from . import cache, oci
+from .cache import cached_dir
 from .errors import UvshipError
 from .oci._blobs import open_decompressed
 from .project.plan import Plan
@@ -56,12 +56,10 @@ class RemoteCache:
             data, _, _ = reg.get_manifest(self._tag(key))
             manifest = json.loads(data)
             config, layer_desc = manifest["config"], manifest["layers"][0]
-            blobs = cache_root() / "blobs" / "sha256"
             record_path = reg.get_blob(self.ref, config["digest"],
-                                       blobs / config["digest"].split(":", 1)[1],
-                                       size=config["size"])
+                                       cache.blob_path(config["digest"]), size=config["size"])
             layer_path = reg.get_blob(self.ref, layer_desc["digest"],
-                                      blobs / layer_desc["digest"].split(":", 1)[1],
+                                      cache.blob_path(layer_desc["digest"]),
                                       size=layer_desc["size"])
         record = json.loads(record_path.read_text())
 
@@ -159,8 +157,4 @@ def _remember_layer(key: str, layer: dict[str, Any], blob: Path) -> None:
     """Record the fetched layer locally, so the build reuses the blob instead of re-making it."""
     from .image.assemble import tier_layer_key
 
-    rec = cache_root() / "layers" / f"{tier_layer_key(key, layer['media_type'])}.json"
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    part = rec.with_suffix(f".{os.getpid()}.tmp")
-    part.write_text(json.dumps(layer, sort_keys=True))
-    os.replace(part, rec)
+    cache.write_record("layers", tier_layer_key(key, layer["media_type"]), layer)

@@ -37,16 +37,16 @@ def uv_bin() -> str:
 @cache
 def uv_version() -> str:
     """The version of the uv binary in use, e.g. '0.13.9' (remembered by the binary's stat)."""
-    from .cache import cache_root, key_of
+    from .cache import key_of, read_record, write_record
 
     st = os.stat(uv_bin())
-    rec = cache_root() / "uv-versions" / key_of(uv_bin(), st.st_size, st.st_mtime_ns)
-    if rec.is_file():
-        return rec.read_text()
+    key = key_of(uv_bin(), st.st_size, st.st_mtime_ns)
+    known = read_record("uv-versions", key)
+    if isinstance(known, str):
+        return known
     out = run(["--version"], what="uv --version").stdout.split()
     version = out[1] if len(out) > 1 else out[0]
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    rec.write_text(version)
+    write_record("uv-versions", key, version)
     return version
 
 

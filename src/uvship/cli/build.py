@@ -49,9 +49,10 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
     """
     as_json = kw.pop("as_json")
     with errors():
+        from .. import publish
         from ..image import assemble as _build
-        from ..image.image import check_tags, parse_output
         from ..project.plan import env_pairs
+        from ..publish.outputs import check_tags, parse_output
 
         outs = [parse_output(o) for o in outputs]
         b = build_from(project, kw, base=base, entrypoint=entrypoint, cmd=cmd,
@@ -96,7 +97,6 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
                                                              "containers-storage") else {}
                 if o.write(image, tags, **kw_):
                     written.append(str(o))
-            _build.remember(image, str(o))
         if outs and not written:
             b.progress.note(f"up to date: {', '.join(map(str, outs))}")
         for r in o_.push:
@@ -104,11 +104,9 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
         pushed = []
         if o_.push:
             with b.progress.step(f"pushing {', '.join(o_.push)}"):
-                pushed = image.publish(*o_.push, insecure=o_.insecure_registry,
-                                       progress=b.progress)
+                pushed = publish.push(image, o_.push, insecure=o_.insecure_registry,
+                                      progress=b.progress)
             written += list(o_.push)
-            for r in o_.push:
-                _build.remember(image, r)
         data = {
             "digest": image.digest, "outputs": [str(o) for o in outs], "written": written,
             "pushed": _report_pushed(pushed),
@@ -121,7 +119,7 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
 
 def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None:
     """One image per platform, written and pushed as an OCI image index."""
-    from ..image import assemble as _build
+    from .. import publish
 
     for o in outs:
         if o.kind != "oci":
@@ -130,15 +128,12 @@ def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None
     multi = b.images(platforms, spec)
     for o in outs:
         with b.progress.step(f"writing {o}"):
-            multi.export(str(o), list(o_.tag))
-    for target in [*map(str, outs), *o_.push]:
-        for img in multi.images:  # for `inspect`: what changed since the last build
-            _build.remember(img, f"{target}#{img.oci.platform}")
+            o.write(multi, list(o_.tag))
     pushed = []
     if o_.push:
         with b.progress.step(f"pushing {', '.join(o_.push)}"):
-            pushed = multi.publish(*o_.push, insecure=o_.insecure_registry,
-                                   progress=b.progress)
+            pushed = publish.push(multi, o_.push, insecure=o_.insecure_registry,
+                                  progress=b.progress)
     targets = [str(o) for o in outs] + list(o_.push)
     data = {"digest": multi.digest, "outputs": targets, "written": targets,
             "platforms": multi.platforms, "manifests": [img.digest for img in multi.images],

@@ -37,9 +37,9 @@ def bundle(project: str, output: str, **kw: Any) -> None:
                              "platforms make one bundle each",
                              hint="give a file name: {platform} in it is replaced")
         if len(platforms) > 1:
-            from ..project.plan import _platform_of
+            from ..project.plan import platform_of
 
-            platforms = [_platform_of(p) for p in platforms]
+            platforms = [platform_of(p) for p in platforms]
             outs = {p: _per_platform_output(output, p) for p in platforms}
             results = b.bundles(outs)  # type: ignore[arg-type]
             data = {"bundles": [_bundle_data(r) | {"platform": p}

@@ -176,7 +176,7 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def report_sarif(report: Report) -> dict[str, Any]:
     """SARIF 2.1.0: one run, every rule described, locations relative to the root scanned."""
-    from ..dockerfile import _uvship_version
+    from .._version import version
     from ..doctor.rules import RULES
 
     ids = list(RULES)
@@ -190,7 +190,7 @@ def report_sarif(report: Report) -> dict[str, Any]:
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {
-                "name": "uvship doctor", "version": _uvship_version(),
+                "name": "uvship doctor", "version": version(),
                 "informationUri": "https://docs.astral.sh/uv/guides/integration/docker/",
                 "rules": [{"id": r.id, "name": r.name, "shortDescription": {"text": r.title},
                            "fullDescription": {"text": r.why},

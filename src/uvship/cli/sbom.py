@@ -67,14 +67,15 @@ def sbom(image: str, insecure: tuple[str, ...], platform: str | None) -> None:
     """Print the CycloneDX SBOM of IMAGE: oci:DIR[:TAG], a registry reference (found
     through the referrers API or the sha256-<hex> tag), or a bundle (FILE.tar.gz, DIR)."""
     from ..errors import InputError
-    from ..sbom import cyclonedx as _sbom
+    from ..sbom import layout as _layout
+    from ..sbom import referrers as _referrers
     from .output import errors
 
     with errors():
         if image.startswith("oci:"):
             from ..oci import parse_layout_ref
 
-            data = _sbom.read_from_layout(*parse_layout_ref(image), platform)
+            data = _layout.read_from_layout(*parse_layout_ref(image), platform)
         elif image.startswith("docker-archive:"):
             raise InputError(f"{image}: a docker-archive holds no SBOM",
                              hint="read it from the OCI layout or the registry the image "
@@ -87,17 +88,17 @@ def sbom(image: str, insecure: tuple[str, ...], platform: str | None) -> None:
                                  "expected oci:DIR[:TAG]",
                                  hint="of a registry index, name the platform's image by "
                                       "digest (REPOSITORY@sha256:...)")
-            data = _sbom.find_sbom(image, insecure=insecure)
+            data = _referrers.find_sbom(image, insecure=insecure)
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
 
 
 def _bundle_sbom(path: Path, platform: str | None) -> bytes:
     from ..errors import InputError
-    from ..sbom.cyclonedx import BUNDLE_DIR_SBOM
+    from ..publish.bundle import BUNDLE_DIR_SBOM
 
     if (path / "oci-layout").is_file():
-        from ..sbom.cyclonedx import read_from_layout
+        from ..sbom.layout import read_from_layout
 
         return read_from_layout(path, platform=platform)
     if path.is_dir():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import tempfile
@@ -12,8 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import layers, oci
-from ..cache import blob_checked, blob_ok, cache_root, key_of
+from .. import cache, layers, oci
+from ..cache import blob_checked, blob_ok, key_of
 from ..errors import InputError
 from ..layers import Compression
 from ..progress import NullProgress, Progress
@@ -42,12 +41,6 @@ class BuiltLayer:
     inputs: dict[str, Any]  # what decided it, for "why did it change"
 
 
-def _blob_dir() -> Path:
-    d = cache_root() / "blobs" / "sha256"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def cached_layer(role: str, key: str, make_entries: Callable[[], list[layers.Entry]],
                  compression: Compression, describe: Callable[[], tuple[str, dict, dict]]
                  ) -> BuiltLayer:
@@ -56,17 +49,16 @@ def cached_layer(role: str, key: str, make_entries: Callable[[], list[layers.Ent
     The blob is written to a temporary file and renamed to its digest, and the record
     after it: a build interrupted anywhere leaves no record pointing at a missing blob.
     """
-    rec = cache_root() / "layers" / f"{key}.json"
-    if rec.is_file():
-        d = json.loads(rec.read_text())
-        blob = _blob_dir() / d["digest"].split(":", 1)[1]
+    d = cache.read_record("layers", key)
+    if d is not None:
+        blob = cache.blob_path(d["digest"])
         if blob_ok(blob, d["digest"], d["size"]):  # a changed blob is made again
             return _from_record(d, blob, key)
     entries = layers.normalize(make_entries())
     created_by, contents, inputs = describe()
     if not contents:
-        contents = _contents(entries)
-    blobs = _blob_dir()
+        contents = layer_contents(entries)
+    blobs = cache.blob_dir()
     fd, tmp = tempfile.mkstemp(prefix=f".layer-{os.getpid()}-", dir=blobs)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -81,15 +73,8 @@ def cached_layer(role: str, key: str, make_entries: Callable[[], list[layers.Ent
     d = {"role": role, "digest": info.digest, "diff_id": info.diff_id, "size": info.size,
          "media_type": oci.types.MEDIA_TYPE_OF_COMPRESSION[compression],
          "created_by": created_by, "contents": contents, "inputs": inputs}
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    part = rec.with_suffix(f".{os.getpid()}.tmp")
-    part.write_text(json.dumps(d, sort_keys=True))
-    os.replace(part, rec)
-    by_digest = cache_root() / "layers-by-digest" / f"{info.digest.split(':', 1)[1]}.json"
-    by_digest.parent.mkdir(parents=True, exist_ok=True)
-    part = by_digest.with_suffix(f".{os.getpid()}.tmp")
-    part.write_text(json.dumps({**d, "key": key}, sort_keys=True))
-    os.replace(part, by_digest)
+    cache.write_record("layers", key, d)
+    cache.write_record("layers-by-digest", info.digest.split(":", 1)[1], {**d, "key": key})
     return _from_record(d, blob, key)
 
 
@@ -98,7 +83,7 @@ def _from_record(d: dict[str, Any], blob: Path, key: str) -> BuiltLayer:
     return BuiltLayer(layer, d["role"], key, d["created_by"], d["contents"], d["inputs"])
 
 
-def _contents(entries: list[layers.Entry], top: int = 8) -> dict[str, int]:
+def layer_contents(entries: list[layers.Entry], top: int = 8) -> dict[str, int]:
     """The biggest things a layer holds: packages in site-packages, else directories."""
     sizes: dict[str, int] = {}
     for e in layers.iter_files(entries):
@@ -231,9 +216,9 @@ def native_libraries(env: StagedEnv) -> dict[str, str]:
                  _host_id())
     if key in _NATIVE_SEEN:
         return _NATIVE_SEEN[key]
-    rec = cache_root() / "native-libraries" / f"{key}.json"
-    if rec.is_file():
-        return _NATIVE_SEEN.setdefault(key, json.loads(rec.read_text()))
+    known = cache.read_record("native-libraries", key)
+    if known is not None:
+        return _NATIVE_SEEN.setdefault(key, known)
     from . import runtime
 
     root = env.root.resolve()
@@ -245,10 +230,7 @@ def native_libraries(env: StagedEnv) -> dict[str, str]:
 
     libs = runtime.env_libraries(files, [i.root, root], i.exe, owner)
     got = {s: str(p) for s, p in libs.items()}
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    part = rec.with_suffix(f".{os.getpid()}.tmp")
-    part.write_text(json.dumps(got, sort_keys=True))
-    os.replace(part, rec)
+    cache.write_record("native-libraries", key, got)
     return _NATIVE_SEEN.setdefault(key, got)
 
 
@@ -437,16 +419,13 @@ def base_facts_of(image: Image):
     """The base's architecture, C library and shell, read once per base digest."""
     from .basecheck import BaseFacts, base_facts
 
-    rec = cache_root() / "base-facts" / f"{image.digest.split(':', 1)[1]}.json"
-    if rec.is_file():
-        facts = BaseFacts(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in json.loads(rec.read_text()).items()})
-    else:
-        facts = base_facts(image.oci)
-        rec.parent.mkdir(parents=True, exist_ok=True)
-        part = rec.with_suffix(f".{os.getpid()}.tmp")
-        part.write_text(json.dumps(facts.__dict__, sort_keys=True))
-        os.replace(part, rec)
+    key = image.digest.split(":", 1)[1]
+    known = cache.read_record("base-facts", key)
+    if known is not None:
+        return BaseFacts(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in known.items()})
+    facts = base_facts(image.oci)
+    cache.write_record("base-facts", key, facts.__dict__)
     return facts
 
 
@@ -626,47 +605,3 @@ def _git_revision(root: Path) -> str | None:
         return None
     rev = out.stdout.strip()
     return rev if len(rev) in (40, 64) else None
-
-
-def remember(image: Image, output: str) -> None:
-    """Keep what each layer of a written image holds, and the image it replaced there."""
-    import hashlib
-
-    slot = cache_root() / "outputs-history" / (
-        hashlib.sha256(output.encode()).hexdigest() + ".json")
-    previous = json.loads(slot.read_text()).get("digest") if slot.is_file() else None
-    rec = cache_root() / "images" / f"{image.digest.split(':', 1)[1]}.json"
-    old = json.loads(rec.read_text()) if rec.is_file() else {}
-    if previous == image.digest or previous is None:
-        previous = old.get("previous")  # a rebuild, or another output of the same build
-    data = {"digest": image.digest, "output": output, "previous": previous,
-            "layers": list(image.layer_info)}
-    for path, value in ((rec, data), (slot, {"digest": image.digest})):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_suffix(f".{os.getpid()}.tmp")
-        part.write_text(json.dumps(value, sort_keys=True))
-        os.replace(part, path)
-
-
-def cached_sbom(env: StagedEnv, ws, components: tuple[dict[str, Any], ...]) -> bytes:
-    """The image's SBOM, kept under the hash of what decides it: an unchanged rebuild only
-    reads it (making it reads every dist-info and the lock again)."""
-    import hashlib
-
-    code = hashlib.sha256((Path(__file__).parent.parent / "sbom" / "cyclonedx.py").read_bytes()
-                          ).hexdigest()
-    key = key_of("sbom", code, [t.key for t in env.tiers], env.interpreter.key,
-                 env.plan.env_path, env.plan.python_path, env.plan.mode,
-                 os.environ.get("SOURCE_DATE_EPOCH"),
-                 json.dumps(components, sort_keys=True, default=str))
-    rec = cache_root() / "sboms" / f"{key}.json"
-    if rec.is_file():
-        return rec.read_bytes()
-    from ..sbom.cyclonedx import sbom_for
-
-    data = sbom_for(env, ws=ws, runtime_components=components)
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    part = rec.with_suffix(f".{os.getpid()}.tmp")
-    part.write_bytes(data)
-    os.replace(part, rec)
-    return data

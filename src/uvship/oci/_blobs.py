@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from ..errors import InputError
 from .image import Layer
@@ -121,3 +121,17 @@ def store_stream(src: BinaryIO, blob_dir: Path) -> tuple[Path, str, int, str]:
         Path(tmp).unlink(missing_ok=True)
         raise
     return final, digest, size, sniff_compression(head)
+
+
+class BlobStore(Protocol):
+    """Where pulled blobs go, as the caller keeps them (uvship: its cache). oci/ and
+    registry/ are given one; they never decide where bytes live."""
+
+    def path(self, digest: str) -> Path:
+        """Where the blob ``digest`` is (or will be) kept."""
+
+    def ok(self, path: Path, digest: str, size: int) -> bool:
+        """Whether the kept blob at ``path`` still holds ``digest``."""
+
+    def checked(self, path: Path, digest: str) -> None:
+        """Hear that the blob at ``path`` was just verified to hold ``digest``."""

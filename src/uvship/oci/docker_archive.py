@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import STDOUT, output_file
-from ..cache import cache_root
 from ..errors import InputError
 from ..layers import Entry, normalize, write_tar
 from ._blobs import diff_id_of, layer_file, load_json, sniff_compression, store_stream
@@ -86,11 +85,11 @@ def write_docker_archive(image: Image, path: str | os.PathLike[str],
 
 
 def read_docker_archive(path: str | os.PathLike[str], tag: str | None = None,
-                        *, blob_dir: str | os.PathLike[str] | None = None) -> Image:
+                        *, blob_dir: str | os.PathLike[str]) -> Image:
     """The image tagged ``tag`` (or the only one) in the docker-archive at ``path``.
 
-    Layer files (plain tars or gzip/zstd) are stored content-addressed in ``blob_dir``
-    (default: the uvship cache's blobs/sha256) so that the layers point to files; a plain
+    Layer files (plain tars or gzip/zstd) are stored content-addressed in ``blob_dir`` (the
+    caller's store: uvship passes its cache's) so that the layers point to files; a plain
     tar stays a plain tar (media type ...layer.v1.tar, digest == diff_id).
     """
     src = Path(path)
@@ -98,7 +97,7 @@ def read_docker_archive(path: str | os.PathLike[str], tag: str | None = None,
         what = "is a directory" if src.is_dir() else "does not exist"
         raise InputError(f"docker-archive {src}: {what}; expected a tar file "
                          "(from `docker save` or `podman save`)")
-    blobs = Path(blob_dir) if blob_dir is not None else cache_root() / "blobs" / "sha256"
+    blobs = Path(blob_dir)
     with src.open("rb") as f:
         compression = sniff_compression(f.read(4))
     if compression == "zstd":

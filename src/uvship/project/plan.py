@@ -7,15 +7,12 @@ import platform as _platform
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from packaging.utils import canonicalize_name
 
 from ..errors import InputError
 from .workspace import Workspace
-
-if TYPE_CHECKING:
-    from ..python.managed import Wanted
 
 Mode = Literal["venv", "system"]
 
@@ -265,7 +262,7 @@ def make_plan(ws: Workspace, opts: Options) -> Plan:
         mode=opts.mode,
         compile=opts.compile,
         strip=opts.strip,
-        platform=_platform_of(opts.platform),
+        platform=platform_of(opts.platform),
         exclude=opts.exclude,
         libc=libc_of(opts.libc),
         command=opts.command,
@@ -333,7 +330,7 @@ def libc_of(value: str | None) -> str | None:
 _PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
-def _platform_of(value: str | None) -> str:
+def platform_of(value: str | None) -> str:
     if not value:
         return host_platform()
     p = value.strip().lower().replace("linux/aarch64", "linux/arm64").replace(
@@ -344,14 +341,3 @@ def _platform_of(value: str | None) -> str:
 
 
 MACHINE_OF = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
-
-
-def python_wanted(ws: Workspace, plan: Plan) -> Wanted:
-    """What ``plan`` asks of a uv-managed CPython (README: Which Python): the request of
-    --python, .python-version or requires-python, for the target's machine and C library."""
-    from ..python.managed import Wanted, host_glibc
-
-    request, origin = ws.python_request(plan.python)
-    libc = plan.libc or ("glibc" if host_glibc() else "musl")
-    return Wanted(request, origin, ws.requires_python, MACHINE_OF[plan.platform], libc,
-                  plan.target)

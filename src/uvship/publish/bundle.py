@@ -72,12 +72,12 @@ class UvVenv:
 
 def manifest(env: StagedEnv) -> dict[str, Any]:
     """A small description of an environment: interpreter, platform, paths, packages."""
-    from .. import __version__
+    from .._version import version
 
     plan, i = env.plan, env.interpreter
     exe = f"{plan.python_path}/{i.executable}"
     return {
-        "uvship": __version__,
+        "uvship": version(),
         "mode": plan.mode,
         "platform": plan.platform,
         "interpreter": {
@@ -213,3 +213,23 @@ def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
         shutil.rmtree(old, ignore_errors=True)
     size = sum(e.size() for e in layers.iter_files(entries_))
     return BundleResult(output, "dir", None, size, files, manifest(env))
+
+
+BUNDLE_DIR_SBOM = "uvship-bundle.cdx.json"
+
+
+def write_sbom(output: Path, sbom: bytes) -> Path:
+    """Keep a bundle's SBOM with it: ``X.tar.gz.cdx.json`` beside a tarball,
+    ``uvship-bundle.cdx.json`` inside a bundle directory, beside its manifest."""
+    from .._fs import atomic_file
+
+    if output.is_dir() and (output / MANIFEST_NAME).is_file():
+        dest = output / BUNDLE_DIR_SBOM
+    elif output.is_file():
+        dest = output.with_name(output.name + ".cdx.json")
+    else:
+        raise InputError(f"{output}: expected a bundle directory or a bundle file to write "
+                         "the SBOM beside, found none")
+    with atomic_file(dest) as f:
+        f.write(sbom)
+    return dest

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import oci
-from ..cache import cache_root, tempdir
+from .. import cache, oci
+from ..cache import tempdir
 from ..errors import CommandError, InputError
 from ..image.image import Image
 
@@ -65,7 +65,13 @@ class EngineOutput:
               note: Callable[[str], None] | None = None) -> bool:
         """Put ``image`` into the engine under this name; False when it was there already.
         ``note`` hears what was sent and what the engine had."""
+        from .history import remember
+
         note = note or (lambda _: None)
+        if not isinstance(image, Image):
+            raise InputError(f"output {self}: an engine holds one platform's image; expected "
+                             "an OCI layout or a registry for an image index")
+        remember(image.digest, image.layer_info, str(self))
         if self.kind == "docker-daemon":
             return _to_docker(image, self.name, str(self), note)
         return _to_storage(image, self.name, str(self), note)
@@ -184,11 +190,8 @@ def _to_docker(image: Image, name: str, what: str, note: Callable[[str], None]) 
     current = docker.image(name)
     if current is not None and current.get("Id") == config_digest:
         return False  # already there under this name: nothing to send
-    record = cache_root() / "docker-loaded" / f"{docker.engine_id() or 'engine'}.json"
-    try:
-        seen = json.loads(record.read_text())
-    except (OSError, ValueError):
-        seen = []
+    record = docker.engine_id() or "engine"
+    seen = cache.read_record("docker-loaded", record) or []
     diff_ids = list(image.oci.config_dict().get("rootfs", {}).get("diff_ids", []))
     held = 0  # how many of the image's first layers the engine holds, as one chain
     for ref in dict.fromkeys([name, *seen]):
@@ -219,11 +222,8 @@ def _to_docker(image: Image, name: str, what: str, note: Callable[[str], None]) 
     if loaded is None or loaded.get("Id") != config_digest:
         raise InputError(f"{what}: the Docker Engine loaded the archive, but {name} is not "
                          f"the image {config_digest}")
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps([config_digest, *[s for s in seen if s != config_digest]]
-                              [:_RECORDS]))
-    os.replace(tmp, record)
+    cache.write_record("docker-loaded", record,
+                       [config_digest, *[s for s in seen if s != config_digest]][:_RECORDS])
     note(_sent(what, sent, image.oci.layers))
     return True
 

@@ -12,8 +12,8 @@ from typing import Literal
 
 from packaging.specifiers import SpecifierSet
 
-from .. import _proc
-from ..cache import cache_root, cached_dir, key_of
+from .. import _proc, cache
+from ..cache import cached_dir, key_of
 from ..progress import NullProgress, Progress
 from . import managed
 from .bytecode import compile_files, compiler_id, python_files
@@ -275,14 +275,14 @@ def _describe(entry: Path, version: str, source, origin: str, key: str) -> Inter
 def _query_version(exe: Path) -> str:
     """The interpreter's version, remembered by the binary's identity (running it costs)."""
     st = exe.stat()
-    rec = cache_root() / "python-versions" / key_of(str(exe), st.st_size, st.st_mtime_ns)
-    if rec.is_file():
-        return rec.read_text()
+    key = key_of(str(exe), st.st_size, st.st_mtime_ns)
+    known = cache.read_record("python-versions", key)
+    if isinstance(known, str):
+        return known
     out = _proc.run(
         [exe, "-I", "-S", "-c", "import sys; print('.'.join(map(str, sys.version_info[:3])))"],
         what=f"{exe} --version",
     )
     version = out.stdout.strip()
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    rec.write_text(version)
+    cache.write_record("python-versions", key, version)
     return version

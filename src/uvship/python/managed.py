@@ -18,10 +18,12 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .. import uv
-from ..cache import cache_root, key_of
+from .. import cache, uv
+from ..cache import key_of
 from ..errors import CommandError, InputError
 from ..progress import Progress
+from ..project.plan import Plan
+from ..project.workspace import Workspace
 
 # Bumped when the rule that picks a version changes: remembered choices are forgotten.
 _RULE = 1
@@ -80,11 +82,12 @@ def choose(wanted: Wanted, cwd: Path) -> Choice:
     """
     if wanted.request:  # refused early, with no uv run, when no release could satisfy it
         check_request_compatible(wanted.request, wanted.requires_python, wanted.origin)
-    rec = cache_root() / "python-choices" / key_of(
-        _RULE, uv.uv_bin(), uv.uv_version(), wanted.request, str(wanted.requires_python or ""),
-        wanted.machine, wanted.flavour, download_config(cwd))
-    if rec.is_file():
-        return Choice(**json.loads(rec.read_text()))
+    key = key_of(_RULE, uv.uv_bin(), uv.uv_version(), wanted.request,
+                 str(wanted.requires_python or ""), wanted.machine, wanted.flavour,
+                 download_config(cwd))
+    known = cache.read_record("python-choices", key)
+    if known is not None:
+        return Choice(**known)
     offered = _offered(wanted, wanted.request, cwd)
     fits = [e for e in offered if wanted.requires_python is None
             or wanted.requires_python.contains(e["version"], prereleases=True)]
@@ -94,10 +97,7 @@ def choose(wanted: Wanted, cwd: Path) -> Choice:
                          cwd)
     best = max(fits, key=lambda e: (_version(e["version"]), e["key"]))
     choice = Choice(key=best["key"], version=best["version"])
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    tmp = rec.with_name(f".{rec.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({"key": choice.key, "version": choice.version}))
-    os.replace(tmp, rec)
+    cache.write_record("python-choices", key, {"key": choice.key, "version": choice.version})
     return choice
 
 
@@ -317,3 +317,14 @@ def _file_identity(url: str, cwd: Path) -> list | None:
     except OSError:
         return [str(path), None]
     return [str(path), st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def wanted_by(ws: Workspace, plan: Plan) -> Wanted:
+    """What ``plan`` asks of a uv-managed CPython (README: Which Python): the request of
+    --python, .python-version or requires-python, for the target's machine and C library."""
+    from ..project.plan import MACHINE_OF
+
+    request, origin = ws.python_request(plan.python)
+    libc = plan.libc or ("glibc" if host_glibc() else "musl")
+    return Wanted(request, origin, ws.requires_python, MACHINE_OF[plan.platform], libc,
+                  plan.target)

@@ -307,15 +307,15 @@ def inspect_python(exe: Path, *, sysroot: Path | None = None) -> PythonInfo:
 def _probe(exe: Path, emulator: Emulator | None) -> dict:
     """What the probe script prints, remembered by the binary's identity: running an
     interpreter costs ~40 ms, or ~0.3 s under qemu-user, on every build otherwise."""
-    from ..cache import cache_root, key_of
+    from .. import cache
 
     real = exe.resolve()
     st = real.stat()
-    rec = cache_root() / "python-probes" / key_of(
-        str(exe), str(real), st.st_size, st.st_mtime_ns, st.st_ino, _PROBE,
-        str(emulator.sysroot) if emulator else None)
-    if rec.is_file():
-        return json.loads(rec.read_text())
+    key = cache.key_of(str(exe), str(real), st.st_size, st.st_mtime_ns, st.st_ino, _PROBE,
+                       str(emulator.sysroot) if emulator else None)
+    known = cache.read_record("python-probes", key)
+    if known is not None:
+        return known
     cmd: list = [exe, "-E", "-s", "-S", "-c", _PROBE]
     env = {"PYTHONHOME": ""}
     if emulator is not None:
@@ -337,10 +337,7 @@ def _probe(exe: Path, emulator: Emulator | None) -> dict:
         )
     d = json.loads(lines[-1].removeprefix("UVSHIP-PROBE:"))
     if d.get("implementation") == "cpython":  # only a real answer is remembered
-        rec.parent.mkdir(parents=True, exist_ok=True)
-        part = rec.with_suffix(f".{os.getpid()}.tmp")
-        part.write_text(json.dumps(d))
-        os.replace(part, rec)
+        cache.write_record("python-probes", key, d)
     return d
 
 

@@ -7,7 +7,6 @@ from .client import ALL_MANIFEST_TYPES, CHUNK_SIZE, Registry, TransferStats
 from .credentials import Credentials, docker_config_path, find_credentials
 from .deadline import MIN_RATE_ENV, TIMEOUT_ENV, DeadlinePolicy
 from .errors import AuthenticationError, DeadlineExceeded, ErrorDetail, RegistryError, redact_url
-from .pull import blob_path
 from .reference import DOCKER_HUB, DOCKER_HUB_API, Reference
 from .retry import RetryPolicy
 
@@ -31,7 +30,6 @@ __all__ = [
     "RetryPolicy",
     "TokenCache",
     "TransferStats",
-    "blob_path",
     "docker_config_path",
     "find_credentials",
     "parse_challenge",

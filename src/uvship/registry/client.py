@@ -17,6 +17,7 @@ import httpx
 
 from ..errors import InputError
 from ..oci import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Image
+from ..oci._blobs import BlobStore
 from ..oci.image import ImageIndex, Layer
 from ..oci.types import INDEX_TYPES, MANIFEST_TYPES, Platform
 from ..progress import Progress
@@ -107,11 +108,12 @@ class Registry:
                  deadline: DeadlinePolicy | None = None,
                  transport: httpx.BaseTransport | None = None,
                  tokens: TokenCache = TOKENS, progress: Progress | None = None,
-                 progress_every: float = 10.0) -> None:
+                 progress_every: float = 10.0, blobs: BlobStore | None = None) -> None:
         self.registry = registry.registry if isinstance(registry, Reference) else \
             parse_registry(registry)
         self.host = DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
         self.insecure = frozenset(insecure)
+        self.blobs = blobs  # where pulled images' blobs go (resolve_image, pull_layers)
         self.retry = retry or RetryPolicy()
         self.deadline = deadline or DeadlinePolicy.from_env()
         self._report = progress.note if progress is not None else None
@@ -379,10 +381,16 @@ class Registry:
         tags (a tag never names a manifest whose blobs are missing). Returns its digest."""
         return push.push_image(self, image, [self.ref_of(r) for r in refs], mount_from=mount_from)
 
+    def blob_store(self) -> BlobStore:
+        """Where this client keeps pulled blobs: the store it was given."""
+        if self.blobs is None:
+            raise ValueError("Registry(blobs=...): a blob store is needed to pull images")
+        return self.blobs
+
     def resolve_image(self, ref: str | Reference, platform: str | Platform | None = None
                       ) -> Image:
         """The image ``ref`` names (an index followed to ``platform``, linux/amd64 unless
-        given); layers point at the blob cache and are fetched only by ``pull_layers``."""
+        given); layers point into the blob store and are fetched only by ``pull_layers``."""
         return pull.resolve_image(self, self.ref_of(ref), platform)
 
     def index_platforms(self, ref: str | Reference) -> list[Platform]:
@@ -390,7 +398,7 @@ class Registry:
         return pull.index_platforms(self, self.ref_of(ref))
 
     def pull_layers(self, ref: str | Reference, image: Image) -> Image:
-        """Download the layers of ``image`` (from ``ref``'s repository) missing from the cache."""
+        """Download the layers of ``image`` (from ``ref``'s repository) the store lacks."""
         return pull.pull_layers(self, self.ref_of(ref), image)
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cache import blob_checked, blob_ok, cache_root
 from ..errors import InputError
 from ..oci.image import Image, Layer, image_from_parts
 from ..oci.types import (
@@ -24,12 +22,6 @@ if TYPE_CHECKING:
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 CONFIG_LIMIT = 8 << 20  # image configs are small; a huge one is not an image config
-
-
-def blob_path(digest: str) -> Path:
-    """Where the shared blob cache keeps ``digest``: ``cache_root()/blobs/sha256/<hex>``."""
-    algo, _, hexdigest = digest.partition(":")
-    return cache_root() / "blobs" / algo / hexdigest
 
 
 def _json(data: bytes, where: str) -> dict[str, Any]:
@@ -96,28 +88,30 @@ def _image(reg: Registry, ref: Reference, raw_manifest: bytes, where: str) -> Im
     if cfg_desc.size > CONFIG_LIMIT:
         raise InputError(f"{where}: expected a config of at most {CONFIG_LIMIT} bytes, found "
                          f"{cfg_desc.size}")
-    cfg_path = blob_path(cfg_desc.digest)
-    if not blob_ok(cfg_path, cfg_desc.digest, cfg_desc.size):
+    blobs = reg.blob_store()
+    cfg_path = blobs.path(cfg_desc.digest)
+    if not blobs.ok(cfg_path, cfg_desc.digest, cfg_desc.size):
         reg.get_blob(ref.repository, cfg_desc.digest, cfg_path, size=cfg_desc.size)
-        blob_checked(cfg_path, cfg_desc.digest)  # get_blob verified it
+        blobs.checked(cfg_path, cfg_desc.digest)  # get_blob verified it
     raw_config = cfg_path.read_bytes()
     config = _json(raw_config, f"{where}: config {cfg_desc.digest}")
     return image_from_parts(m, raw_manifest, config, raw_config, where,
-                            lambda d: blob_path(d.digest))
+                            lambda d: blobs.path(d.digest))
 
 
 def pull_layers(reg: Registry, ref: Reference, image: Image) -> Image:
     """``image``'s layers in the cache, fetched when missing or no longer what their digest
     says (the cache verifies what it reads back)."""
+    blobs = reg.blob_store()
     missing = {layer.digest: layer for layer in image.layers if layer.path is not None
-               and not blob_ok(layer.path, layer.digest, layer.size)}
+               and not blobs.ok(layer.path, layer.digest, layer.size)}
     if not missing:
         return image
 
     def fetch(layer: Layer) -> None:
         assert layer.path is not None
         reg.get_blob(ref.repository, layer.digest, layer.path, size=layer.size)
-        blob_checked(layer.path, layer.digest)  # get_blob verified it
+        blobs.checked(layer.path, layer.digest)  # get_blob verified it
 
     with ThreadPoolExecutor(max_workers=min(reg.jobs, len(missing)),
                             thread_name_prefix="uvship-pull") as pool:

@@ -270,10 +270,10 @@ def _check_untouched(env_dir: Path, before: dict[str, tuple[int, int, int]]
                               and before[r][1:] != (size, mtime))
     removed = sorted(set(before) - set(after))
     if changed_in_place or removed:
-        from ..cache import cache_root
+        from .. import cache
 
         # the environment's files are hard links into the cached tiers: drop them all
-        shutil.rmtree(cache_root() / "tiers", ignore_errors=True)
+        cache.remove_kind("tiers")
         what = changed_in_place or removed
         raise InputError(
             f"build steps {'changed' if changed_in_place else 'removed'} files of the "

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from .. import layers, uv
-from ..cache import cache_root, cached_dir, clean_stale, key_of
+from .. import cache, layers, uv
+from ..cache import cached_dir, clean_stale, key_of
 from ..errors import CommandError, InputError
 from ..progress import NullProgress, Progress
 from ..project.plan import Plan, selection_args
@@ -181,8 +181,7 @@ def check_lock(ws: Workspace, interp: Interpreter) -> None:
                                                    for m in ws.members.values())]):
         if p.is_file():
             h.update(str(p.relative_to(ws.root)).encode() + b"\0" + p.read_bytes())
-    marker = cache_root() / "lock-checks" / h.hexdigest()
-    if marker.is_file():
+    if cache.read_record("lock-checks", h.hexdigest()) is not None:
         return
     try:
         python = native_stager(interp) or interp.exe
@@ -193,8 +192,7 @@ def check_lock(ws: Workspace, interp: Interpreter) -> None:
         if _STALE in exc.stderr:
             raise _stale_lock(ws) from None
         raise
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text("")
+    cache.write_record("lock-checks", h.hexdigest(), True)
 
 
 # ---------------------------------------------------------------------- tier keys
@@ -394,7 +392,7 @@ _STEP_NAMES = {"dependencies": "installing third-party dependencies",
 
 
 def _meta_path(key: str) -> Path:
-    return cache_root() / "tiers" / key / "tier.json"
+    return cache.dir_path("tiers", key) / "tier.json"
 
 
 def load_tier(name: str, key: str) -> Tier | None:
@@ -841,9 +839,9 @@ def sdist_wheel_tags(ws: Workspace, name: str, entry: dict[str, Any]) -> list[st
     if req is None:
         return []
     key = key_of("sdist-tags", uv_version(), req)
-    rec = cache_root() / "sdist-tags" / f"{key}.json"
-    if rec.is_file():
-        return json.loads(rec.read_text())
+    known = cache.read_record("sdist-tags", key)
+    if known is not None:
+        return known
     with tempfile.TemporaryDirectory(prefix="uvship-sdist-") as tmp:
         reqs = Path(tmp, "requirements.txt")
         reqs.write_text(req + "\n")
@@ -859,10 +857,7 @@ def sdist_wheel_tags(ws: Workspace, name: str, entry: dict[str, Any]) -> list[st
         tags = sorted(line.split(":", 1)[1].strip() for line in
                       (wheel.read_text().splitlines() if wheel else ())
                       if line.startswith("Tag:"))
-    rec.parent.mkdir(parents=True, exist_ok=True)
-    part = rec.with_suffix(f".{os.getpid()}.tmp")
-    part.write_text(json.dumps(tags))
-    os.replace(part, rec)
+    cache.write_record("sdist-tags", key, tags)
     return tags
 
 
