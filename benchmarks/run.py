@@ -31,6 +31,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from uvship import cache as uvship_cache
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "hello-web"
 STANDARD = ROOT / "benchmarks" / "standard"
@@ -375,28 +377,13 @@ def parse_steps(output: str) -> list[dict]:
     return [s for s in steps if not s["text"].startswith("FROM ")]
 
 
-# What a "base kept" cold build keeps of a uvship cache: what depends only on the Python
-# and the host. Every other entry (tiers, project layer records, outputs and their history,
-# image records, SBOMs, lock checks, temporary files, and any kind added later) is removed.
-UVSHIP_BASE_CACHE = ("python", "python-choices", "python-probes", "python-versions",
-                     "base-facts", "uv-versions", "blobs", "layers")
-
-
 def reset_uvship_cache(cache: Path, keep_base: bool = False) -> None:
     """Empty a uvship cache. With keep_base, keep what depends only on the Python and the
     host - the prepared interpreter and its interpreter and runtime layers, the analogue of
-    the base image podman keeps - and nothing of the project."""
-    if keep_base and cache.exists():
-        for d in cache.iterdir():
-            if d.name in UVSHIP_BASE_CACHE:
-                continue
-            if d.is_dir() and not d.is_symlink():
-                shutil.rmtree(d)
-            else:
-                d.unlink()
-        for rec in (cache / "layers").glob("*.json"):
-            if json.loads(rec.read_text()).get("role") not in ("interpreter", "runtime"):
-                rec.unlink()
+    the base image podman keeps - and nothing of the project (uvship.cache decides what
+    that is: it alone knows the cache's layout)."""
+    if keep_base:
+        uvship_cache.prune_to_host(cache)
     else:
         shutil.rmtree(cache, ignore_errors=True)
 

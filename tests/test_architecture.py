@@ -26,7 +26,7 @@ LEVELS = {
     "image": 5,
     "sbom": 6,
     "publish": 7, "remote_cache": 7,
-    "dockerfile": 8, "doctor": 8, "audit": 8, "inspect": 8,
+    "pipeline": 8, "dockerfile": 8, "doctor": 8, "audit": 8, "inspect": 8,
     "api": 9,
     "cli": 10,
     "__init__": 11, "__main__": 11,

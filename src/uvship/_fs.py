@@ -47,7 +47,7 @@ def check_writable_parent(path: Path, label: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise InputError(f"{label}: cannot write in {parent} ({exc.strerror})") from None
+        raise InputError(f"{label}: cannot write in {parent} ({exc.strerror})") from exc
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ def output_place(path: Path, label: str) -> Place:
         fd = {"stdout": 1, "stderr": 2}.get(m[1]) or int(m[2] or m[3])
         try:
             os.fstat(fd)
-        except OSError:
-            raise InputError(f"{label}: names the descriptor {fd}, which is not open") from None
+        except OSError as exc:
+            raise InputError(f"{label}: names the descriptor {fd}, which is not open") from exc
         if os.isatty(fd):  # as tar does: binary data is no use on a terminal
             raise InputError(f"{label}: is a terminal; expected a pipe or a file",
                              hint="pipe it into the program that reads it (`| podman load`) "
@@ -119,7 +119,7 @@ def output_place(path: Path, label: str) -> Place:
     except OSError as exc:
         raise InputError(f"{label}: cannot use {path} ({exc.strerror})",
                          hint="a symlink loop, or a directory on the way you cannot enter"
-                         ) from None
+                         ) from exc
     if st is None or stat.S_ISREG(st.st_mode):
         real = Path(os.path.realpath(path))
         check_writable_parent(real, label)
@@ -233,7 +233,7 @@ def atomic_file(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise InputError(f"{path}: cannot use it ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot use it ({exc.strerror})") from exc
     else:
         if not stat.S_ISREG(st.st_mode):
             raise InputError(f"{path}: is {_KINDS.get(stat.S_IFMT(st.st_mode), 'special')}; "

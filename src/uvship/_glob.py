@@ -53,8 +53,8 @@ class IgnoreFile:
     def read(cls, path: Path) -> IgnoreFile:
         try:
             text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not UTF-8 text (expected a .dockerignore)") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text (expected a .dockerignore)") from exc
         return cls.of(text.splitlines(), path)
 
     @classmethod

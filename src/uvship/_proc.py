@@ -50,7 +50,7 @@ def run(
             returncode=127,
             stderr=str(exc),
             hint=hint,
-        ) from None
+        ) from exc
     if proc.returncode != 0:
         stderr = (proc.stdout if merge_output else proc.stderr).strip()
         raise CommandError(

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import pipeline
 from .cache import tempdir
 from .errors import InputError
 from .image import image as _image
 from .progress import NullProgress, Progress
-from .project import command as _command
-from .project.plan import Options, Plan, env_pairs, make_plan
+from .project.plan import Options, Plan, make_plan
 from .project.workspace import Workspace, find_workspaces
 from .publish import bundle as _bundle
 from .python import interpreter as _interpreter
@@ -112,7 +112,6 @@ class UvBuild:
 
     ws: Workspace
     options: Options
-    tiers: tuple[str, ...] = ()
     progress: Progress = field(default_factory=NullProgress, compare=False, repr=False)
 
     def with_python_pin(self, python: str) -> UvBuild:
@@ -130,12 +129,14 @@ class UvBuild:
         return replace(self, options=replace(self.options, mode="system"))
 
     def with_remote_dependencies(self) -> UvBuild:
-        """Stage third-party dependencies as their own tier (their own image layer)."""
-        return replace(self, tiers=(*self.tiers, "dependencies"))
+        """Third-party dependencies as their own tier (their own image layer): always so,
+        so this build is returned as it is; the call reads as the layering it asks for."""
+        return self
 
     def with_local_dependencies(self) -> UvBuild:
-        """Stage the local workspace members the package needs as their own tier."""
-        return replace(self, tiers=(*self.tiers, "local"))
+        """Local workspace members as their own tier: always so (see
+        with_remote_dependencies)."""
+        return self
 
     def with_options(self, **options: Any) -> UvBuild:
         return replace(self, options=self.options.override(**options))
@@ -148,123 +149,13 @@ class UvBuild:
         return make_plan(self.ws, self.options)
 
     def interpreter(self, plan: Plan | None = None) -> _interpreter.Interpreter:
-        plan = plan or self.plan
-        interp = self._resolve_interpreter(plan)
-        from .project.plan import MACHINE_OF
-
-        want = MACHINE_OF[plan.platform]
-        if interp.machine != want:
-            raise InputError(
-                f"--platform {plan.platform}: the interpreter ({interp.origin}) is built for "
-                f"{interp.machine}, expected {want}",
-                hint=f"give an {want} CPython with --python PATH (for another machine, one "
-                "inside a sysroot that holds its loader and glibc, run here through qemu-user)")
-        if plan.libc and interp.libc and interp.libc != plan.libc:
-            raise InputError(
-                f"--libc {plan.libc}: the interpreter ({interp.origin}) links {interp.libc}, "
-                f"expected {plan.libc} for {plan.target}",
-                hint=f"give a {plan.libc} CPython with --python PATH, or a uv-managed one: "
-                f"uv python install cpython-{interp.minor}-linux-{want}-"
-                f"{'gnu' if plan.libc == 'glibc' else 'musl'}")
-        return interp
-
-    def _resolve_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
-        """A local CPython for --python PATH; else the one uv-managed CPython for the
-        target that the request (--python, .python-version, requires-python) chooses from
-        uv's download list, whatever is installed (README: Which Python)."""
-        from .python.managed import wanted_by
-
-        python = plan.python
-        source = Path(python) if python and _interpreter.is_path_request(python) else \
-            wanted_by(self.ws, plan)
-        return _interpreter.resolve(
-            source, project_dir=self.ws.project_dir,
-            requires_python=self.ws.requires_python, python_path=plan.python_path,
-            compile_bytecode=plan.compile, strip=plan.strip, progress=self.progress)
+        """The interpreter this build ships (found, or installed by uv)."""
+        return pipeline.interpreter(self.ws, plan or self.plan, self.progress)
 
     def stage(self) -> _venv.StagedEnv:
         """Stage the environment (tiers cached by their inputs) and the project's files;
         nothing is laid out yet."""
-        plan = self.plan
-        files = self._files(plan)
-        words = plan.command or None
-        if words:
-            _command.check_form(words, "command")
-        return self._stage(plan, self._checked_interpreter(plan), words, files,
-                           image_env=env_pairs(self.options.env, "--env"))
-
-    def _files(self, plan: Plan):
-        """The selection of the project's files that ship (None: a packaged project)."""
-        from .stage import files as projectfiles
-
-        return projectfiles.select(plan.files_dir) if plan.files_dir else None
-
-    def _stage(self, plan: Plan, interp: _interpreter.Interpreter,
-               words: tuple[str, ...] | None, files, *, scratch: bool = True,
-               image_env: tuple[tuple[str, str], ...] = (), what: str = "command",
-               on_tier=None, fetch=None, on_built=None) -> _venv.StagedEnv:
-        """The tiers, then what runs (resolved in them), then the project's files and the
-        build steps. The command is checked as soon as the dependencies are staged, before
-        their layer is written; programs of the project itself are known from its
-        pyproject.toml."""
-        from .image import assemble as _build
-        from .stage import files as projectfiles
-
-        projectfiles.check_steps_possible(plan, interp)
-        known = _build.project_scripts(self.ws, (*plan.selected, *plan.local_members))
-        names = frozenset(files.files) if files is not None else None
-
-        def resolve(bin_dir: Path) -> list[str]:
-            layout = projectfiles.layout_of(plan, interp, staged_bin=bin_dir,
-                                            known_scripts=known, files=names, scratch=scratch)
-            return _build.resolve_run(self.ws, plan, words or (), layout, what, files)
-
-        def checked(env: _venv.StagedEnv, tier: _venv.Tier) -> None:
-            if words and tier.name == "dependencies" and words[0] not in known:
-                resolve(tier.root / "bin")
-            if on_tier is not None:
-                on_tier(env, tier)
-
-        env = _venv.stage(self.ws, plan, interp, progress=self.progress, on_tier=checked,
-                          fetch=fetch, on_built=on_built)
-        command = tuple(resolve(env.root / "bin")) if words else None
-        app = None
-        if files is not None:
-            layout = projectfiles.layout_of(plan, interp, staged_bin=env.root / "bin",
-                                            files=names, scratch=scratch)
-            app = projectfiles.stage(
-                plan, files, env_root=env.root, env_key=env.tiers[-1].key,
-                python=_venv.native_stager(interp) or interp.exe, interp=interp,
-                layout=layout, image_env=dict(image_env), progress=self.progress)
-            if app.left_out:
-                self.progress.note(f"left out of the project's files (secrets are never "
-                                   f"shipped, even when a build step wrote them): "
-                                   f"{', '.join(app.left_out)}")
-        return replace(env, app=app, command=command)
-
-    def _checked_interpreter(self, plan: Plan) -> _interpreter.Interpreter:
-        """Every locked package checked for a wheel for the target, the interpreter (found,
-        or installed by uv), then the lock checked with it: the checks that can fail a build
-        before its environment is staged. The lock check needs the interpreter: without
-        one, uv would report a missing Python where the lock is fine."""
-        self._check_target_wheels(plan, plan.libc or "glibc")
-        interp = self.interpreter(plan)
-        _venv.check_lock(self.ws, interp)
-        if interp.libc and interp.libc != (plan.libc or "glibc"):
-            # the interpreter decided the C library (a musl --python PATH): check again
-            self._check_target_wheels(plan, interp.libc)
-        return interp
-
-    def _check_target_wheels(self, plan: Plan, libc: str) -> None:
-        """For another platform or C library than this host's, or a base's glibc: every
-        locked package needs a wheel for it, or a source that builds a pure-Python one
-        (nothing can be compiled for another target here)."""
-        from .project.plan import host_platform
-        from .python.managed import host_glibc
-
-        if plan.platform != host_platform() or libc != "glibc" or plan.glibc:
-            host = plan.platform == host_platform() and libc == "glibc" and host_glibc()
-            _venv.check_wheels_for(self.ws, plan, libc, host=host)
+        return pipeline.stage(self.ws, self.plan, self.options, self.progress)
 
     def venv(self) -> _bundle.UvVenv:
         """Build the environment now, laid out at its final paths in a directory of its own.
@@ -298,49 +189,11 @@ class UvBuild:
         """The whole image `uvship build` makes: base, layers, entrypoint, config, labels."""
         from .image import assemble as _build
 
-        spec = spec or _build.ImageSpec()
         plan = self.plan
-        files = self._files(plan)
-        words = _build.run_words(self.ws, plan, spec, files)
-        what = "command" if plan.command else "entrypoint"
-        if words:
-            _command.check_form(words, what)
         if isinstance(base, str):
             base = Image.from_reference(base, plan.platform, self.options.insecure_registry)
-        if not base.is_scratch:
-            facts = _build.base_facts_of(base)
-            plan = replace(plan, glibc=facts.glibc_version)
-            # the target's C library is the base's: a musl base gets a musl interpreter
-            if plan.libc is None and facts.libc == "musl" and not (
-                    plan.python and _interpreter.is_path_request(plan.python)):
-                plan = replace(plan, libc="musl")
-        interp = self._checked_interpreter(plan)  # before any layer is started
-        if base.is_scratch and interp.machine != _host_machine():
-            raise InputError(
-                f"--base scratch: the scratch runtime is made of this host's libraries, which "
-                f"are {_host_machine()}; expected {interp.machine} for --platform {plan.platform}",
-                hint=f"give a base image for {plan.platform} with --base (an OCI layout, a "
-                "docker-archive or a registry reference)")
-        _build.check_base(base, interp)
-        # the interpreter and runtime layers need no uv: they are made while uv syncs
-        started = _build.start_layers(base, interp, plan.python_path, spec.compression)
-        fetch = on_built = None
-        if self.options.cache_repo:
-            fetch, on_built = self._shared_cache(plan, interp, spec.compression)
-        try:
-            env = self._stage(plan, interp, words, files, scratch=base.is_scratch,
-                              image_env=spec.env, what=what, on_tier=started.tier_ready,
-                              fetch=fetch, on_built=on_built)
-            image = _build.copy_venv(base, env, compression=spec.compression,
-                                     progress=self.progress, started=started)
-        finally:
-            started.pool.shutdown(wait=True, cancel_futures=True)
-        image = _build.finish_image(image, env, self.ws, spec)
-        from dataclasses import replace as _replace
-
-        from .sbom.cyclonedx import cached_sbom
-
-        return _replace(image, sbom=cached_sbom(env, self.ws, image.runtime_components))
+        return pipeline.build_image(self.ws, plan, self.options, self.progress, base,
+                                    spec or _build.ImageSpec())
 
     def images(self, platforms: list[str] | tuple[str, ...], spec: Any = None
                ) -> MultiPlatformImage:
@@ -358,42 +211,11 @@ class UvBuild:
                 images.append(b.image(b.options.base or "scratch", spec))
         return MultiPlatformImage(tuple(images))
 
-    def _shared_cache(self, plan: Plan, interp: Any, compression: str):
-        """Hooks that fetch missing tiers from --cache-repo and publish the ones uv made."""
-        from .image import assemble as _build
-        from .remote_cache import RemoteCache
-
-        remote = RemoteCache(self.options.cache_repo or "", self.options.insecure_registry)
-
-        def fetch(name: str, key: str, prev: Any):
-            with self.progress.step(f"looking for the {name} tier in {remote.ref}"):
-                tier = remote.fetch(name, key, plan, interp, prev)
-            if tier is not None:
-                self.progress.note(f"{name}: reused from {remote.ref} (uv not run)")
-            return tier
-
-        def on_built(env: Any, tier: Any) -> None:
-            if tier.files:
-                with self.progress.step(f"sharing the {tier.name} tier in {remote.ref}"):
-                    remote.store(tier, _build.tier_layer(env, tier, compression))  # type: ignore[arg-type]
-
-        return fetch, on_built
-
     def bundle(self, output: str | Path) -> _bundle.BundleResult:
         """Build the environment and write it as a directory or a reproducible .tar.gz."""
         output = Path(output)
         _bundle.check_output(output)
-        return self._write_bundle(self.stage(), output)
-
-    def _write_bundle(self, env: _venv.StagedEnv, output: Path) -> _bundle.BundleResult:
-        from .sbom.cyclonedx import sbom_for
-
-        sbom = sbom_for(env, ws=self.ws)  # first: a bundle is never written without it
-        with self.progress.step(f"writing {output}"):
-            res = _bundle.write_bundle(env, output)
-        if not res.streamed:  # a stream has no "beside"
-            _bundle.write_sbom(res.output, sbom)
-        return res
+        return pipeline.write_bundle(self.ws, self.stage(), output, self.progress)
 
     def bundles(self, outputs: dict[str, str | Path]) -> dict[str, _bundle.BundleResult]:
         """One bundle per platform (``{"linux/arm64": "app-arm64.tar.gz", ...}``).
@@ -406,7 +228,8 @@ class UvBuild:
         for out in outputs.values():
             _bundle.check_output(Path(out))
         envs = {p: b.stage() for p, b in builds.items()}
-        return {p: builds[p]._write_bundle(envs[p], Path(outputs[p])) for p in outputs}
+        return {p: pipeline.write_bundle(self.ws, envs[p], Path(outputs[p]), self.progress)
+                for p in outputs}
 
     def for_platform(self, platform: str | None) -> UvBuild:
         """This build for one platform: its entries of ``PLATFORM=VALUE,...`` options."""
@@ -430,8 +253,3 @@ def _for_platform(value: str | None, platform: str | None) -> str | None:
             return val
     return None
 
-
-def _host_machine() -> str:
-    import os
-
-    return os.uname().machine

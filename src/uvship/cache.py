@@ -55,18 +55,39 @@ def remove_kind(kind: str) -> None:
     shutil.rmtree(cache_root() / kind, ignore_errors=True)
 
 
-def prune(keep: tuple[str, ...] = ()) -> None:
-    """Empty the cache but for the kinds ``keep`` (every kind, when empty: all of it)."""
-    root = cache_root()
+# Kinds whose entries depend only on an interpreter and this host, never on a project:
+# what a "base kept" cold build keeps (the analogue of the base image an engine keeps).
+# Layer records are kept only for those roles; blobs all (unreferenced ones cost nothing).
+HOST_KINDS = ("python", "python-choices", "python-probes", "python-versions", "base-facts",
+              "uv-versions", "blobs", "layers")
+HOST_LAYER_ROLES = ("interpreter", "runtime")
+
+
+def prune(keep: tuple[str, ...] = (), *, root: Path | None = None,
+          keep_record: Callable[[str, Any], bool] | None = None) -> None:
+    """Empty the cache (``root``, default this process's) but for the kinds ``keep``;
+    of their records, those ``keep_record(kind, record)`` refuses are removed too."""
+    root = root or cache_root()
     if not root.is_dir():
         return
     for d in root.iterdir():
-        if d.name in keep:
-            continue
-        if d.is_dir() and not d.is_symlink():
-            shutil.rmtree(d, ignore_errors=True)
-        else:
-            d.unlink(missing_ok=True)
+        if d.name not in keep:
+            _remove([d])
+        elif keep_record is not None and d.is_dir():
+            for rec in d.glob("*.json"):
+                try:
+                    value = json.loads(rec.read_text())
+                except (OSError, ValueError):
+                    value = None
+                if not keep_record(d.name, value):
+                    rec.unlink(missing_ok=True)
+
+
+def prune_to_host(root: Path | None = None) -> None:
+    """Keep only what depends on the interpreter and the host (HOST_KINDS), nothing of
+    any project: a cold build of a project on a machine that built another before."""
+    prune(HOST_KINDS, root=root, keep_record=lambda kind, rec: kind != "layers" or (
+        isinstance(rec, dict) and rec.get("role") in HOST_LAYER_ROLES))
 
 
 # ---------------------------------------------------------------------- blobs

@@ -118,8 +118,8 @@ def uv_version_for(ws: Workspace, running: str) -> str:
         return running
     try:
         spec = SpecifierSet(required if required[0] in "<>=!~" else f"=={required}")
-    except (InvalidSpecifier, IndexError):
-        raise InputError(f"{where} {required!r}: expected a version specifier") from None
+    except (InvalidSpecifier, IndexError) as exc:
+        raise InputError(f"{where} {required!r}: expected a version specifier") from exc
     with contextlib.suppress(InvalidVersion):
         if spec.contains(Version(running)):
             return running
@@ -257,11 +257,11 @@ def _manifests(ws: Workspace, needed: tuple[str, ...]) -> list[str]:
             continue
         try:
             rel = path.resolve().relative_to(ws.root.resolve())
-        except ValueError:
+        except ValueError as exc:
             raise InputError(
                 f"{name}: lives at {path}, outside the workspace root {ws.root} (expected every "
                 "local package inside the build context)",
-                hint="move it into the workspace, or build with uvship build") from None
+                hint="move it into the workspace, or build with uvship build") from exc
         if str(rel) != ".":
             out.append(f"{rel.as_posix()}/pyproject.toml")
     return sorted(set(out))

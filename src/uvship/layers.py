@@ -35,10 +35,10 @@ def source_date_epoch(default: int = 0) -> int:
         return default
     try:
         return int(value)
-    except ValueError:
+    except ValueError as exc:
         raise InputError(
             f"SOURCE_DATE_EPOCH={value!r}: expected an integer number of seconds"
-        ) from None
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -499,7 +499,7 @@ def resolve_run(ws, plan, words: tuple[str, ...], layout, what: str, files=None)
     except InputError as exc:
         if exc.hint and not exc.hint.startswith("write the whole command"):
             raise  # a hint of its own, about this command
-        raise InputError(exc.message, hint=command_hint(ws, plan, files)) from None
+        raise InputError(exc.message, hint=command_hint(ws, plan, files)) from exc
 
 
 def runnable_modules(root: Path, depth: int = 4) -> list[str]:

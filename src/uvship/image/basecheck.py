@@ -13,21 +13,10 @@ from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from ..errors import InputError
-from ..oci import Image, Layer
+from ..oci import Image, Layer, Platform
 from ..oci._blobs import sniff_compression
 from .runtime import glibc_version_of
 
-# `uname -m` spellings (as Interpreter.machine has them) -> OCI architecture and variant.
-_OCI_ARCH = {
-    "x86_64": ("amd64", ""),
-    "aarch64": ("arm64", ""),
-    "i686": ("386", ""),
-    "armv7": ("arm", "v7"),
-    "ppc64le": ("ppc64le", ""),
-    "s390x": ("s390x", ""),
-    "riscv64": ("riscv64", ""),
-    "loongarch64": ("loong64", ""),
-}
 _GLIBC_LOADER = re.compile(r"^(ld-linux[-\w.]*\.so\.\d+|ld64\.so\.\d+)$")
 _MUSL_LOADER = re.compile(r"^ld-musl-[\w]+\.so\.1$")
 _OLD_LIBC = re.compile(r"^libc-(\d+\.\d+)\.so$")  # glibc < 2.34 named its files by version
@@ -107,8 +96,8 @@ def check_base(facts: BaseFacts, *, machine: str, libc: str | None, min_glibc: s
                base_name: str) -> None:
     """Refuse a base the interpreter (of ``machine``, linking ``libc``, needing glibc
     ``min_glibc``) cannot run on; InputError naming ``base_name`` (as the user gave it)."""
-    arch, variant = _OCI_ARCH.get(machine, (machine, ""))
-    want = f"linux/{arch}" + (f"/{variant}" if variant else "")
+    target = Platform.of_machine(machine)
+    arch, variant, want = target.architecture, target.variant, str(target)
     arch_ok = facts.architecture == arch and (not variant or not facts.variant
                                              or facts.variant == variant)
     if facts.os != "linux" or not arch_ok:
@@ -188,7 +177,7 @@ def _apply_layer(layer: Layer, fs: dict[str, _Node]) -> None:
                     added[path] = _node(tar, m, added)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise InputError(f"layer {layer.digest}: expected a tar archive (gzip, zstd or "
-                         f"plain), found unreadable data ({exc})") from None
+                         f"plain), found unreadable data ({exc})") from exc
     for d in opaque:  # the directory stays; what lower layers had in it goes
         prefix = f"{d}/" if d else ""
         for p in [p for p in fs if p.startswith(prefix) and p != d]:

@@ -70,7 +70,7 @@ class Image:
         except InputError as exc:
             if exc.message.startswith(f"--base {ref}"):
                 raise
-            raise InputError(f"--base {ref}: {exc.message}", hint=exc.hint) from None
+            raise InputError(f"--base {ref}: {exc.message}", hint=exc.hint) from exc
 
     @classmethod
     def _from_reference(cls, ref: str, platform: str, insecure: tuple[str, ...]) -> Image:

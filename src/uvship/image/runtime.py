@@ -18,6 +18,7 @@ from urllib.parse import quote
 from .. import _proc
 from ..errors import CommandError, InputError, UvshipError
 from ..layers import DIR_MODE, EXEC_MODE, FILE_MODE, Entry, normalize
+from ..oci import Platform
 from ..python import elf, ldso
 
 HINT = ("give a base image with --base (an OCI layout or docker-archive of a distribution "
@@ -53,7 +54,6 @@ _HEADLESS = {"opencv-python": "opencv-python-headless",
              "opencv-contrib-python": "opencv-contrib-python-headless"}
 # Before glibc 2.34 the files and dns NSS modules are separate, dlopened libraries.
 _OLD_NSS = ("libnss_files.so.2", "libnss_dns.so.2")
-_ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64"}
 _GLIBC_BANNER = re.compile(rb"GNU C Library [^\n]*? version (\d+\.\d+)")
 _SEARCH_LINE = re.compile(r"^\s*(/\S*) \(system search path\)$", re.M)
 # In the loader's bytes, its built-in search path is one run of NUL-ended directories
@@ -86,7 +86,7 @@ def scratch_runtime(elf_roots: list[Path], *, machine: str) -> Runtime:
     only what they load from outside them, glibc and its loader included. InputError when
     this host cannot provide it (other machine, no glibc, a library missing).
     """
-    machine = _ALIASES.get(machine, machine)
+    machine = Platform.of_machine(machine).machine  # "arm64" and "aarch64" alike
     host = os.uname().machine
     if machine != host:
         raise InputError(f"the scratch base for {machine}: this host is {host}, and its C "
@@ -283,7 +283,7 @@ def _closure(files: list[Path], extra: list[Path]) -> dict[str, Path]:
         found = ldso.resolve_closure([*files, *extra], include_libc=True)
     except UvshipError as exc:  # a library missing on this host: name it, then the way out
         raise InputError(f"cannot make the scratch base from this host: {exc.message}",
-                         hint=HINT) from None
+                         hint=HINT) from exc
     for path in extra:  # searched for by soname, so not in the closure of anything
         found.setdefault(path.name, path.resolve())
     return found
@@ -436,7 +436,7 @@ def _ca_and_zoneinfo() -> tuple[str, str, list[Entry]]:
     except (ImportError, importlib.metadata.PackageNotFoundError) as exc:
         raise UvshipError(f"uvship's environment: {exc}; expected the certifi and tzdata "
                           "packages installed with uvship",
-                          hint="reinstall uvship with its dependencies") from None
+                          hint="reinstall uvship with its dependencies") from exc
     root = Path(str(zones))
     got = [Entry(CA_BUNDLE, "file", FILE_MODE, source=Path(certifi.where()))]
     for dirpath, dirnames, filenames in os.walk(root):

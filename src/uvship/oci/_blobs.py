@@ -22,7 +22,7 @@ def load_json(data: bytes, where: str) -> Any:
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{where}: expected JSON, found invalid data ({exc})") from None
+        raise InputError(f"{where}: expected JSON, found invalid data ({exc})") from exc
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -71,8 +71,8 @@ def layer_file(layer: Layer) -> Path:
     assert layer.path is not None
     try:
         size = layer.path.stat().st_size
-    except OSError:
-        raise InputError(f"layer {layer.digest}: its blob {layer.path} is missing") from None
+    except OSError as exc:
+        raise InputError(f"layer {layer.digest}: its blob {layer.path} is missing") from exc
     if size != layer.size:
         raise InputError(f"layer {layer.digest}: expected its blob {layer.path} to hold "
                          f"{layer.size} bytes, found {size}",

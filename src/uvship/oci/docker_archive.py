@@ -112,7 +112,7 @@ def read_docker_archive(path: str | os.PathLike[str], tag: str | None = None,
     except _corrupt_errors() as exc:
         raise InputError(f"docker-archive {src}: expected a complete tar archive, found a "
                          f"corrupt or truncated one ({exc or type(exc).__name__})",
-                         hint="save the image again") from None
+                         hint="save the image again") from exc
 
 
 def _read(src: Path, tar: tarfile.TarFile, tag: str | None, blobs: Path) -> Image:

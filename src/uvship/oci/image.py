@@ -228,9 +228,9 @@ class Image:
             created = rfc3339(created)
         try:
             datetime.fromisoformat(created)
-        except ValueError:
+        except ValueError as exc:
             raise InputError(f"image time {created!r}: expected an RFC 3339 timestamp "
-                             "like '1970-01-01T00:00:00Z'") from None
+                             "like '1970-01-01T00:00:00Z'") from exc
         cfg = self.config_dict()
         cfg["created"] = created
         for h in cfg.get("history") or []:

@@ -65,9 +65,9 @@ class _Layout:
         path = self.blob_path(desc)
         try:
             data = path.read_bytes()
-        except OSError:
+        except OSError as exc:
             raise InputError(f"OCI layout {self.root}: the {what} blob {desc.digest} is missing "
-                             f"(expected {path})") from None
+                             f"(expected {path})") from exc
         self._check(desc, sha256_digest(data), len(data), what)
         return data
 
@@ -300,7 +300,7 @@ def layout_lock(root: Path) -> Iterator[None]:
         fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise InputError(f"OCI layout {root}: cannot open its lock file {LOCK_FILE} "
-                         f"({exc.strerror})", hint="is the layout writable?") from None
+                         f"({exc.strerror})", hint="is the layout writable?") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -103,7 +103,21 @@ def canonical_json(obj: Any) -> bytes:
                       ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
+# The one table of architecture names: `uname -m` (what ELF files, interpreters and wheel
+# tags say) -> OCI architecture and variant, and the Debian architecture (package names).
+_MACHINES: dict[str, tuple[str, str, str]] = {
+    "x86_64": ("amd64", "", "amd64"),
+    "aarch64": ("arm64", "", "arm64"),
+    "i686": ("386", "", "i386"),
+    "armv7": ("arm", "v7", "armhf"),
+    "ppc64le": ("ppc64le", "", "ppc64el"),
+    "s390x": ("s390x", "", "s390x"),
+    "riscv64": ("riscv64", "", "riscv64"),
+    "loongarch64": ("loong64", "", "loong64"),
+}
+_MACHINE_OF_ARCH = {arch: m for m, (arch, _, _) in _MACHINES.items()}
+# Spellings of an architecture a user may give (`uname -m` on macOS says arm64).
+_ARCH_ALIASES = {**{m: arch for m, (arch, _, _) in _MACHINES.items()}, "x86-64": "amd64"}
 
 
 @dataclass(frozen=True)
@@ -136,6 +150,23 @@ class Platform:
         if self.variant:
             out["variant"] = self.variant
         return out
+
+    @classmethod
+    def of_machine(cls, machine: str, os: str = "linux") -> Platform:
+        """The platform of a `uname -m` machine (``x86_64`` -> linux/amd64); an OCI
+        architecture name (``arm64``) is taken as it is."""
+        arch = _ARCH_ALIASES.get(machine, machine)
+        return cls(os, arch, _MACHINES.get(_MACHINE_OF_ARCH.get(arch, ""), ("", "", ""))[1])
+
+    @property
+    def machine(self) -> str:
+        """The `uname -m` name of the architecture (``aarch64`` for arm64)."""
+        return _MACHINE_OF_ARCH.get(self.architecture, self.architecture)
+
+    @property
+    def debian_arch(self) -> str:
+        """The Debian architecture (``armhf`` for arm/v7), as package names spell it."""
+        return _MACHINES.get(self.machine, ("", "", self.architecture))[2]
 
     def matches(self, other: Platform) -> bool:
         """Same os and architecture; variants compared only when both name one.

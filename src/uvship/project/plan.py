@@ -12,6 +12,7 @@ from typing import Any, Literal
 from packaging.utils import canonicalize_name
 
 from ..errors import InputError
+from ..oci import Platform
 from .workspace import Workspace
 
 Mode = Literal["venv", "system"]
@@ -105,7 +106,7 @@ def command_words(value: Any, where: str) -> tuple[str, ...]:
         except ValueError as exc:
             raise InputError(f"{where} {value!r}: expected a command line ({exc})",
                              hint="close the quote, or give the command as a list of words"
-                             ) from None
+                             ) from exc
     elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         words = list(value)
     else:
@@ -134,9 +135,7 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
 
 def host_platform() -> str:
     """The host as a target: linux/amd64, linux/arm64, ..."""
-    machine = _platform.machine().lower()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
-    return f"linux/{arch}"
+    return str(Platform.of_machine(_platform.machine().lower()))
 
 
 @dataclass(frozen=True)
@@ -333,11 +332,16 @@ _PLATFORMS = ("linux/amd64", "linux/arm64")
 def platform_of(value: str | None) -> str:
     if not value:
         return host_platform()
-    p = value.strip().lower().replace("linux/aarch64", "linux/arm64").replace(
-        "linux/x86_64", "linux/amd64").removesuffix("/v8")
-    if p not in _PLATFORMS:
+    try:
+        p = Platform.parse(value.strip().lower())
+    except InputError:
+        p = None
+    name = str(Platform(p.os, p.architecture)) if p and p.variant in ("", "v8") else None
+    if name not in _PLATFORMS:
         raise InputError(f"--platform {value}: expected one of {', '.join(_PLATFORMS)}")
-    return p
+    return name
 
 
-MACHINE_OF = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+def machine_of(platform: str) -> str:
+    """The `uname -m` machine of a target platform: linux/arm64 -> aarch64."""
+    return Platform.parse(platform).machine

@@ -25,13 +25,13 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})") from None
+        raise InputError(f"{path}: not valid TOML ({exc})") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (expected a TOML file; byte {exc.start} is "
-                         f"0x{exc.object[exc.start]:02x})") from None
+                         f"0x{exc.object[exc.start]:02x})") from exc
 
 
 def find_workspaces(root: Path) -> list[Path]:
@@ -142,8 +142,8 @@ class Workspace:
             return None
         try:
             return SpecifierSet(spec)
-        except InvalidSpecifier:
-            raise InputError(f"{self.lock_path}: requires-python {spec!r} is not valid") from None
+        except InvalidSpecifier as exc:
+            raise InputError(f"{self.lock_path}: requires-python {spec!r} is not valid") from exc
 
     # ------------------------------------------------------------------ members
     @cached_property

@@ -84,9 +84,9 @@ def parse(kind: str, spec: str) -> EngineOutput:
     name = spec.split(":", 1)[1]
     try:
         full = oci.repo_tag(name)
-    except InputError:
+    except InputError as exc:
         raise InputError(f"--output {spec}: expected {kind}:NAME[:TAG] with a lower-case "
-                         "name, e.g. {kind}:app:1.0".replace("{kind}", kind)) from None
+                         "name, e.g. {kind}:app:1.0".replace("{kind}", kind)) from exc
     if kind == "containers-storage":
         first = full.split("/", 1)[0]
         if "/" not in full or not ("." in first or ":" in first or first == "localhost"):
@@ -134,7 +134,7 @@ class Docker:
         except OSError as exc:
             raise InputError(f"{self.what}: the Docker Engine at {self.sock} did not answer "
                              f"{method} {path} ({exc.strerror or exc})",
-                             hint="is it running? `docker info` says") from None
+                             hint="is it running? `docker info` says") from exc
         finally:
             conn.close()
 
@@ -294,7 +294,7 @@ def _to_storage(image: Image, name: str, what: str, note: Callable[[str], None])
                        f"containers-storage:{name}"], what=f"{what}: skopeo copy")
         except CommandError as exc:
             raise InputError(exc.message, hint="podman's storage is written as root here; "
-                             "see `podman info` for where it lives") from None
+                             "see `podman info` for where it lives") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
     note(_sent(what, sent, image.oci.layers))

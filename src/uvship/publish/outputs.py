@@ -51,7 +51,7 @@ class Output:
             try:
                 oci.check_tag(self.tag)
             except InputError as exc:
-                raise InputError(f"{label}: the {exc.message}") from None
+                raise InputError(f"{label}: the {exc.message}") from exc
         for t in self.layout_tags(tags):
             oci.check_tag(t)
         if not self.path.exists():
@@ -133,12 +133,12 @@ def check_tags(tags: list[str] | tuple[str, ...]) -> None:
     for t in tags:
         try:
             oci.repo_tag(t)
-        except InputError:
+        except InputError as exc:
             raise InputError(f"tag {t!r}: expected an image name [REGISTRY/]REPOSITORY[:TAG] "
                              "with a lower-case repository, e.g. 'app:1.0' or "
                              "'localhost/team/app:1.0'",
                              hint="an OCI layout takes the part after the colon as its "
-                                  "tag; a docker-archive lists the whole name") from None
+                                  "tag; a docker-archive lists the whole name") from exc
 
 
 def tag_part(tag: str) -> str:

@@ -129,7 +129,7 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo | None:
         except (ELFError, ValueError, KeyError) as exc:
             raise InputError(
                 f"{path}: has an ELF header but cannot be read as ELF: {exc}"
-            ) from None
+            ) from exc
 
 
 def _parse(elf: ELFFile) -> ElfInfo:
@@ -363,4 +363,4 @@ def has_symbols(path: str | os.PathLike[str]) -> bool:
         except (ELFError, ValueError, KeyError) as exc:
             raise InputError(
                 f"{path}: has an ELF header but cannot be read as ELF: {exc}"
-            ) from None
+            ) from exc

@@ -322,9 +322,9 @@ def _file_identity(url: str, cwd: Path) -> list | None:
 def wanted_by(ws: Workspace, plan: Plan) -> Wanted:
     """What ``plan`` asks of a uv-managed CPython (README: Which Python): the request of
     --python, .python-version or requires-python, for the target's machine and C library."""
-    from ..project.plan import MACHINE_OF
+    from ..project.plan import machine_of
 
     request, origin = ws.python_request(plan.python)
     libc = plan.libc or ("glibc" if host_glibc() else "musl")
-    return Wanted(request, origin, ws.requires_python, MACHINE_OF[plan.platform], libc,
+    return Wanted(request, origin, ws.requires_python, machine_of(plan.platform), libc,
                   plan.target)

@@ -18,7 +18,7 @@ from ..errors import InputError
 from . import portable
 from .bytecode import compile_files, python_files
 
-_ARCH_TRIPLE = {"x86_64": "x86_64", "aarch64": "aarch64"}
+_MACHINES = ("x86_64", "aarch64")  # the machines uv installs CPython for here
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ def pack(
     dest.mkdir(parents=True, exist_ok=True)
     info = portable.inspect_python(python)
     major, minor, patch = info.version[:3]
-    arch = _ARCH_TRIPLE.get(info.machine)
-    if arch is None:
+    arch = info.machine
+    if arch not in _MACHINES:
         raise InputError(f"{python}: machine {info.machine!r} is not supported "
                          "(expected x86_64 or aarch64)")
     with tempfile.TemporaryDirectory(dir=work or dest) as tmp:

@@ -228,8 +228,9 @@ def _emulation(exe: Path, sysroot: Path | None) -> Emulator | None:
 
 
 def _debian_arch(info: ElfInfo) -> str:
-    return {"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "armv7": "armhf",
-            "ppc64le": "ppc64el"}.get(info.machine, info.machine)
+    from ..oci import Platform
+
+    return Platform.of_machine(info.machine).debian_arch
 
 
 def _glibc_only_root(emulator: Emulator, loader: str, dest: Path) -> None:
@@ -328,7 +329,7 @@ def _probe(exe: Path, emulator: Emulator | None) -> dict:
         tail = exc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise _not_cpython(
             exe, f"a program that failed (exit {exc.returncode}): {tail[0]}"
-        ) from None
+        ) from exc
     lines = [x for x in proc.stdout.splitlines() if x.startswith("UVSHIP-PROBE:")]
     if not lines:
         got = proc.stdout.strip().splitlines()[:1]
@@ -428,11 +429,11 @@ def _find_tool(name: str) -> str | None:
 def _relative(path: Path, base: Path, what: str, exe: Path) -> Path:
     try:
         return path.relative_to(base)
-    except ValueError:
+    except ValueError as exc:
         raise InputError(
             f"{exe}: its {what} {path} is outside its prefix {base}; "
             "expected a self-contained installation prefix"
-        ) from None
+        ) from exc
 
 
 def make_portable(
@@ -469,7 +470,7 @@ def make_portable(
         dest.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     except OSError as exc:
-        raise InputError(f"{dest}: cannot be created: {exc.strerror}") from None
+        raise InputError(f"{dest}: cannot be created: {exc.strerror}") from exc
     try:
         result = _build(info, stage, Path(patchelf), strip_tool)
         os.chmod(stage, 0o755)  # mkdtemp makes it 0700
@@ -630,4 +631,4 @@ def _run_check(cmd: list, env: dict[str, str]):
         raise UvshipError(
             f"the relocated interpreter does not start: {exc.message}",
             hint="this is a bug in uvship; please report it",
-        ) from None
+        ) from exc

@@ -177,11 +177,11 @@ class Registry:
             try:
                 self._probe("http")
                 return "http"
-            except (httpx.TransportError, DeadlineExceeded):
+            except (httpx.TransportError, DeadlineExceeded) as exc:
                 if isinstance(https_error, DeadlineExceeded):
-                    raise https_error from None
+                    raise https_error from exc
                 raise from_transport_error(https_error, "GET",
-                                           f"https://{self.host}/v2/") from None
+                                           f"https://{self.host}/v2/") from exc
 
     def _probe(self, scheme: str) -> None:
         url = f"{scheme}://{self.host}/v2/"
@@ -209,10 +209,10 @@ class Registry:
             with running(deadline):
                 response = self._client.send(request, stream=stream, follow_redirects=follow)
         except httpx.TransportError as exc:
-            raise from_transport_error(exc, method, url) from None
-        except httpx.TooManyRedirects:
+            raise from_transport_error(exc, method, url) from exc
+        except httpx.TooManyRedirects as exc:
             raise RegistryError(f"{method} {redact_url(url)}: too many redirects",
-                                method=method, url=redact_url(url)) from None
+                                method=method, url=redact_url(url)) from exc
         if stream:
             response.stream = TimedStream(response.stream, deadline)
         if response.status_code in ok:
@@ -291,7 +291,7 @@ class Registry:
                             n += len(chunk)
                             out.write(chunk)
                     except httpx.TransportError as exc:
-                        raise from_transport_error(exc, "GET", url) from None
+                        raise from_transport_error(exc, "GET", url) from exc
                 found = f"{algo}:{h.hexdigest()}"
                 if found != digest or (size is not None and n != size):
                     expected = f"{size} bytes with that digest" if size is not None else \
@@ -341,7 +341,7 @@ class Registry:
                                 f"GET {url}: expected a manifest of at most {MANIFEST_LIMIT} "
                                 "bytes, found a larger one", method="GET", url=url)
                 except httpx.TransportError as exc:
-                    raise from_transport_error(exc, "GET", url) from None
+                    raise from_transport_error(exc, "GET", url) from exc
                 return bytes(data), r.headers.get("Content-Type", ""), \
                     r.headers.get("Docker-Content-Digest", "")
 

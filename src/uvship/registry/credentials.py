@@ -88,12 +88,12 @@ def _config_files(env: Mapping[str, str] | None) -> Iterator[tuple[Path, dict[st
             continue
         except OSError as exc:
             raise InputError(f"registry credentials file {path}: cannot read it "
-                             f"({exc.strerror})") from None
+                             f"({exc.strerror})") from exc
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"registry credentials file {path}: expected JSON, found "
-                             f"invalid data ({exc})") from None
+                             f"invalid data ({exc})") from exc
         if not isinstance(doc, dict):
             raise InputError(f"registry credentials file {path}: expected a JSON object")
         yield path, doc, i == 0
@@ -139,8 +139,8 @@ def _from_entry(entry: object, where: str) -> Credentials | None:
     if entry.get("auth"):
         try:
             decoded = base64.b64decode(str(entry["auth"]), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise InputError(f"{where}: 'auth' is not base64 of 'user:password'") from None
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{where}: 'auth' is not base64 of 'user:password'") from exc
         user, sep, password = decoded.partition(":")
         if not sep:
             raise InputError(f"{where}: 'auth' decodes to no 'user:password' pair",
@@ -162,18 +162,18 @@ def _from_helper(helper: str, registry: str, where: str) -> Credentials | None:
         if exc.returncode == 127:
             raise InputError(f"{where}: credential helper {program!r} is not installed",
                              hint=f"install {program}, or remove {helper!r} from the file"
-                             ) from None
+                             ) from exc
         # Helpers say "credentials not found" on stdout with an exit status of 1.
         if not exc.stderr.strip() or "not found" in exc.stderr.lower():
             return None
         raise InputError(f"{where}: credential helper {program} failed for {server}: "
-                         f"{exc.stderr.strip()}") from None
+                         f"{exc.stderr.strip()}") from exc
     try:
         doc = json.loads(proc.stdout)
         user, secret = str(doc.get("Username") or ""), str(doc.get("Secret") or "")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError) as exc:
         raise InputError(f"{where}: credential helper {program} answered with something "
-                         "other than its JSON ({ServerURL, Username, Secret})") from None
+                         "other than its JSON ({ServerURL, Username, Secret})") from exc
     if not secret:
         return None
     if user == _TOKEN_USER:

@@ -144,9 +144,9 @@ def running(deadline: Deadline) -> Iterator[Deadline]:
     token = _CURRENT.set(deadline)
     try:
         yield deadline
-    except httpx.TimeoutException:
+    except httpx.TimeoutException as exc:
         if deadline.passed():
-            raise deadline.error() from None
+            raise deadline.error() from exc
         raise
     finally:
         _CURRENT.reset(token)

@@ -28,7 +28,7 @@ def _json(data: bytes, where: str) -> dict[str, Any]:
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{where}: expected JSON, found invalid data ({exc})") from None
+        raise InputError(f"{where}: expected JSON, found invalid data ({exc})") from exc
     if not isinstance(doc, dict):
         raise InputError(f"{where}: expected a JSON object")
     return doc

@@ -48,10 +48,10 @@ class RetryPolicy:
                 elapsed = clock() - start
                 wait = self.delay(failures, exc)
                 if failures >= self.attempts:
-                    raise _exhausted(exc, failures, elapsed, self._all_used(failures)) from None
+                    raise _exhausted(exc, failures, elapsed, self._all_used(failures)) from exc
                 if elapsed + wait > self.total:
                     raise _exhausted(exc, failures, elapsed,
-                                     self._out_of_time(failures, elapsed)) from None
+                                     self._out_of_time(failures, elapsed)) from exc
                 sleep(wait)
 
     def _all_used(self, failures: int) -> str:

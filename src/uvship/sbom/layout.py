@@ -135,7 +135,7 @@ def _layout_index(root: Path) -> dict[str, Any]:
     try:
         index = json.loads((root / "index.json").read_bytes())
     except (OSError, ValueError) as exc:
-        raise InputError(f"OCI layout {root}: expected a readable index.json ({exc})") from None
+        raise InputError(f"OCI layout {root}: expected a readable index.json ({exc})") from exc
     if not isinstance(index, dict) or not isinstance(index.get("manifests"), list) or not all(
             isinstance(d, dict) for d in index["manifests"]):
         raise InputError(f"OCI layout {root}: index.json: expected a 'manifests' list of "
@@ -182,8 +182,8 @@ def _blob_file(root: Path, digest: str) -> Path:
 def _read_blob(root: Path, digest: str) -> bytes:
     try:
         data = _blob_file(root, digest).read_bytes()
-    except OSError:
-        raise InputError(f"OCI layout {root}: the blob {digest} is missing") from None
+    except OSError as exc:
+        raise InputError(f"OCI layout {root}: the blob {digest} is missing") from exc
     if sha256_digest(data) != digest:
         raise InputError(f"OCI layout {root}: the blob {digest} does not match its digest",
                          hint="the layout is corrupt; write it again")

@@ -236,7 +236,7 @@ def _run_step(step: str, what: str, root: Path, env_dir: Path, layout: Layout,
         raise InputError(
             f"{what} failed (exit {exc.returncode}); nothing was written\n{tail}".rstrip(),
             hint="it ran on this host in the staged environment, in a copy of the project's "
-                 f"files at their final paths ({layout.workdir})") from None
+                 f"files at their final paths ({layout.workdir})") from exc
 
 
 # Passed from uvship's environment to build steps: how to reach the network, nothing else.
