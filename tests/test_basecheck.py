@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from uvship import layers
-from uvship.errors import InputError
+from uvship.errors import InputError, Option
 from uvship.image.basecheck import BaseFacts, base_facts, check_base
 from uvship.layers import Entry
 from uvship.oci import Image, Layer, read_docker_archive, read_layout
@@ -75,8 +75,12 @@ def test_glibc_image_has_no_shell():
     with pytest.raises(InputError) as e:
         check_base(facts, machine="x86_64", libc="glibc", min_glibc="2.38",
                    base_name="oci:glibc-bookworm:bookworm")
-    assert e.value.message == ("--base oci:glibc-bookworm:bookworm: the base has glibc 2.36, "
+    # the library names the option as the API does; the command line by its flag
+    assert e.value.message == ("base oci:glibc-bookworm:bookworm: the base has glibc 2.36, "
                                "the interpreter needs 2.38")
+    assert e.value.subject == Option("base", "oci:glibc-bookworm:bookworm")
+    assert e.value.for_command_line() == ("--base oci:glibc-bookworm:bookworm: the base has "
+                                          "glibc 2.36, the interpreter needs 2.38")
     assert "2.38 or newer" in e.value.hint
     with pytest.raises(InputError, match=r"C library is glibc, expected musl: the "
                                          r"interpreter links musl"):
@@ -89,7 +93,7 @@ def test_musl_base_under_a_glibc_interpreter(tmp_path):
     assert (facts.libc, facts.glibc_version, facts.has_shell) == ("musl", None, True)
     with pytest.raises(InputError) as e:
         check_base(facts, machine="x86_64", libc="glibc", min_glibc="2.17", base_name="alpine")
-    assert e.value.message == ("--base alpine: the image's C library is musl, expected glibc: "
+    assert e.value.message == ("base alpine: the image's C library is musl, expected glibc: "
                                "the interpreter links glibc")
     assert "Debian" in e.value.hint and "musllinux" in e.value.hint
     check_base(facts, machine="x86_64", libc="musl", min_glibc=None, base_name="alpine")
@@ -100,7 +104,7 @@ def test_arm64_base_for_an_amd64_build(tmp_path):
     assert (facts.architecture, facts.libc, facts.glibc_version) == ("arm64", "glibc", "2.36")
     with pytest.raises(InputError) as e:
         check_base(facts, machine="x86_64", libc="glibc", min_glibc="2.17", base_name="arm")
-    assert e.value.message == ("--base arm: the image is linux/arm64, expected linux/amd64 "
+    assert e.value.message == ("base arm: the image is linux/arm64, expected linux/amd64 "
                                "for this build")
     check_base(facts, machine="aarch64", libc="glibc", min_glibc="2.17", base_name="arm")
     arm_v7 = base_facts(image("linux/arm/v6", layer(tmp_path, GLIBC_FILES)))
@@ -113,7 +117,7 @@ def test_scratch_like_base_has_no_libc(tmp_path):
     assert (facts.libc, facts.has_shell, facts.python_paths) == (None, False, ())
     with pytest.raises(InputError) as e:
         check_base(facts, machine="x86_64", libc="glibc", min_glibc="2.35", base_name="empty")
-    assert e.value.message.startswith("--base empty: the image has no C library")
+    assert e.value.message.startswith("base empty: the image has no C library")
     assert "default scratch base" in e.value.hint
     # a static interpreter (libc None) needs nothing from the base
     check_base(facts, machine="x86_64", libc=None, min_glibc=None, base_name="empty")
@@ -129,7 +133,7 @@ def test_old_glibc_named_by_version(tmp_path):
     facts = base_facts(image("linux/amd64", layer(tmp_path, old, "zstd")))
     assert (facts.libc, facts.glibc_version) == ("glibc", "2.31")
     assert facts.python_paths == ("usr/bin/python3", "usr/bin/python3.9")
-    with pytest.raises(InputError, match=r"--base bullseye: the base has glibc 2.31, the "
+    with pytest.raises(InputError, match=r"^base bullseye: the base has glibc 2.31, the "
                                          r"interpreter needs 2.35"):
         check_base(facts, machine="x86_64", libc="glibc", min_glibc="2.35",
                    base_name="bullseye")

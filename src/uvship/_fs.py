@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import InputError
+from .errors import InputError, Option
 
 # `-` as an output path means this process's stdout, as for tar -f and most CLIs.
 STDOUT = Path("-")
@@ -33,21 +33,21 @@ def output_path(spec: str) -> Path:
     return path.absolute() if path == STDOUT else path
 
 
-def check_writable_parent(path: Path, label: str) -> None:
+def check_writable_parent(path: Path, label: str | Option) -> None:
     """Fail before any work when the directory that will hold ``path`` is missing or read-only.
 
-    ``label`` names the input in the error (e.g. ``--output oci:out/app``).
+    ``label`` names the input in the error (e.g. ``Option("output", "oci:out/app")``).
     """
     parent = path.absolute().parent
     if not parent.is_dir():
-        raise InputError(f"{label}: the directory {parent} does not exist",
+        raise InputError.of(label, f"the directory {parent} does not exist",
                          hint="create it first, or choose another output path")
     try:
         fd, probe = tempfile.mkstemp(prefix=".uvship-probe-", dir=parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise InputError(f"{label}: cannot write in {parent} ({exc.strerror})") from exc
+        raise InputError.of(label, f"cannot write in {parent} ({exc.strerror})") from exc
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket",
           stat.S_IFCHR: "a character device"}
 
 
-def output_place(path: Path, label: str) -> Place:
+def output_place(path: Path, label: str | Option) -> Place:
     """Where writing ``path`` puts its bytes; raises before any work when they cannot go
     there. Never replaces what is not a regular file: directories, sockets and block
     devices are refused; FIFOs and character devices are written through."""
@@ -106,18 +106,18 @@ def output_place(path: Path, label: str) -> Place:
         try:
             os.fstat(fd)
         except OSError as exc:
-            raise InputError(f"{label}: names the descriptor {fd}, which is not open") from exc
+            raise InputError.of(label, f"names the descriptor {fd}, which is not open") from exc
         if os.isatty(fd):  # as tar does: binary data is no use on a terminal
-            raise InputError(f"{label}: is a terminal; expected a pipe or a file",
+            raise InputError.of(label, "is a terminal; expected a pipe or a file",
                              hint="pipe it into the program that reads it (`| podman load`) "
-                                  "or redirect it to a file")
+                             "or redirect it to a file")
         return Place(path, path, stream=True, fd=fd)
     try:
         st = os.stat(path)  # through symlinks: what is written is what they point to
     except FileNotFoundError:
         st = None
     except OSError as exc:
-        raise InputError(f"{label}: cannot use {path} ({exc.strerror})",
+        raise InputError.of(label, f"cannot use {path} ({exc.strerror})",
                          hint="a symlink loop, or a directory on the way you cannot enter"
                          ) from exc
     if st is None or stat.S_ISREG(st.st_mode):
@@ -126,16 +126,16 @@ def output_place(path: Path, label: str) -> Place:
         return Place(path, real)
     if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
         if not os.access(path, os.W_OK):
-            raise InputError(f"{label}: cannot write to {path} (permission denied)")
+            raise InputError.of(label, f"cannot write to {path} (permission denied)")
         return Place(path, path, stream=True)
     kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-    raise InputError(f"{label}: is {kind}; expected a regular file (replaced whole), a new "
-                     "path, or a FIFO or character device (written through)",
-                     hint="choose a file path; uvship never replaces what is not a file")
+    raise InputError.of(label, f"is {kind}; expected a regular file (replaced whole), a new "
+                        "path, or a FIFO or character device (written through)",
+                        hint="choose a file path; uvship never replaces what is not a file")
 
 
 @contextlib.contextmanager
-def output_file(path: Path, label: str, *, what: str = "file",
+def output_file(path: Path, label: str | Option, *, what: str = "file",
                 mode: int = 0o644) -> Iterator[BinaryIO]:
     """A file output: renamed into place when the block succeeds (nothing left behind on
     failure), or, for a stream, written through as the block goes.
@@ -160,10 +160,10 @@ def output_file(path: Path, label: str, *, what: str = "file",
             raise  # nothing reached the stream: the error is the whole story
         reason = getattr(exc, "message", None) or getattr(exc, "strerror", None) or (
             str(exc) or type(exc).__name__)
-        raise InputError(f"{label}: the stream stopped after {raw.count} bytes ({reason}); "
-                         f"its reader got a truncated {what}",
-                         hint=getattr(exc, "hint", None) or "a stream cannot be replaced "
-                         "atomically: write to a file to get all or nothing") from exc
+        raise InputError.of(label, f"the stream stopped after {raw.count} bytes ({reason}); "
+                            f"its reader got a truncated {what}",
+                            hint=getattr(exc, "hint", None) or "a stream cannot be replaced "
+                            "atomically: write to a file to get all or nothing") from exc
     finally:
         raw.close()  # on failure without flushing: the buffered writer closes with it
 

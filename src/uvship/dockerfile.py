@@ -16,7 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from ._fs import atomic_file, check_writable_parent
 from ._version import version
-from .errors import InputError
+from .errors import InputError, Option
 from .project.plan import Options, Plan, make_plan, selection_args
 from .project.workspace import Workspace, read_toml
 from .stage.files import SECRETS
@@ -570,9 +570,9 @@ def write(rendered: Rendered, out: Path, force: bool = False) -> list[Path]:
     """
     out = Path(out)
     if not out.exists():  # made here, the first place anything is written
-        check_writable_parent(_first_existing(out) / "x", f"--output {out}")
+        check_writable_parent(_first_existing(out) / "x", Option("output", str(out)))
         out.mkdir(parents=True)
-    check_writable_parent(out / "Dockerfile", f"--output {out}")
+    check_writable_parent(out / "Dockerfile", Option("output", str(out)))
     files = rendered.files
     for name in files:
         target = out / name

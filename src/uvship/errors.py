@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class UvshipError(Exception):
     """A failure a user can act on: what was wrong with which input, and a hint.
@@ -19,8 +21,46 @@ class UvshipError(Exception):
         return self.message
 
 
+@dataclass(frozen=True)
+class Option:
+    """An input given as a build option: its name as the API spells it (``base``,
+    ``output``, ``platform``) and its value. Library messages name it so (``base
+    oci:lay: ...``); the command line shows its flag instead (``--base oci:lay: ...``)."""
+
+    name: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.value}"
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name.replace('_', '-')} {self.value}"
+
+
 class InputError(UvshipError):
-    """A project, option, path or file given to uvship is not what it must be."""
+    """A project, option, path or file given to uvship is not what it must be.
+
+    ``subject`` is the option whose value is wrong, when it is one: callers branch on it,
+    never on the message's text."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 subject: Option | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.subject = subject
+
+    @classmethod
+    def of(cls, subject: Option | str, detail: str, *, hint: str | None = None) -> InputError:
+        """``subject: detail``; ``subject`` an Option, or a plain name (a file, a layout)."""
+        return cls(f"{subject}: {detail}", hint=hint,
+                   subject=subject if isinstance(subject, Option) else None)
+
+    def for_command_line(self) -> str:
+        """The message with the option named by its flag, as the CLI prints it."""
+        prefix = f"{self.subject}: " if self.subject else None
+        if prefix and self.message.startswith(prefix):
+            return f"{self.subject.flag}: {self.message[len(prefix):]}"  # type: ignore[union-attr]
+        return self.message
 
 
 class CommandError(UvshipError):
@@ -40,6 +80,3 @@ class CommandError(UvshipError):
         self.returncode = returncode
         self.stderr = stderr
 
-
-class Cancelled(UvshipError):
-    """The build was interrupted (Ctrl-C); nothing was written to the output."""

@@ -7,7 +7,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from . import oci
+from . import oci, targets
 from .cache import blob_dir
 from .errors import InputError
 from .oci._blobs import open_decompressed
@@ -18,42 +18,39 @@ def open_image(ref: str, insecure: tuple[str, ...] = (),
                platform: str | None = None) -> oci.Image:
     """`oci:DIR[:TAG]`, `docker-archive:FILE`, or a path (a directory is an OCI layout);
     of an index, the image for ``platform``."""
-    if ref.startswith("docker-archive:"):
-        return oci.read_docker_archive(ref.split(":", 1)[1], blob_dir=blob_dir())
-    layout = _layout_of(ref)
+    t = targets.parse(ref, paths=True)
+    layout = _layout_of(t)
     if layout is not None:
         # every layer's digest checked: what `inspect` says must be what the layout holds
         return oci.read_layout(layout[0], layout[1], platform)
-    if Path(ref).is_file():
-        return oci.read_docker_archive(ref, blob_dir=blob_dir())
-    from .image.image import Image
-    from .targets import looks_like_reference
+    if t.kind in ("docker-archive", "path") and t.path is not None:
+        return oci.read_docker_archive(t.path, blob_dir=blob_dir())
+    if t.kind == "registry":
+        from .image.image import Image
 
-    if looks_like_reference(ref):
         return Image.from_registry(ref, platform or "linux/amd64", insecure=insecure).oci
     raise InputError(f"{ref}: no such image (expected oci:DIR[:TAG], docker-archive:FILE, "
                      "a registry reference, or the path of a layout or archive)")
 
 
-def _layout_of(ref: str) -> tuple[str, str | None] | None:
-    if ref.startswith("oci:"):
-        return oci.parse_layout_ref(ref)
-    return (ref, None) if Path(ref).is_dir() else None
+def _layout_of(t: targets.Target) -> tuple[Path, str | None] | None:
+    """An OCI layout's directory and tag: oci:DIR[:TAG], or a directory named as it is."""
+    if t.kind == "oci" and t.path is not None:
+        return t.path, t.tag
+    return (t.path, None) if t.kind == "path" and t.path and t.path.is_dir() else None
 
 
 def platforms_of(ref: str, insecure: tuple[str, ...] = ()) -> list[str]:
     """The platforms of a multi-platform image (an index); empty for a single image."""
-    layout = _layout_of(ref)
+    t = targets.parse(ref, paths=True)
+    layout = _layout_of(t)
     if layout is not None:
         found = oci.layout_platforms(*layout)
-    elif ref.startswith("docker-archive:") or Path(ref).is_file():
-        return []  # one image
+    elif t.kind != "registry":
+        return []  # one image (an archive), or nothing open_image could read
     else:
         from .registry import Reference, Registry
-        from .targets import looks_like_reference
 
-        if not looks_like_reference(ref):
-            return []
         r = Reference.parse(ref)
         with Registry(r.registry, insecure=insecure) as reg:
             found = reg.index_platforms(r)

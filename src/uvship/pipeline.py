@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, Option
 from .image import assemble
 from .image.image import Image
 from .progress import Progress
@@ -39,14 +39,14 @@ def interpreter(ws: Workspace, plan: Plan, progress: Progress) -> _interpreter.I
         progress=progress)
     want = machine_of(plan.platform)
     if interp.machine != want:
-        raise InputError(
-            f"--platform {plan.platform}: the interpreter ({interp.origin}) is built for "
+        raise InputError.of(Option("platform", str(plan.platform)),
+            f"the interpreter ({interp.origin}) is built for "
             f"{interp.machine}, expected {want}",
             hint=f"give an {want} CPython with --python PATH (for another machine, one "
             "inside a sysroot that holds its loader and glibc, run here through qemu-user)")
     if plan.libc and interp.libc and interp.libc != plan.libc:
-        raise InputError(
-            f"--libc {plan.libc}: the interpreter ({interp.origin}) links {interp.libc}, "
+        raise InputError.of(Option("libc", str(plan.libc)),
+            f"the interpreter ({interp.origin}) links {interp.libc}, "
             f"expected {plan.libc} for {plan.target}",
             hint=f"give a {plan.libc} CPython with --python PATH, or a uv-managed one: "
             f"uv python install cpython-{interp.minor}-linux-{want}-"
@@ -161,11 +161,11 @@ def build_image(ws: Workspace, plan: Plan, options: Options, progress: Progress,
     interp = checked_interpreter(ws, plan, progress)  # before any layer is started
     host = os.uname().machine
     if base.is_scratch and interp.machine != host:
-        raise InputError(
-            f"--base scratch: the scratch runtime is made of this host's libraries, which "
-            f"are {host}; expected {interp.machine} for --platform {plan.platform}",
-            hint=f"give a base image for {plan.platform} with --base (an OCI layout, a "
-            "docker-archive or a registry reference)")
+        raise InputError.of(
+            Option("base", "scratch"), f"the scratch runtime is made of this host's "
+            f"libraries, which are {host}; expected {interp.machine} for {plan.platform}",
+            hint=f"give a base image for {plan.platform} (an OCI layout, a docker-archive "
+            "or a registry reference)")
     assemble.check_base(base, interp)
     # the interpreter and runtime layers need no uv: they are made while uv syncs
     started = assemble.start_layers(base, interp, plan.python_path, spec.compression)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..errors import UvshipError
+from ..errors import InputError, UvshipError
 
 
 class _LazyConsole:
@@ -69,12 +69,13 @@ class RichProgress:
 
 
 def fail(exc: UvshipError) -> None:
+    message = exc.for_command_line() if isinstance(exc, InputError) else exc.message
     if sys.stderr.isatty():
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+        _err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
         if exc.hint:
             _err.print(f"[bold cyan]hint:[/] {escape(exc.hint)}", soft_wrap=True)
     else:
-        sys.stderr.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+        sys.stderr.write(f"error: {message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
     sys.exit(1)
 
 
@@ -89,8 +90,6 @@ def emit(data: dict[str, Any], as_json: bool, text: str, err: bool = False) -> N
 def stdout_output(names: list[str], as_json: bool, what: str) -> bool:
     """Whether one of the outputs ``names`` is stdout; refuses two, and --json with one
     (its result would have to share stdout with the output's bytes)."""
-    from ..errors import InputError
-
     if len(names) > 1:
         raise InputError(f"--output {names[1]}: two outputs write to stdout "
                          f"({' and '.join(names)})", hint="give stdout to one of them")

@@ -66,22 +66,22 @@ def audit(path: str, exclude: tuple[str, ...], fmt: str, service_url: str | None
 def sbom(image: str, insecure: tuple[str, ...], platform: str | None) -> None:
     """Print the CycloneDX SBOM of IMAGE: oci:DIR[:TAG], a registry reference (found
     through the referrers API or the sha256-<hex> tag), or a bundle (FILE.tar.gz, DIR)."""
+    from .. import targets
     from ..errors import InputError
     from ..sbom import layout as _layout
     from ..sbom import referrers as _referrers
     from .output import errors
 
     with errors():
-        if image.startswith("oci:"):
-            from ..oci import parse_layout_ref
-
-            data = _layout.read_from_layout(*parse_layout_ref(image), platform)
-        elif image.startswith("docker-archive:"):
+        t = targets.parse(image, paths=True)
+        if t.kind == "oci" and t.path is not None:
+            data = _layout.read_from_layout(t.path, t.tag, platform)
+        elif t.kind == "docker-archive":
             raise InputError(f"{image}: a docker-archive holds no SBOM",
                              hint="read it from the OCI layout or the registry the image "
                                   "was written to")
-        elif Path(image).exists():
-            data = _bundle_sbom(Path(image), platform)
+        elif t.kind == "path" and t.path is not None:
+            data = _bundle_sbom(t.path, platform)
         else:
             if platform:
                 raise InputError(f"{image}: --platform chooses an image of an OCI layout; "

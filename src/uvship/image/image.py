@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from .. import oci
+from .. import oci, targets
 from ..cache import Blobs, blob_dir
-from ..errors import InputError
-from ..targets import looks_like_reference
+from ..errors import InputError, Option
 
 SCRATCH = "scratch"
 _REFERENCE_HINT = ("expected `scratch`, `oci:DIR[:TAG]`, `docker-archive:FILE` or a registry "
@@ -65,32 +63,32 @@ class Image:
                        insecure: tuple[str, ...] = ()) -> Image:
         """`scratch`, `oci:DIR[:TAG]`, `docker-archive:FILE` or a registry reference;
         errors name the reference."""
+        subject = Option("base", ref)
         try:
             return cls._from_reference(ref, platform, insecure)
         except InputError as exc:
-            if exc.message.startswith(f"--base {ref}"):
+            if exc.subject == subject:
                 raise
-            raise InputError(f"--base {ref}: {exc.message}", hint=exc.hint) from exc
+            raise InputError.of(subject, exc.message, hint=exc.hint) from exc
 
     @classmethod
     def _from_reference(cls, ref: str, platform: str, insecure: tuple[str, ...]) -> Image:
-        if ref == SCRATCH:
+        t = targets.parse(ref)
+        if t.kind == "scratch":
             return cls.scratch(platform)
-        if ref.startswith("oci:"):
-            path, tag = oci.parse_layout_ref(ref)
-            if not Path(path).exists():
-                raise InputError(f"--base {ref}: no such OCI layout {path}")
-            img = oci.read_layout(path, tag, platform)
+        if t.kind == "oci" and t.path is not None:
+            if not t.path.exists():
+                raise InputError(f"no such OCI layout {t.path}")
+            img = oci.read_layout(t.path, t.tag, platform)
             return cls(img, Base(ref, img.digest))
-        if ref.startswith("docker-archive:"):
-            path = Path(ref.split(":", 1)[1])
-            if not path.is_file():
-                raise InputError(f"--base {ref}: no such file {path}")
-            img = oci.read_docker_archive(path, blob_dir=blob_dir())
+        if t.kind == "docker-archive" and t.path is not None:
+            if not t.path.is_file():
+                raise InputError(f"no such file {t.path}")
+            img = oci.read_docker_archive(t.path, blob_dir=blob_dir())
             return cls(img, Base(ref, img.digest))
-        if looks_like_reference(ref):
+        if t.kind == "registry":
             return cls.from_registry(ref, platform, insecure)
-        raise InputError(f"--base {ref}: unknown kind of base image ({_REFERENCE_HINT})")
+        raise InputError(f"unknown kind of base image ({_REFERENCE_HINT})")
 
     @classmethod
     def from_registry(cls, ref: str, platform: str = "linux/amd64",

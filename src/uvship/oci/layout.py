@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_file
-from ..errors import InputError
+from ..errors import InputError, Option
 from ._blobs import hash_file, layer_file, load_json, place_blob
 from .image import Image, ImageIndex, Layer, image_from_parts
 from .types import (
@@ -267,7 +267,7 @@ def check_tag(tag: str) -> None:
                          "'1.0' (letters, digits and . _ - : @ + /)")
 
 
-def check_layout_dir(dest: Path, label: str) -> None:
+def check_layout_dir(dest: Path, label: str | Option) -> None:
     """Raise unless ``dest`` is absent, an OCI layout or an empty directory (a layout is
     updated in place: uvship writes into no other directory).
 
@@ -277,15 +277,15 @@ def check_layout_dir(dest: Path, label: str) -> None:
     if not dest.exists():
         return
     if not dest.is_dir():
-        raise InputError(f"{label}: exists and is not a directory (expected an OCI layout "
-                         "or a new path)")
+        raise InputError.of(label, "exists and is not a directory (expected an OCI layout "
+                            "or a new path)")
     if (dest / LAYOUT_FILE).is_file() or (dest / LOCK_FILE).exists() or not any(
             dest.iterdir()):
         if not os.access(dest, os.W_OK):
-            raise InputError(f"{label}: cannot write in the OCI layout (permission denied)")
+            raise InputError.of(label, "cannot write in the OCI layout (permission denied)")
         return
-    raise InputError(f"{label}: exists and is not an OCI layout (no {LAYOUT_FILE} file); "
-                     "refusing to write into it", hint="choose another path or remove it")
+    raise InputError.of(label, f"exists and is not an OCI layout (no {LAYOUT_FILE} file); "
+                        "refusing to write into it", hint="choose another path or remove it")
 
 
 @contextlib.contextmanager

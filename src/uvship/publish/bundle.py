@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import layers
 from .._fs import check_writable_parent, is_stream, output_file, output_place, temp_prefix
-from ..errors import InputError
+from ..errors import InputError, Option
 from ..project.plan import Plan
 from ..python.interpreter import BUILD_ONLY, Interpreter
 from ..stage.venv import StagedEnv
@@ -142,26 +142,26 @@ def output_kind(output: Path) -> str:
 
 def check_output(output: Path) -> None:
     """Fail before any work if ``output`` cannot be written or must not be replaced."""
-    label = f"--output {output}"
+    label = Option("output", str(output))
     if output_kind(output) == "tar.gz":
         output_place(output, label)  # a file, through a symlink, or a stream
         return
     check_writable_parent(output, label)
     if output.is_symlink():
-        raise InputError(f"{label}: is a symlink; a bundle directory is replaced whole "
+        raise InputError.of(label, "is a symlink; a bundle directory is replaced whole "
                          "(expected a directory or a new path)",
                          hint="give the directory it points to")
     if output.is_dir():
         if any(output.iterdir()) and not (output / MANIFEST_NAME).is_file():
-            raise InputError(
-                f"--output {output}: the directory exists and is not a uvship bundle "
+            raise InputError.of(Option("output", str(output)),
+                "the directory exists and is not a uvship bundle "
                 "(expected a new path or an earlier bundle to replace)",
                 hint="choose a new directory; uvship only replaces its own bundles",
-            )
+                )
     elif output.exists():
         if not output.is_file():
             output_place(output, label)  # says what it is: a socket, a block device
-        raise InputError(f"--output {output}: exists and is not a directory",
+        raise InputError.of(Option("output", str(output)), "exists and is not a directory",
                          hint="name a FILE.tar.gz to write the bundle as one file")
 
 
@@ -188,7 +188,7 @@ def write_bundle(env: StagedEnv, output: Path) -> BundleResult:
     files = sum(1 for _ in layers.iter_files(entries_))
     if output_kind(output) == "tar.gz":
         stream = is_stream(output)
-        with output_file(output, f"--output {output}", what="bundle") as f:
+        with output_file(output, Option("output", str(output)), what="bundle") as f:
             info = layers.write_tar(entries_, f, compression="gzip")
         where = output if stream else Path(os.path.realpath(output))
         return BundleResult(where, "tar.gz", info.digest.split(":", 1)[1], info.size, files,

@@ -26,8 +26,9 @@ from typing import Any
 
 from .. import cache, oci
 from ..cache import tempdir
-from ..errors import CommandError, InputError
+from ..errors import CommandError, InputError, Option
 from ..image.image import Image
+from ..targets import Target
 
 KINDS = ("docker-daemon", "containers-storage")
 _RECORDS = 20  # images remembered per Docker Engine, as candidates for layer reuse
@@ -51,15 +52,16 @@ class EngineOutput:
         if self.kind == "docker-daemon":
             sock = docker_socket()
             if not os.path.exists(sock):
-                raise InputError(
-                    f"--output {self}: no Docker Engine at {sock} (expected its socket)",
+                raise InputError.of(Option("output", str(self)),
+                    f"no Docker Engine at {sock} (expected its socket)",
                     hint="start Docker (or set DOCKER_HOST=unix:///PATH), or write "
-                         "docker-archive:- and pipe it into `docker load`")
+                    "docker-archive:- and pipe it into `docker load`")
         elif shutil.which("skopeo") is None:
-            raise InputError(f"--output {self}: skopeo is not installed (uvship copies into "
-                             "podman's storage with it, sending only the layers it lacks)",
-                             hint="install skopeo (Debian: apt-get install skopeo), or write "
-                                  "docker-archive:- and pipe it into `podman load`")
+            raise InputError.of(Option("output", str(self)),
+                "skopeo is not installed (uvship copies into "
+                "podman's storage with it, sending only the layers it lacks)",
+                hint="install skopeo (Debian: apt-get install skopeo), or write "
+                "docker-archive:- and pipe it into `podman load`")
 
     def write(self, image: Image, tags: list[str] | tuple[str, ...] = (),
               note: Callable[[str], None] | None = None) -> bool:
@@ -77,16 +79,17 @@ class EngineOutput:
         return _to_storage(image, self.name, str(self), note)
 
 
-def parse(kind: str, spec: str) -> EngineOutput:
+def parse(target: Target) -> EngineOutput:
     """``docker-daemon:NAME[:TAG]`` or ``containers-storage:NAME[:TAG]`` (the names skopeo
     gives these places); a short name is local (``localhost/NAME`` in podman's storage, as
     `podman build -t NAME` names it)."""
-    name = spec.split(":", 1)[1]
+    kind = target.kind
     try:
-        full = oci.repo_tag(name)
+        full = oci.repo_tag(target.name)
     except InputError as exc:
-        raise InputError(f"--output {spec}: expected {kind}:NAME[:TAG] with a lower-case "
-                         "name, e.g. {kind}:app:1.0".replace("{kind}", kind)) from exc
+        raise InputError.of(Option("output", target.spec),
+                            f"expected {kind}:NAME[:TAG] with a lower-case name, e.g. "
+                            f"{kind}:app:1.0") from exc
     if kind == "containers-storage":
         first = full.split("/", 1)[0]
         if "/" not in full or not ("." in first or ":" in first or first == "localhost"):

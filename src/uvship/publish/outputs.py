@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import cache, oci
+from .. import cache, oci, targets
 from .._fs import check_writable_parent, is_stream, output_path, output_place
-from ..errors import InputError
+from ..errors import InputError, Option
 from ..image.image import Image, MultiPlatformImage
 from .history import remember
 
@@ -42,7 +42,7 @@ class Output:
     def check(self, tags: list[str] | tuple[str, ...] = ()) -> None:
         """Fail before any work when the output cannot be written, or ``tags`` (``--tag``
         values) cannot name the image in it."""
-        label = f"--output {self}"
+        label = Option("output", str(self))
         check_tags(tags)
         if self.kind == "docker-archive":
             output_place(self.path, label)
@@ -51,7 +51,7 @@ class Output:
             try:
                 oci.check_tag(self.tag)
             except InputError as exc:
-                raise InputError(f"{label}: the {exc.message}") from exc
+                raise InputError.of(label, f"the {exc.message}") from exc
         for t in self.layout_tags(tags):
             oci.check_tag(t)
         if not self.path.exists():
@@ -66,7 +66,7 @@ class Output:
     @property
     def is_stdout(self) -> bool:
         """Whether the output is this process's stdout (then results go elsewhere)."""
-        return self.stream and output_place(self.path, f"--output {self}").is_stdout
+        return self.stream and output_place(self.path, Option("output", str(self))).is_stdout
 
     def layout_tags(self, tags: list[str] | tuple[str, ...]) -> list[str]:
         """The tags an OCI layout gets: its own (oci:DIR:TAG), else each --tag's tag part,
@@ -82,10 +82,11 @@ class Output:
         is always written (what it held is gone)."""
         if isinstance(image, MultiPlatformImage):
             if self.kind != "oci":
-                raise InputError(f"output {self}: a docker-archive holds one platform; "
-                                 "expected oci:DIR[:TAG] for an image index",
-                                 hint="write the index to an OCI layout or a registry, or "
-                                      "build one platform")
+                raise InputError.of(Option("output", str(self)),
+                                    "a docker-archive holds one platform; expected "
+                                    "oci:DIR[:TAG] for an image index",
+                                    hint="write the index to an OCI layout or a registry, or "
+                                    "build one platform")
             _write_layout(image.index, image.images, self.path, self.layout_tags(tags))
             for img in image.images:  # for `inspect`: what changed since the last build
                 remember(img.digest, img.layer_info, f"{self}#{img.oci.platform}")
@@ -151,24 +152,22 @@ def parse_output(spec: str) -> Output:
     """``oci:DIR[:TAG]`` or ``docker-archive:FILE`` (``docker-archive:-`` is stdout), or an
     image name in a local engine: ``docker-daemon:NAME[:TAG]``, ``containers-storage:...``
     (see engine.py)."""
-    if spec.startswith("oci:"):
-        path, tag = oci.parse_layout_ref(spec)
-        if spec.removeprefix("oci:").partition(":")[0] in ("", "-"):
-            raise InputError(f"--output {spec}: an OCI layout is a directory; expected "
-                             "oci:DIR[:TAG]",
-                             hint="to write an image to stdout, use docker-archive:-")
-        return Output("oci", Path(path), tag)
-    if spec.startswith("docker-archive:"):
-        file = spec.split(":", 1)[1]
-        if not file:
-            raise InputError(f"--output {spec}: expected docker-archive:FILE (or "
-                             "docker-archive:- for stdout)")
-        return Output("docker-archive", output_path(file))
-    kind = spec.split(":", 1)[0]
-    if kind in ("docker-daemon", "containers-storage"):
+    subject = Option("output", spec)
+    t = targets.parse(spec)
+    if t.kind == "oci":
+        if t.path is None or str(t.path) == "-":
+            raise InputError.of(subject, "an OCI layout is a directory; expected oci:DIR[:TAG]",
+                                hint="to write an image to stdout, use docker-archive:-")
+        return Output("oci", t.path, t.tag)
+    if t.kind == "docker-archive":
+        if t.path is None:
+            raise InputError.of(subject, "expected docker-archive:FILE (or docker-archive:- "
+                                "for stdout)")
+        return Output("docker-archive", output_path(str(t.path)))
+    if t.kind in ("docker-daemon", "containers-storage"):
         from ..publish.engine import parse
 
-        return parse(kind, spec)  # type: ignore[return-value]
-    raise InputError(f"--output {spec}: unknown kind of output (expected oci:DIR[:TAG], "
-                     "docker-archive:FILE, docker-daemon:NAME[:TAG] or "
-                     "containers-storage:NAME[:TAG])")
+        return parse(t)  # type: ignore[return-value]
+    raise InputError.of(subject, "unknown kind of output (expected oci:DIR[:TAG], "
+                        "docker-archive:FILE, docker-daemon:NAME[:TAG] or "
+                        "containers-storage:NAME[:TAG])")
