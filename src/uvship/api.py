@@ -16,7 +16,9 @@ from .project.plan import Options, Plan, env_pairs, make_plan
 from .project.workspace import Workspace, find_workspaces
 from .publish import bundle as _bundle
 from .python import interpreter as _interpreter
+from .stage import checks as _checks
 from .stage import venv as _venv
+from .stage.platforms import native_stager
 
 
 class Image(_image.Image):
@@ -234,7 +236,7 @@ class UvBuild:
                                             files=names, scratch=scratch)
             app = projectfiles.stage(
                 plan, files, env_root=env.root, env_key=env.tiers[-1].key,
-                python=_venv.native_stager(interp) or interp.exe, interp=interp,
+                python=native_stager(interp) or interp.exe, interp=interp,
                 layout=layout, image_env=dict(image_env), progress=self.progress)
             if app.left_out:
                 self.progress.note(f"left out of the project's files (secrets are never "
@@ -249,7 +251,7 @@ class UvBuild:
         one, uv would report a missing Python where the lock is fine."""
         self._check_target_wheels(plan, plan.libc or "glibc")
         interp = self.interpreter(plan)
-        _venv.check_lock(self.ws, interp)
+        _checks.check_lock(self.ws, interp)
         if interp.libc and interp.libc != (plan.libc or "glibc"):
             # the interpreter decided the C library (a musl --python PATH): check again
             self._check_target_wheels(plan, interp.libc)
@@ -264,7 +266,7 @@ class UvBuild:
 
         if plan.platform != host_platform() or libc != "glibc" or plan.glibc:
             host = plan.platform == host_platform() and libc == "glibc" and host_glibc()
-            _venv.check_wheels_for(self.ws, plan, libc, host=host)
+            _checks.check_wheels_for(self.ws, plan, libc, host=host)
 
     def venv(self) -> _bundle.UvVenv:
         """Build the environment now, laid out at its final paths in a directory of its own.
