@@ -15,7 +15,7 @@ from ..errors import CommandError, InputError
 from ..project.plan import Plan
 from ..project.workspace import Workspace
 from ..python.interpreter import Interpreter
-from .keys import lock_entry, third_party
+from .keys import third_party
 from .platforms import ARCH_TAGS, glibc_fits, native_stager
 
 # uv's words (0.13) for a lock that no longer matches pyproject.toml
@@ -72,7 +72,7 @@ def check_wheels_for(ws: Workspace, plan: Plan, libc: str = "glibc", *,
     missing = []
     too_new = False  # wheels for the machine, but for a newer glibc than the base's
     for name in third_party(ws, plan):
-        entry = lock_entry(ws, name) or {}
+        entry = next(iter(ws.lock_entries(name)), {})  # a forked lock's first version
         wheels = [w.get("url", w.get("path", w.get("filename", ""))) for w in
                   entry.get("wheels", [])]
         tags = [str(w).rsplit("/", 1)[-1].removesuffix(".whl").split("-")[-1] for w in wheels]

@@ -9,8 +9,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from .. import _proc, uv
 from ..cache import key_of
 from ..errors import CommandError, InputError
@@ -35,46 +33,34 @@ def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
                     compiler_id(interp.minor) if interp.sysroot or not interp.native else None)
     lock_meta = {k: ws.lock.get(k) for k in ("version", "requires-python", "resolution-markers",
                                              "supported-markers", "options")}
-    every = ws.local_closure(plan.selected, extras=plan.extras, all_extras=plan.all_extras,
-                             groups=plan.groups)
-    deps = key_of(common, lock_meta, [lock_entry(ws, n) for n in third_party(ws, plan)])
-    local_names = [n for n in every if n not in plan.selected]
-    local = key_of(deps, [(n, lock_entry(ws, n), source_hash(ws, n), build_inputs(ws, n))
-                          for n in local_names])
-    project = key_of(local, [(n, lock_entry(ws, n), source_hash(ws, n), build_inputs(ws, n))
-                             for n in plan.selected])
+    installed = _installed(ws, plan)
+    local_names = [n for n in installed if ws.packages[n].is_local and n not in plan.selected]
+    # every locked version of each (a forked resolution locks several)
+    deps = key_of(common, lock_meta, [e for n in third_party(ws, plan)
+                                      for e in ws.lock_entries(n)])
+    local = key_of(deps, [_local_identity(ws, n) for n in local_names])
+    project = key_of(local, [_local_identity(ws, n) for n in plan.selected])
     return {"dependencies": deps, "local": local, "project": project}
 
 
+def _installed(ws: Workspace, plan: Plan) -> tuple[str, ...]:
+    """Every locked package the plan's sync installs, local or not (markers ignored: a
+    superset of what uv installs on the target)."""
+    return ws.reachable(plan.selected, extras=plan.extras, all_extras=plan.all_extras,
+                        groups=plan.groups)
+
+
 def third_party(ws: Workspace, plan: Plan) -> list[str]:
-    """Every non-local locked package the selection can reach (markers ignored: a superset)."""
-    seen: set[str] = set()
-    stack = list(plan.selected)
-    top = set(plan.selected)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in ws.packages:
-            continue
-        seen.add(name)
-        pkg = ws.packages[name]
-        deps = list(pkg.dependencies)
-        for extra, names in pkg.optional.items():
-            if plan.all_extras or extra in plan.extras or name not in top:
-                deps.extend(names)
-        if name in top:
-            for group, names in pkg.groups.items():
-                if group in plan.groups:
-                    deps.extend(names)
-        stack.extend(deps)
-    return sorted(n for n in seen if not ws.packages[n].is_local)
+    """The packages the plan's sync installs that are not built from local sources."""
+    return [n for n in _installed(ws, plan) if not ws.packages[n].is_local]
 
 
-def lock_entry(ws: Workspace, name: str) -> Any:
-    """The first `[[package]]` table of ``name`` in uv.lock, as written."""
-    for p in ws.lock.get("package", []):
-        if canonicalize_name(p["name"]) == name:
-            return p
-    return None
+def _local_identity(ws: Workspace, name: str) -> list[Any]:
+    """What a local package's installed bytes come from: its lock entries, its source
+    tree, and what its build backend reads besides."""
+    entries = ws.lock_entries(name)  # one, unless a lock ever holds several
+    entry = entries[0] if len(entries) == 1 else entries or None
+    return [name, entry, source_hash(ws, name), build_inputs(ws, name)]
 
 
 def source_hash(ws: Workspace, name: str) -> str:
