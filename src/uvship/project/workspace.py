@@ -189,17 +189,10 @@ class Workspace:
             return (current,)
         return tuple(sorted(self.members))  # a virtual root syncs every member
 
-    def local_closure(
-        self,
-        roots: Iterable[str],
-        *,
-        extras: Iterable[str] = (),
-        all_extras: bool = False,
-        groups: Iterable[str] = (),
-    ) -> tuple[str, ...]:
-        """Local packages (members, path deps) ``roots`` need, transitively, roots included."""
-        return tuple(n for n in self.reachable(roots, extras=extras, all_extras=all_extras,
-                                               groups=groups) if self.packages[n].is_local)
+    def local_closure(self, roots: Iterable[str], **selection: Any) -> tuple[str, ...]:
+        """Local packages (members, path deps) ``roots`` need, transitively, roots included;
+        ``selection``: the extras, all_extras and groups asked of them, as for reachable."""
+        return tuple(n for n in self.reachable(roots, **selection) if self.packages[n].is_local)
 
     def python_version_file(self) -> str | None:
         """The request in `.python-version` (project directory first, then the root)."""
