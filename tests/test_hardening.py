@@ -115,7 +115,7 @@ def test_pushed_image_has_its_sbom(project, managed_python, registry):
     ("app/fixtures2/x", ("app/fixtures",), False),
 ])
 def test_exclude_patterns(path, patterns, expected):
-    from uvship.stage.venv import excluded
+    from uvship.stage.tidy import excluded
 
     assert excluded(path, patterns) is expected
 

@@ -18,8 +18,10 @@ from .project.plan import Options, Plan, env_pairs, host_platform, machine_of
 from .project.workspace import Workspace
 from .publish import bundle as _bundle
 from .python import interpreter as _interpreter
+from .stage import checks as _checks
 from .stage import files as projectfiles
 from .stage import venv as _venv
+from .stage.platforms import native_stager
 
 
 # ---------------------------------------------------------------------- the interpreter
@@ -62,7 +64,7 @@ def checked_interpreter(ws: Workspace, plan: Plan,
     one, uv would report a missing Python where the lock is fine."""
     _check_target_wheels(ws, plan, plan.libc or "glibc")
     interp = interpreter(ws, plan, progress)
-    _venv.check_lock(ws, interp)
+    _checks.check_lock(ws, interp)
     if interp.libc and interp.libc != (plan.libc or "glibc"):
         # the interpreter decided the C library (a musl --python PATH): check again
         _check_target_wheels(ws, plan, interp.libc)
@@ -77,7 +79,7 @@ def _check_target_wheels(ws: Workspace, plan: Plan, libc: str) -> None:
 
     if plan.platform != host_platform() or libc != "glibc" or plan.glibc:
         host = plan.platform == host_platform() and libc == "glibc" and host_glibc()
-        _venv.check_wheels_for(ws, plan, libc, host=host)
+        _checks.check_wheels_for(ws, plan, libc, host=host)
 
 
 # ---------------------------------------------------------------------- staging
@@ -130,7 +132,7 @@ def stage_with(ws: Workspace, plan: Plan, interp: _interpreter.Interpreter,
                                         files=names, scratch=scratch)
         app = projectfiles.stage(
             plan, files, env_root=env.root, env_key=env.tiers[-1].key,
-            python=_venv.native_stager(interp) or interp.exe, interp=interp,
+            python=native_stager(interp) or interp.exe, interp=interp,
             layout=layout, image_env=dict(image_env), progress=progress)
         if app.left_out:
             progress.note(f"left out of the project's files (secrets are never shipped, "

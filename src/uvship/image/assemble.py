@@ -153,7 +153,7 @@ def tier_layer(env: StagedEnv, tier: Tier, compression: Compression) -> BuiltLay
 def tier_sources(env: StagedEnv, tier: Tier) -> dict[str, str]:
     """Per-file hashes of the local sources a tier was built from (for `inspect`)."""
     from ..project.workspace import Workspace
-    from ..stage.venv import source_files
+    from ..stage.keys import source_files
 
     ws = Workspace.open(env.plan.project_dir)
     out = {}

@@ -14,6 +14,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from ..errors import InputError
+from .lock import LockedPackage, locked_packages, manifest_groups, reachable
 
 # Directories never searched for workspaces: environments, VCS data, caches, dependencies.
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox",
@@ -48,25 +49,6 @@ def find_workspaces(root: Path) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class LockedPackage:
-    """One `[[package]]` of uv.lock."""
-
-    name: str
-    version: str | None
-    source: dict[str, Any]
-    dependencies: tuple[str, ...]
-    optional: dict[str, tuple[str, ...]]
-    groups: dict[str, tuple[str, ...]]
-
-    @property
-    def is_local(self) -> bool:
-        """A workspace member or a local path dependency (built from source on this machine)."""
-        return any(k in self.source for k in ("editable", "virtual", "directory", "path")) and not (
-            "path" in self.source and str(self.source["path"]).endswith((".whl", ".tar.gz", ".zip"))
-        )
-
-
-@dataclass(frozen=True)
 class Member:
     """A workspace member (or the single project): its name, directory and pyproject.toml."""
 
@@ -78,10 +60,6 @@ class Member:
     def scripts(self) -> dict[str, str]:
         """Console scripts declared in `[project.scripts]`."""
         return dict(self.pyproject.get("project", {}).get("scripts", {}))
-
-
-def _dep_names(entries: Iterable[dict[str, Any]]) -> tuple[str, ...]:
-    return tuple(canonicalize_name(e["name"]) for e in entries)
 
 
 class Workspace:
@@ -121,19 +99,34 @@ class Workspace:
 
     # ------------------------------------------------------------------ the lock
     @cached_property
+    def locked(self) -> dict[str, tuple[LockedPackage, ...]]:
+        """Every locked package by canonical name: each version of it the lock holds (a
+        forked resolution locks several)."""
+        return locked_packages(self.lock)
+
+    @cached_property
     def packages(self) -> dict[str, LockedPackage]:
-        out = {}
-        for p in self.lock.get("package", []):
-            name = canonicalize_name(p["name"])
-            out[name] = LockedPackage(
-                name=name,
-                version=p.get("version"),
-                source=dict(p.get("source", {})),
-                dependencies=_dep_names(p.get("dependencies", [])),
-                optional={k: _dep_names(v) for k, v in p.get("optional-dependencies", {}).items()},
-                groups={k: _dep_names(v) for k, v in p.get("dev-dependencies", {}).items()},
-            )
-        return out
+        """One locked package by canonical name (the last version the lock holds of it)."""
+        return {name: versions[-1] for name, versions in self.locked.items()}
+
+    def lock_entries(self, name: str) -> list[dict[str, Any]]:
+        """The `[[package]]` tables of ``name`` in uv.lock, as written (every version)."""
+        key = canonicalize_name(name)
+        return [p for p in self.lock.get("package", []) if canonicalize_name(p["name"]) == key]
+
+    def reachable(
+        self,
+        roots: Iterable[str],
+        *,
+        extras: Iterable[str] = (),
+        all_extras: bool = False,
+        groups: Iterable[str] = (),
+    ) -> tuple[str, ...]:
+        """Every locked package (local or not) a sync of ``roots`` installs, markers
+        ignored: the roots' dependencies, the extras and groups asked of them, and the
+        extras each dependency edge names (see lock.reachable)."""
+        return reachable(self.locked, roots, extras=extras, all_extras=all_extras,
+                         groups=groups, root_groups=manifest_groups(self.lock))
 
     @property
     def requires_python(self) -> SpecifierSet | None:
@@ -196,35 +189,10 @@ class Workspace:
             return (current,)
         return tuple(sorted(self.members))  # a virtual root syncs every member
 
-    def local_closure(
-        self,
-        roots: Iterable[str],
-        *,
-        extras: Iterable[str] = (),
-        all_extras: bool = False,
-        groups: Iterable[str] = (),
-    ) -> tuple[str, ...]:
-        """Local packages (members, path deps) ``roots`` need, transitively, roots included."""
-        extras, groups = set(extras), set(groups)
-        seen: set[str] = set()
-        stack = [canonicalize_name(r) for r in roots]
-        top = set(stack)
-        while stack:
-            name = stack.pop()
-            if name in seen or name not in self.packages:
-                continue
-            seen.add(name)
-            pkg = self.packages[name]
-            deps = list(pkg.dependencies)
-            if name in top:
-                for extra, names in pkg.optional.items():
-                    if all_extras or extra in extras:
-                        deps.extend(names)
-                for group, names in pkg.groups.items():
-                    if group in groups:
-                        deps.extend(names)
-            stack.extend(d for d in deps if d not in seen)
-        return tuple(sorted(n for n in seen if self.packages[n].is_local))
+    def local_closure(self, roots: Iterable[str], **selection: Any) -> tuple[str, ...]:
+        """Local packages (members, path deps) ``roots`` need, transitively, roots included;
+        ``selection``: the extras, all_extras and groups asked of them, as for reachable."""
+        return tuple(n for n in self.reachable(roots, **selection) if self.packages[n].is_local)
 
     def python_version_file(self) -> str | None:
         """The request in `.python-version` (project directory first, then the root)."""

@@ -1,0 +1,120 @@
+"""What uvship takes out of, or corrects in, what uv installed in a tier before it is kept:
+uv's bookkeeping files, the files of local packages the exclude patterns (and the secrets
+rule) refuse with their RECORD rows, and the shebangs of scripts in an interpreter's own
+prefix.
+
+Every file it changes is written as a new inode: the old one may be a hard link into a
+cached tier underneath."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .._glob import IgnoreFile
+from .files import SECRETS
+
+# Files uv leaves that are bookkeeping for uv on this machine (times, build-host paths).
+_VENV_ROOT_JUNK = (".gitignore", ".lock", "CACHEDIR.TAG")
+_DIST_INFO_JUNK = ("uv_cache.json", "direct_url.json")
+# Never shipped from a local package's files (a build backend takes whatever its directory
+# holds): VCS data and secrets; `!pattern` in the exclude option re-includes.
+NEVER_IN_PACKAGES = ("**/.git", "**/.hg", "**/.svn", "**/.venv", *SECRETS)
+
+
+def remove_junk(root: Path, site: str, mode: str, before: set[str]) -> None:
+    """Remove uv's bookkeeping: the venv root's files (``mode`` venv) and, in the
+    dist-info directories new since ``before``, the files that name the build machine."""
+    if mode == "venv":
+        for name in _VENV_ROOT_JUNK:
+            (root / name).unlink(missing_ok=True)
+    for dist_info in sorted((root / site).glob("*.dist-info")):
+        # new in this tier (uv writes them when it installs): they name the build
+        # machine's source paths, which must never reach a layer
+        removed = [n for n in _DIST_INFO_JUNK if (dist_info / n).is_file()
+                   and f"{site}/{dist_info.name}/{n}" not in before]
+        if not removed:
+            continue
+        for n in removed:
+            (dist_info / n).unlink()
+        _rewrite_record(dist_info, lambda rel, gone=tuple(removed): rel.rsplit("/", 1)[-1]
+                        not in gone)
+
+
+def _rewrite_record(dist_info: Path, keep: Callable[[str], bool]) -> None:
+    """RECORD without the rows whose path ``keep`` refuses (written as a new inode: the old
+    one may be a hard link into a cached tier)."""
+    record = dist_info / "RECORD"
+    if not record.is_file():
+        return
+    rows = [r for r in csv.reader(io.StringIO(record.read_text())) if r and keep(r[0])]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    _replace_text(record, buf.getvalue())
+
+
+def _replace_text(path: Path, text: str) -> None:
+    # write a new inode: the old one may be a hard link into a cached tier
+    tmp = path.with_name(path.name + ".uvship-tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def fix_shebangs(env: Path, scripts: list[str], python: Path, python_path: str) -> None:
+    """Scripts installed into the interpreter's own bin/ name its final path, not staging."""
+    staged = str(python.parent).encode()
+    final_bin = f"{python_path.rstrip('/')}/bin"
+    for name in scripts:
+        p = env / "bin" / name
+        data = p.read_bytes()
+        if data.startswith(b"#!" + staged):
+            first, _, rest = data.partition(b"\n")
+            exe_name = first[2:].decode().strip().rsplit("/", 1)[-1]
+            tmp = p.with_name(p.name + ".uvship-tmp")
+            tmp.write_bytes(f"#!{final_bin}/{exe_name}\n".encode() + rest)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, p)
+
+
+def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``rel`` (a path in site-packages) is excluded by .dockerignore-style
+    ``patterns``; a later `!pattern` re-includes."""
+    return _ignore(patterns).excludes(rel)
+
+
+@functools.lru_cache(maxsize=8)
+def _ignore(patterns: tuple[str, ...]) -> IgnoreFile:
+    return IgnoreFile.of(patterns)
+
+
+def exclude_data_files(env: Path, site: str, before: set[str],
+                       patterns: tuple[str, ...]) -> list[str]:
+    """Remove the files of the newly installed local packages that ``patterns`` exclude
+    (never their metadata), and their RECORD lines; the secrets among them (paths in
+    site-packages)."""
+    site_root = env / site
+    left_out: list[str] = []
+
+    def keep(row_path: str, meta: str) -> bool:
+        rel = os.path.normpath(row_path)
+        # the metadata and the scripts outside site-packages always stay
+        if rel.startswith(("..", meta + "/")) or not excluded(rel, patterns):
+            return True
+        if excluded(rel, SECRETS):
+            left_out.append(rel)
+        target = site_root / rel
+        target.unlink(missing_ok=True)
+        for parent in target.parents:  # directories the exclusion emptied go too
+            if parent == site_root or not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
+        return False
+
+    for dist_info in sorted(site_root.glob("*.dist-info")):
+        if f"{site}/{dist_info.name}" not in before:
+            _rewrite_record(dist_info, lambda rel, meta=dist_info.name: keep(rel, meta))
+    return sorted(left_out)
