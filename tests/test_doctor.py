@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from uvship.doctor.parse import IgnoreFile, diagnose, parse_dockerfile, read_compose
+from uvship.doctor.parse import IgnoreFile, parse_dockerfile, read_compose
+from uvship.doctor.report import diagnose
 from uvship.doctor.rules import RULES, commands
 from uvship.errors import InputError
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from ..doctor.parse import Report
+    from ..doctor.report import Report
 
 
 @click.command("dockerfile")
@@ -119,7 +119,7 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
     from .output import errors
 
     with errors():
-        from ..doctor.parse import diagnose
+        from ..doctor.report import diagnose
 
         report = diagnose(Path(path))
     if not report.files:

@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .._glob import IgnoreFile
 from .parse import (
     Compose,
     DevGroup,
     Dockerfile,
-    IgnoreFile,
     Instruction,
     Service,
     dev_group,
