@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..sarif import Finding
 from .parse import build_context, find_files, ignore_file_for, parse_dockerfile, read_compose
-from .rules import Finding, check_compose, check_dockerfile
+from .rules import check_compose, check_dockerfile
 
 
 @dataclass(frozen=True)
