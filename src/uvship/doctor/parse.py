@@ -1,9 +1,10 @@
-"""`uvship doctor`: read Dockerfiles, .dockerignore and compose files; find uv-in-Docker mistakes.
+"""`uvship doctor`'s reader: Dockerfiles, .dockerignore and compose files as values.
 
 The Dockerfile reader follows BuildKit's grammar where it matters for the checks: parser
 directives (`# escape=`), line continuations (comment and blank lines inside them dropped),
 heredocs, JSON (exec) and shell forms, flags, stages, and ARG/ENV values with `$VAR`
-substitution. The checks themselves are in doctor_rules.py.
+substitution. It imports nothing of the doctor: the checks (rules.py) read what it
+returns, and report.py runs both over a tree.
 """
 
 from __future__ import annotations
@@ -16,16 +17,12 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 import yaml  # PyYAML: compose files are full YAML (anchors, flow style, block scalars)
 from packaging.utils import canonicalize_name
 
 from .._glob import IgnoreFile, glob_pattern
 from ..errors import InputError
-
-if TYPE_CHECKING:
-    from .rules import Finding
 
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
                 "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
@@ -616,49 +613,3 @@ def find_files(path: Path) -> list[tuple[str, Path]]:
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED)
         found += [(k, Path(dirpath) / f) for f in sorted(filenames) if (k := _kind(f))]
     return found
-
-
-@dataclass(frozen=True)
-class Report:
-    """What `uvship doctor` found: the files it checked (no file twice; none when ``root``
-    holds no Dockerfile or compose file) and each finding, in file order."""
-
-    root: Path
-    files: tuple[Path, ...]
-    findings: tuple[Finding, ...]
-
-    def count(self, level: str) -> int:
-        return sum(f.level == level for f in self.findings)
-
-
-def diagnose(path: Path | str) -> Report:
-    """Read every Dockerfile and compose file at ``path`` and check them."""
-    from .rules import check_compose, check_dockerfile
-
-    path = Path(path)
-    files = find_files(path)
-    root = path if path.is_dir() else path.parent
-    composes = [read_compose(p) for k, p in files if k == "compose"]
-    # A Dockerfile a compose file builds is checked with that build's context (and checked
-    # even when it lies outside ``path``); any other with the context it most likely has.
-    contexts: dict[Path, Path] = {}
-    for s in (s for c in composes for s in c.services):
-        if s.dockerfile is not None and s.context is not None and s.dockerfile.is_file():
-            if s.dockerfile.resolve() not in {p.resolve() for _, p in files}:
-                files.append(("dockerfile", s.dockerfile))
-            contexts.setdefault(s.dockerfile.resolve(), s.context)
-    findings = []
-    read: dict[Path, Path] = {}  # resolved -> as shown
-    for kind, p in files:
-        if kind == "dockerfile":
-            df = parse_dockerfile(p)
-            context = contexts.get(p.resolve()) or build_context(df, root)
-            ignore = ignore_file_for(p, context)
-            findings += check_dockerfile(df, context, ignore)
-            for f in (p, ignore.path) if ignore else (p,):
-                read.setdefault(f.resolve(), f)
-    for c in composes:
-        findings += check_compose(c)
-        read.setdefault(c.path.resolve(), c.path)
-    findings.sort(key=lambda f: (str(f.path), f.line, f.rule.id))
-    return Report(root, tuple(read.values()), tuple(findings))

@@ -1,4 +1,8 @@
-"""`uvship doctor`'s rules: each known uv-in-Docker mistake, why it hurts, its fix, its check."""
+"""`uvship doctor`'s rules: each known uv-in-Docker mistake, why it hurts, its fix, its check.
+
+Rules and findings are the shared `sarif.Rule` and `sarif.Finding` (the audit's too), so
+that one writer reports both commands' findings.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .._glob import IgnoreFile
+from ..sarif import Finding, Rule
 from .parse import (
     Compose,
     DevGroup,
     Dockerfile,
-    IgnoreFile,
     Instruction,
     Service,
     dev_group,
@@ -23,26 +28,6 @@ from .parse import (
 )
 
 UV_EXAMPLE = "0.13.9"  # the uv version the fixes show (any exact version will do)
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    name: str
-    level: str  # error | warning | note (SARIF's levels)
-    title: str
-    why: str
-    fix: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: Rule
-    path: Path
-    line: int
-    message: str  # what was found here, then why it hurts
-    level: str
-    fix: str  # the rule's fix, or one written for this place
 
 
 RULES: dict[str, Rule] = {r.id: r for r in (
