@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import InputError
 from ..oci.image import Image, Layer, image_from_parts
@@ -16,9 +16,7 @@ from ..oci.types import (
     Platform,
 )
 from .reference import Reference
-
-if TYPE_CHECKING:
-    from .client import Registry
+from .session import Session
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 CONFIG_LIMIT = 8 << 20  # image configs are small; a huge one is not an image config
@@ -34,7 +32,7 @@ def _json(data: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
-def index_platforms(reg: Registry, ref: Reference) -> list[Platform]:
+def index_platforms(reg: Session, ref: Reference) -> list[Platform]:
     """The platforms of the images ``ref`` names: several for an index, else none."""
     data, media_type, digest = reg.get_manifest(ref)
     if media_type not in INDEX_TYPES:
@@ -46,7 +44,7 @@ def index_platforms(reg: Registry, ref: Reference) -> list[Platform]:
             and d.platform.os != "unknown"]
 
 
-def resolve_image(reg: Registry, ref: Reference, platform: str | Platform | None) -> Image:
+def resolve_image(reg: Session, ref: Reference, platform: str | Platform | None) -> Image:
     want = Platform.parse(platform) if platform is not None else None
     data, media_type, digest = reg.get_manifest(ref)
     where = f"image {ref}"
@@ -76,7 +74,7 @@ def resolve_image(reg: Registry, ref: Reference, platform: str | Platform | None
     return image
 
 
-def _image(reg: Registry, ref: Reference, raw_manifest: bytes, where: str) -> Image:
+def _image(reg: Session, ref: Reference, raw_manifest: bytes, where: str) -> Image:
     m = _json(raw_manifest, f"{where}: manifest")
     if m.get("schemaVersion") != 2:
         raise InputError(f"{where}: expected an image manifest with schemaVersion 2, found "
@@ -99,7 +97,7 @@ def _image(reg: Registry, ref: Reference, raw_manifest: bytes, where: str) -> Im
                             lambda d: blobs.path(d.digest))
 
 
-def pull_layers(reg: Registry, ref: Reference, image: Image) -> Image:
+def pull_layers(reg: Session, ref: Reference, image: Image) -> Image:
     """``image``'s layers in the cache, fetched when missing or no longer what their digest
     says (the cache verifies what it reads back)."""
     blobs = reg.blob_store()

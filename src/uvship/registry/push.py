@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import httpx
 
@@ -17,9 +17,7 @@ from ..oci.types import OCI_INDEX, sha256_digest
 from .auth import repository_scope
 from .errors import RegistryError, redact_url
 from .reference import Reference
-
-if TYPE_CHECKING:
-    from .client import Registry
+from .session import Session
 
 Outcome = Literal["skipped", "mounted", "uploaded"]
 _OCTETS = {"Content-Type": "application/octet-stream"}
@@ -66,14 +64,14 @@ def blob_source(blob: Layer | Path | bytes, digest: str | None = None,
     return _Blob(digest, size, path=path)
 
 
-def push_blob(reg: Registry, repo: str, blob: Layer | Path | bytes, digest: str | None,
+def push_blob(reg: Session, repo: str, blob: Layer | Path | bytes, digest: str | None,
               size: int | None, *, mount_from: Sequence[str | Reference] = ()) -> Outcome:
     src = blob_source(blob, digest, size)
     sources = [s for s in dict.fromkeys(reg.repo_of(m) for m in mount_from) if s != repo]
     return _push(reg, repo, src, sources)
 
 
-def _push(reg: Registry, repo: str, src: _Blob, sources: Sequence[str]) -> Outcome:
+def _push(reg: Session, repo: str, src: _Blob, sources: Sequence[str]) -> Outcome:
     outcome = reg.retry.run(lambda: _push_once(reg, repo, src, sources))
     if outcome == "uploaded":
         reg.count(blobs_uploaded=1, bytes_uploaded=src.size)
@@ -82,7 +80,7 @@ def _push(reg: Registry, repo: str, src: _Blob, sources: Sequence[str]) -> Outco
     return outcome
 
 
-def _push_once(reg: Registry, repo: str, src: _Blob, sources: Sequence[str]) -> Outcome:
+def _push_once(reg: Session, repo: str, src: _Blob, sources: Sequence[str]) -> Outcome:
     """One try, from the start: a failed upload session is not resumed but replaced."""
     push = [repository_scope(repo, "pull", "push")]
     head = reg.send("HEAD", reg.url(f"/v2/{repo}/blobs/{src.digest}"), ok=(200, 404),
@@ -144,7 +142,7 @@ def _location(response: httpx.Response) -> httpx.URL:
     return response.url.join(loc)
 
 
-def _cancel(reg: Registry, location: httpx.URL, scopes: list[str]) -> None:
+def _cancel(reg: Session, location: httpx.URL, scopes: list[str]) -> None:
     """Best effort: the registry purges abandoned uploads itself anyway."""
     try:
         reg.send("DELETE", location, ok=(204, 404), scopes=scopes)
@@ -152,7 +150,7 @@ def _cancel(reg: Registry, location: httpx.URL, scopes: list[str]) -> None:
         pass
 
 
-def put_manifest(reg: Registry, ref: Reference, data: bytes, media_type: str) -> str:
+def put_manifest(reg: Session, ref: Reference, data: bytes, media_type: str) -> str:
     digest = sha256_digest(data)
     if ref.digest is not None and ref.digest != digest:
         raise InputError(f"image reference {ref}: its digest does not match the manifest's "
@@ -169,7 +167,7 @@ def put_manifest(reg: Registry, ref: Reference, data: bytes, media_type: str) ->
     return digest
 
 
-def _put_unless_there(reg: Registry, ref: Reference, data: bytes, media_type: str) -> None:
+def _put_unless_there(reg: Session, ref: Reference, data: bytes, media_type: str) -> None:
     """Put a manifest unless ``ref`` already names these bytes (a re-push sends nothing)."""
     push = [repository_scope(ref.repository, "pull", "push")]
     if reg.head_manifest(ref, scopes=push) == sha256_digest(data):
@@ -178,7 +176,7 @@ def _put_unless_there(reg: Registry, ref: Reference, data: bytes, media_type: st
     put_manifest(reg, ref, data, media_type)
 
 
-def push_image(reg: Registry, image: Image | ImageIndex, refs: Sequence[Reference], *,
+def push_image(reg: Session, image: Image | ImageIndex, refs: Sequence[Reference], *,
                mount_from: Sequence[str | Reference] = ()) -> str:
     if not refs:
         raise InputError("push: expected at least one image reference to push to, found none")
@@ -217,7 +215,7 @@ def push_image(reg: Registry, image: Image | ImageIndex, refs: Sequence[Referenc
     return digest
 
 
-def _push_blobs(reg: Registry, repo: str, blobs: list[_Blob], sources: Sequence[str]) -> None:
+def _push_blobs(reg: Session, repo: str, blobs: list[_Blob], sources: Sequence[str]) -> None:
     """Every blob into ``repo``: the first alone (so auth is settled once), the rest in
     parallel on ``reg.jobs`` threads."""
     if not blobs:
