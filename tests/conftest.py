@@ -338,3 +338,30 @@ def validate_sarif(doc: dict) -> None:
                          .read_text())
     jsonschema.Draft4Validator(schema).validate(doc)
     assert doc["$schema"] == schema["id"], doc["$schema"]
+
+
+# ---------------------------------------------------------------------- how long it took
+_STARTED = time.monotonic()
+_SPENT: dict[str, float] = {"unit": 0.0, "integration": 0.0}
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Time per layer: the unit layer (tests/unit, marked `unit`) and everything else."""
+    layer = "unit" if "unit" in report.keywords else "integration"
+    _SPENT[layer] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The suite's duration, and each layer's share of it, as the last thing printed
+    (CI's limit is 90 minutes; the suite should stay well inside 30)."""
+    total = time.monotonic() - _STARTED
+    terminalreporter.write_line(
+        f"uvship suite: {total / 60:.1f} min wall clock (unit layer {_SPENT['unit']:.1f} s, "
+        f"integration {_SPENT['integration'] / 60:.1f} min of test time)")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The unit layer first: a broken invariant is reported in seconds, before the
+    integration tests spend minutes on containers (the order within each layer stays)."""
+    unit = ROOT / "tests" / "unit"
+    items.sort(key=lambda item: not item.path.is_relative_to(unit))

@@ -41,7 +41,7 @@ def check_writable_parent(path: Path, label: str | Option) -> None:
     parent = path.absolute().parent
     if not parent.is_dir():
         raise InputError.of(label, f"the directory {parent} does not exist",
-                         hint="create it first, or choose another output path")
+                            hint="create it first, or choose another output path")
     try:
         fd, probe = tempfile.mkstemp(prefix=".uvship-probe-", dir=parent)
         os.close(fd)
@@ -109,8 +109,8 @@ def output_place(path: Path, label: str | Option) -> Place:
             raise InputError.of(label, f"names the descriptor {fd}, which is not open") from exc
         if os.isatty(fd):  # as tar does: binary data is no use on a terminal
             raise InputError.of(label, "is a terminal; expected a pipe or a file",
-                             hint="pipe it into the program that reads it (`| podman load`) "
-                             "or redirect it to a file")
+                                hint="pipe it into the program that reads it (`| podman load`) "
+                                "or redirect it to a file")
         return Place(path, path, stream=True, fd=fd)
     try:
         st = os.stat(path)  # through symlinks: what is written is what they point to
@@ -118,7 +118,7 @@ def output_place(path: Path, label: str | Option) -> Place:
         st = None
     except OSError as exc:
         raise InputError.of(label, f"cannot use {path} ({exc.strerror})",
-                         hint="a symlink loop, or a directory on the way you cannot enter"
+                            hint="a symlink loop, or a directory on the way you cannot enter"
                          ) from exc
     if st is None or stat.S_ISREG(st.st_mode):
         real = Path(os.path.realpath(path))

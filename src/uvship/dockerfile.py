@@ -68,7 +68,8 @@ def make_docker_plan(ws: Workspace, variant: str, **cli: Any) -> tuple[Plan, Opt
     is where `build` puts its own interpreter, so it does not apply.
     """
     if variant not in VARIANTS:
-        raise InputError(f"--variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+        raise InputError.of(Option("variant", repr(variant)),
+                            f"expected one of {', '.join(VARIANTS)}")
     source = str(ws.project_dir / "pyproject.toml")
     cfg = ws.config()
     opts = Options.from_config(cfg, source).override(**cli)
@@ -179,9 +180,10 @@ def render(ws: Workspace, plan: Plan, dopts: DockerOptions, running_uv: str,
     command = _command(ws, plan, dopts.entrypoint)
     script = command[0]
     if PurePosixPath(plan.venv_path).is_relative_to(SOURCE_DIR):
-        raise InputError(f"--venv-path {plan.venv_path}: expected a path outside {SOURCE_DIR}, "
-                         "where the source is copied (a bind mount of the source would hide "
-                         "the environment)")
+        raise InputError.of(Option("venv_path", str(plan.venv_path)),
+                            f"expected a path outside {SOURCE_DIR}, "
+                            "where the source is copied (a bind mount of the source would hide "
+                            "the environment)")
     needed = tuple(n for n in (*plan.selected, *plan.local_members))
     manifests = _manifests(ws, needed)
     service = plan.selected[0] if len(plan.selected) == 1 else script

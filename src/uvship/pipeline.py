@@ -41,18 +41,19 @@ def interpreter(ws: Workspace, plan: Plan, progress: Progress) -> _interpreter.I
         progress=progress)
     want = machine_of(plan.platform)
     if interp.machine != want:
-        raise InputError.of(Option("platform", str(plan.platform)),
-            f"the interpreter ({interp.origin}) is built for "
-            f"{interp.machine}, expected {want}",
-            hint=f"give an {want} CPython with --python PATH (for another machine, one "
-            "inside a sysroot that holds its loader and glibc, run here through qemu-user)")
+        raise InputError.of(Option("platform", plan.platform),
+                            f"the interpreter ({interp.origin}) is built for {interp.machine}, "
+                            f"expected {want}",
+                            hint=f"give an {want} CPython with --python PATH (for another "
+                            "machine, one inside a sysroot that holds its loader and glibc, "
+                            "run here through qemu-user)")
     if plan.libc and interp.libc and interp.libc != plan.libc:
-        raise InputError.of(Option("libc", str(plan.libc)),
-            f"the interpreter ({interp.origin}) links {interp.libc}, "
-            f"expected {plan.libc} for {plan.target}",
-            hint=f"give a {plan.libc} CPython with --python PATH, or a uv-managed one: "
-            f"uv python install cpython-{interp.minor}-linux-{want}-"
-            f"{'gnu' if plan.libc == 'glibc' else 'musl'}")
+        raise InputError.of(Option("libc", plan.libc),
+                            f"the interpreter ({interp.origin}) links {interp.libc}, expected "
+                            f"{plan.libc} for {plan.target}",
+                            hint=f"give a {plan.libc} CPython with --python PATH, or a "
+                            f"uv-managed one: uv python install cpython-{interp.minor}-linux-"
+                            f"{want}-{'gnu' if plan.libc == 'glibc' else 'musl'}")
     return interp
 
 

@@ -58,7 +58,7 @@ def test_platform_options_accept_every_spelling_of_the_two_targets():
     assert machine_of("linux/arm64") == "aarch64" and machine_of("linux/amd64") == "x86_64"
     assert platform_of(None) == host_platform()
     for bad in ("linux/arm/v7", "linux/arm64/v7", "amd64", "windows/amd64"):
-        with pytest.raises(InputError, match=f"^--platform {bad}: expected one of"):
+        with pytest.raises(InputError, match=f"^platform {bad}: expected one of"):
             platform_of(bad)
 
 

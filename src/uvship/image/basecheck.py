@@ -102,32 +102,32 @@ def check_base(facts: BaseFacts, *, machine: str, libc: str | None, min_glibc: s
                                              or facts.variant == variant)
     if facts.os != "linux" or not arch_ok:
         raise InputError.of(Option("base", str(base_name)),
-            f"the image is {facts.platform}, expected {want} "
-            "for this build",
-            hint=f"give a base image for {want}, or build for {facts.platform}")
+                            f"the image is {facts.platform}, expected {want} "
+                            "for this build",
+                            hint=f"give a base image for {want}, or build for {facts.platform}")
     if libc is None:
         return  # a static interpreter needs no C library from the base
     if facts.libc is None:
         raise InputError.of(Option("base", str(base_name)),
-            f"the image has no C library (no ld-linux-*.so.* "
-            f"or ld-musl-*.so.1 found), expected {libc} for this interpreter",
-            hint=_SCRATCH_HINT)
+                            f"the image has no C library (no ld-linux-*.so.* "
+                            f"or ld-musl-*.so.1 found), expected {libc} for this interpreter",
+                            hint=_SCRATCH_HINT)
     if facts.libc != libc:
         example = "Alpine" if libc == "musl" else "Debian, Ubuntu or distroless"
         wheels = "manylinux" if facts.libc == "glibc" else "musllinux"
         raise InputError.of(Option("base", str(base_name)),
-            f"the image's C library is {facts.libc}, "
-            f"expected {libc}: the interpreter links {libc}",
-            hint=f"give a {libc}-based image (e.g. {example}), or build with "
-            f"a {facts.libc} interpreter and {wheels} wheels")
+                            f"the image's C library is {facts.libc}, "
+                            f"expected {libc}: the interpreter links {libc}",
+                            hint=f"give a {libc}-based image (e.g. {example}), or build with "
+                            f"a {facts.libc} interpreter and {wheels} wheels")
     if (libc == "glibc" and min_glibc and facts.glibc_version
             and _key(facts.glibc_version) < _key(min_glibc)):
         raise InputError.of(Option("base", str(base_name)),
-            f"the base has glibc {facts.glibc_version}, "
-            f"the interpreter needs {min_glibc}",
-            hint=f"give a base with glibc {min_glibc} or newer, or an "
-            f"interpreter built for glibc {facts.glibc_version} (a uv-managed "
-            "Python needs only 2.17)")
+                            f"the base has glibc {facts.glibc_version}, "
+                            f"the interpreter needs {min_glibc}",
+                            hint=f"give a base with glibc {min_glibc} or newer, or an "
+                            f"interpreter built for glibc {facts.glibc_version} (a uv-managed "
+                            "Python needs only 2.17)")
 
 
 def _key(v: str) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from packaging.utils import canonicalize_name
 
-from ..errors import InputError
+from ..errors import InputError, Option
 from ..oci import Platform
 from .workspace import Workspace
 
@@ -179,23 +179,25 @@ class Plan:
 
 
 def env_pairs(values: tuple[str, ...], what: str) -> tuple[tuple[str, str], ...]:
-    """KEY=VALUE options (--env, --label) as pairs; anything else is refused.
+    """KEY=VALUE options (``env``, ``label``) as pairs; anything else is refused.
 
-    An --env key is a name a shell and a program's environment can hold; a --label key a
+    An env key is a name a shell and a program's environment can hold; a label key a
     word (no whitespace); no value holds a newline or NUL (config entries are one line)."""
+    what = what.removeprefix("--")
     key_rule = (r"[A-Za-z_][A-Za-z0-9_]*", "a name of letters, digits and _, not starting "
-                "with a digit") if what == "--env" else (r"[^\s=]+", "a word with no "
-                                                        "whitespace")
+                "with a digit") if what == "env" else (r"[^\s=]+", "a word with no "
+                                                      "whitespace")
     out = []
     for v in values:
         k, sep, val = v.partition("=")
         if not sep or not k:
-            raise InputError(f"{what} {v!r}: expected KEY=VALUE")
+            raise InputError.of(Option(what, repr(v)), "expected KEY=VALUE")
         if not re.fullmatch(key_rule[0], k):
-            raise InputError(f"{what} {v!r}: expected the key to be {key_rule[1]}, found {k!r}")
+            raise InputError.of(Option(what, repr(v)),
+                                f"expected the key to be {key_rule[1]}, found {k!r}")
         if "\n" in val or "\r" in val or "\0" in val:
-            raise InputError(f"{what} {k}=...: expected a one-line value, found a newline or "
-                             "NUL in it")
+            raise InputError.of(Option(what, f"{k}=..."), "expected a one-line value, found "
+                                "a newline or NUL in it")
         out.append((k, val))
     return tuple(out)
 
@@ -206,32 +208,32 @@ _USER = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*\$?|\d+)(:([A-Za-z_][A-Za-z0-9_.-]
 def check_user(user: str) -> str:
     """``user`` as an image's User: NAME or UID, optionally :GROUP or :GID."""
     if not _USER.fullmatch(user):
-        raise InputError(f"--user {user!r}: expected NAME or UID, optionally :GROUP or :GID "
-                         "(e.g. 65532:65532 or app)")
+        raise InputError.of(Option("user", repr(user)), "expected NAME or UID, optionally "
+                            ":GROUP or :GID (e.g. 65532:65532 or app)")
     return user
 
 
 def _abs_posix(value: str, what: str, root_ok: bool = False) -> str:
     p = PurePosixPath(os.path.normpath(value))
     if not p.is_absolute() or ".." in p.parts or (str(p) == "/" and not root_ok):
-        raise InputError(f"{what} {value!r}: expected an absolute path such as /app/.venv")
+        raise InputError.of(Option(what.removeprefix("--").replace("-", "_"), repr(value)),
+                            "expected an absolute path such as /app/.venv")
     return str(p)
 
 
 def make_plan(ws: Workspace, opts: Options) -> Plan:
     """Check ``opts`` against the workspace and freeze them into a Plan."""
     if opts.mode not in ("venv", "system"):
-        raise InputError(f"--mode {opts.mode!r}: expected 'venv' or 'system'")
+        raise InputError.of(Option("mode", repr(opts.mode)), "expected 'venv' or 'system'")
     python_path = _abs_posix(opts.python_path, "--python-path")
     venv_path = _abs_posix(opts.venv_path, "--venv-path")
     if opts.mode == "venv" and (
         PurePosixPath(venv_path).is_relative_to(python_path)
         or PurePosixPath(python_path).is_relative_to(venv_path)
     ):
-        raise InputError(
-            f"--venv-path {venv_path} and --python-path {python_path}: expected two separate "
-            "directories, found one inside the other"
-        )
+        raise InputError.of(
+            Option("venv_path", venv_path), f"expected a directory apart from the interpreter's "
+            f"{python_path}, found one inside the other")
     selected = ws.select(opts.package, opts.all_packages)
     extras = tuple(canonicalize_name(e) for e in opts.extra)
     groups = tuple(canonicalize_name(g) for g in opts.group)
@@ -322,7 +324,7 @@ def libc_of(value: str | None) -> str | None:
     v = value.strip().lower()
     v = {"gnu": "glibc"}.get(v, v)
     if v not in ("glibc", "musl"):
-        raise InputError(f"--libc {value}: expected glibc or musl")
+        raise InputError.of(Option("libc", str(value)), "expected glibc or musl")
     return v
 
 
@@ -338,7 +340,8 @@ def platform_of(value: str | None) -> str:
         p = None
     name = str(Platform(p.os, p.architecture)) if p and p.variant in ("", "v8") else None
     if name not in _PLATFORMS:
-        raise InputError(f"--platform {value}: expected one of {', '.join(_PLATFORMS)}")
+        raise InputError.of(Option("platform", str(value)),
+                            f"expected one of {', '.join(_PLATFORMS)}")
     return name
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from ..errors import InputError
+from ..errors import InputError, Option
 from .lock import LockedPackage, locked_packages, manifest_groups, reachable
 
 # Directories never searched for workspaces: environments, VCS data, caches, dependencies.
@@ -171,9 +171,9 @@ class Workspace:
         key = canonicalize_name(name)
         if key not in self.members:
             known = ", ".join(sorted(self.members)) or "none"
-            raise InputError(
-                f"--package {name}: no such package in the workspace at {self.root} "
-                f"(expected one of: {known})"
+            raise InputError.of(Option("package", str(name)),
+                                f"no such package in the workspace at {self.root} "
+                                f"(expected one of: {known})"
             )
         return self.members[key]
 

@@ -149,20 +149,20 @@ def check_output(output: Path) -> None:
     check_writable_parent(output, label)
     if output.is_symlink():
         raise InputError.of(label, "is a symlink; a bundle directory is replaced whole "
-                         "(expected a directory or a new path)",
-                         hint="give the directory it points to")
+                            "(expected a directory or a new path)",
+                            hint="give the directory it points to")
     if output.is_dir():
         if any(output.iterdir()) and not (output / MANIFEST_NAME).is_file():
             raise InputError.of(Option("output", str(output)),
-                "the directory exists and is not a uvship bundle "
-                "(expected a new path or an earlier bundle to replace)",
-                hint="choose a new directory; uvship only replaces its own bundles",
+                                "the directory exists and is not a uvship bundle "
+                                "(expected a new path or an earlier bundle to replace)",
+                                hint="choose a new directory; uvship only replaces its own bundles",
                 )
     elif output.exists():
         if not output.is_file():
             output_place(output, label)  # says what it is: a socket, a block device
         raise InputError.of(Option("output", str(output)), "exists and is not a directory",
-                         hint="name a FILE.tar.gz to write the bundle as one file")
+                            hint="name a FILE.tar.gz to write the bundle as one file")
 
 
 @dataclass(frozen=True)

@@ -53,15 +53,15 @@ class EngineOutput:
             sock = docker_socket()
             if not os.path.exists(sock):
                 raise InputError.of(Option("output", str(self)),
-                    f"no Docker Engine at {sock} (expected its socket)",
-                    hint="start Docker (or set DOCKER_HOST=unix:///PATH), or write "
-                    "docker-archive:- and pipe it into `docker load`")
+                                    f"no Docker Engine at {sock} (expected its socket)",
+                                    hint="start Docker (or set DOCKER_HOST=unix:///PATH), or write "
+                                    "docker-archive:- and pipe it into `docker load`")
         elif shutil.which("skopeo") is None:
             raise InputError.of(Option("output", str(self)),
-                "skopeo is not installed (uvship copies into "
-                "podman's storage with it, sending only the layers it lacks)",
-                hint="install skopeo (Debian: apt-get install skopeo), or write "
-                "docker-archive:- and pipe it into `podman load`")
+                                "skopeo is not installed (uvship copies into "
+                                "podman's storage with it, sending only the layers it lacks)",
+                                hint="install skopeo (Debian: apt-get install skopeo), or write "
+                                "docker-archive:- and pipe it into `podman load`")
 
     def write(self, image: Image, tags: list[str] | tuple[str, ...] = (),
               note: Callable[[str], None] | None = None) -> bool:
