@@ -9,6 +9,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -106,5 +107,20 @@ def _run_killable(args: list[str], cwd, env, input,
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+            _wait_for_group(p.pid)
             raise
     return subprocess.CompletedProcess(args, p.returncode, out, err)
+
+
+def _wait_for_group(pgid: int, timeout: float = 5.0) -> None:
+    """Until every process of the killed group has exited: SIGKILL is delivered at once, but
+    a process busy in a system call on another core finishes it first, and p.wait() waits
+    for the group's leader only; a write that lands after the caller removed the staging
+    directory would leave it behind."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)
