@@ -127,6 +127,13 @@ def pytest_sessionfinish(session) -> None:
         run([ROOT / "scripts" / "docker-engine", "stop"], check=False)
 
 
+def tiers(layers: list[dict]) -> list[str]:
+    """The roles of an image's layers in order, a run of one role counted once: the
+    third-party tier is several layers (split by distribution), the others one each."""
+    roles = [x["role"] for x in layers]
+    return [r for n, r in enumerate(roles) if n == 0 or roles[n - 1] != r]
+
+
 def free_port() -> int:
     import socket
 

@@ -40,6 +40,7 @@ from .conftest import (
     podman,
     run,
     sdist_only_project,
+    tiers,
     uvship,
 )
 
@@ -384,7 +385,7 @@ def test_two_platform_index_pushed_and_pulled(sysroot: Path, project, tmp_path: 
             data = json.loads(proc.stdout)
             assert data["platforms"] == ["linux/amd64", "linux/arm64"]
             assert [i["digest"] for i in data["images"]] == res["manifests"]
-            assert [x["role"] for x in data["images"][1]["layers"]] == [
+            assert tiers(data["images"][1]["layers"]) == [
                 "base", "interpreter", "dependencies", "local", "project"]
         proc = uvship("inspect", f"oci:{tmp_path / 'lay'}:1", "--platform", "linux/arm64")
         assert proc.returncode == 0, proc.stderr
