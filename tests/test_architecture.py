@@ -22,7 +22,7 @@ LEVELS = {
     # where bytes live and how targets are named
     "oci": 1, "registry": 1, "cache": 1, "targets": 1,
     # the project and the uv runner
-    "project": 2, "uv": 2,
+    "project": 2, "uv": 2, "_nochange": 2,
     "python": 3,
     "stage": 4,
     "image": 5,
@@ -31,7 +31,7 @@ LEVELS = {
     "pipeline": 8, "dockerfile": 8, "doctor": 8, "audit": 8, "inspect": 8,
     "api": 9,
     "cli": 10,
-    "__init__": 11, "__main__": 11,
+    "__init__": 11, "__main__": 11, "_entry": 11,
 }
 NEVER = {("oci", "cache"), ("registry", "cache")}
 # Import cycles that exist and are another change's to break, each as its set of modules.

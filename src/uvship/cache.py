@@ -7,13 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ._fs import process_alive
+if TYPE_CHECKING:  # the no-change path reads records: imports here cost it time
+    from collections.abc import Callable
+    from typing import Any
 
 
 def cache_root() -> Path:
@@ -52,6 +51,8 @@ def write_record(kind: str, key: str, value: Any) -> Path:
 
 def remove_kind(kind: str) -> None:
     """Forget every entry of ``kind`` (records, or built directories such as tiers)."""
+    import shutil
+
     shutil.rmtree(cache_root() / kind, ignore_errors=True)
 
 
@@ -119,6 +120,8 @@ def tempdir(kind: str) -> Path:
     base = cache_root() / "tmp"
     base.mkdir(parents=True, exist_ok=True)
     clean_stale()
+    import tempfile
+
     return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-", dir=base))
 
 
@@ -150,6 +153,8 @@ def _owner(path: Path) -> int | None:
 
 
 def _remove(paths: list[Path]) -> None:
+    import shutil
+
     for p in paths:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
@@ -162,6 +167,8 @@ _cleaned = False
 
 def clean_stale() -> None:
     """Remove, once per process, the temporaries of processes that are gone."""
+    from ._fs import process_alive
+
     global _cleaned
     if _cleaned:
         return
@@ -196,6 +203,8 @@ def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     Safe when two builds race: each builds in its own temporary directory, the first
     rename wins and the loser discards its copy.
     """
+    import shutil
+
     final = dir_path(kind, key)
     if (final / ".complete").is_file():
         return final
