@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import CommandError
 
@@ -88,6 +89,28 @@ def _dies_with_us(args: list[str], env) -> list[str]:
     return [setpriv, "--pdeathsig", "KILL", "--", *args]
 
 
+class _GroupPopen(subprocess.Popen):
+    """Popen whose child, started in a process group of its own, is killed whole when the
+    parent is interrupted while starting it: Ctrl-C can land after the fork and before
+    Popen returns, and the child would then run on, unseen, into a removed directory."""
+
+    def _execute_child(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super()._execute_child(*args, **kwargs)  # type: ignore[misc]
+        except BaseException:
+            if getattr(self, "pid", None):
+                _kill_group(self)
+            raise
+
+
+def _kill_group(p: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(p.pid, 0)
+    _wait_for_group(p.pid)
+
+
 def _run_killable(args: list[str], cwd, env, input,
                   merge_output: bool = False) -> subprocess.CompletedProcess[str]:
     """subprocess.run in a process group of its own, killed whole when we are interrupted,
@@ -96,18 +119,16 @@ def _run_killable(args: list[str], cwd, env, input,
     uv and the byte-compiler start children of their own; on Ctrl-C they must all be gone
     before the staging directory they write into is removed, or they write into it again.
     """
-    with subprocess.Popen(_dies_with_us(args, env), cwd=cwd, env=env, text=True, errors="replace",
-                          start_new_session=True,
-                          stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT if merge_output else subprocess.PIPE) as p:
+    with _GroupPopen(_dies_with_us(args, env), cwd=cwd, env=env, text=True, errors="replace",
+                     start_new_session=True,
+                     stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                     stdout=subprocess.PIPE,
+                     stderr=subprocess.STDOUT if merge_output else subprocess.PIPE) as p:
         try:
             out, err = p.communicate(input)
         except BaseException:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(p.pid, signal.SIGKILL)
+            _kill_group(p)
             p.wait()
-            _wait_for_group(p.pid)
             raise
     return subprocess.CompletedProcess(args, p.returncode, out, err)
 
