@@ -1,5 +1,6 @@
-"""The `uvship` program: an unchanged rebuild is answered from its stamp (_nochange) before
-the command line's framework and the build are imported; anything else goes to the CLI."""
+"""The `uvship` program: `--version` and an unchanged rebuild (answered from its stamp,
+_nochange) before the command line's framework and the build are imported; anything else
+goes to the CLI."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import sys
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:  # click's answer, without importing click
+        from ._version import version
+
+        sys.stdout.write(f"uvship, version {version()}\n")
+        sys.exit(0)
     from . import _nochange
 
     if _nochange.replay(sys.argv):
