@@ -17,7 +17,8 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Lowest first. A package (or top-level module) of uvship -> its level.
 LEVELS = {
     # base: errors, progress, files and processes, patterns, the tar writer, findings (SARIF)
-    "errors": 0, "progress": 0, "_fs": 0, "_proc": 0, "_glob": 0, "layers": 0, "_version": 0,
+    "errors": 0, "progress": 0, "_fs": 0, "_paths": 0, "_proc": 0, "_glob": 0, "layers": 0,
+    "_version": 0,
     "sarif": 0,
     # where bytes live and how targets are named
     "oci": 1, "registry": 1, "cache": 1, "targets": 1,

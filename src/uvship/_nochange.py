@@ -11,19 +11,23 @@ the build starts, so an edit made while it ran is seen next time. Any difference
 missing stamp or a stamp of another format means a real build, which decides for itself
 what is up to date (the cache).
 
-Only the standard library is imported here: this runs before the command line is parsed.
+Only what Python has loaded at start-up is imported for a replay (os, marshal, hashlib):
+this runs before the command line is parsed, and an unchanged rebuild should cost little
+more than Python's start. The stamp is marshalled (no json, whose import costs more than
+reading it): it is only ever read by the uvship that wrote it (the code is watched).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import marshal
 import os
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 
-FORMAT = 1
+from ._paths import record_file
+
+FORMAT = 2
 # Never inputs of a build: environments, VCS data (its state is watched through HEAD and
 # refs below), caches, and what tools write into a project.
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules",
@@ -40,9 +44,15 @@ Identity = list[int] | None
 
 
 def stamp_key(argv: list[str]) -> str:
+    """The command line, the directory and the environment (values hashed, never kept)."""
     env = sorted((k, v) for k, v in os.environ.items() if k not in _VOLATILE)
-    blob = json.dumps([FORMAT, argv, os.getcwd(), env], separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    # repr, not marshal: marshal's bytes depend on reference counts (shared objects)
+    blob = repr((FORMAT, sys.version, list(argv), os.getcwd(), env))
+    return hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _stamp(key: str) -> str:
+    return record_file("no-change", key, ".marshal")
 
 
 def identity(path: str) -> Identity:
@@ -58,9 +68,11 @@ def replay(argv: list[str]) -> bool:
     output printed again (stdout) and a note (stderr). False: a real build is needed."""
     if len(argv) < 2 or argv[1] != "build" or os.environ.get("UVSHIP_NO_STAMP"):
         return False
-    from .cache import read_record
-
-    stamp = read_record("no-change", stamp_key(argv[1:]))
+    try:
+        with open(_stamp(stamp_key(argv[1:])), "rb") as f:
+            stamp = marshal.load(f)
+    except (OSError, ValueError, EOFError, TypeError):
+        return False
     if not isinstance(stamp, dict) or stamp.get("format") != FORMAT:
         return False
     for path, ident in stamp["files"]:
@@ -82,9 +94,11 @@ class Watch:
         self.key = stamp_key(argv[1:])
         self.files: dict[str, Identity] = {}
 
-    def tree(self, root: Path, *, skip: Iterable[Path] = ()) -> None:
+    def tree(self, root: str | os.PathLike[str], *,
+             skip: Iterable[str | os.PathLike[str]] = ()) -> None:
         """Every file and directory under ``root`` (its VCS state through HEAD and refs)."""
-        skipped = {str(p) for p in skip}
+        root = os.fspath(root)
+        skipped = {os.fspath(p) for p in skip}
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS
                                  and os.path.join(dirpath, d) not in skipped)
@@ -93,17 +107,17 @@ class Watch:
                 p = os.path.join(dirpath, n)
                 if p not in skipped:
                     self.add(p)
-        git = root / ".git"
-        if git.is_dir():
+        git = os.path.join(root, ".git")
+        if os.path.isdir(git):
             for rel in ("HEAD", "index", "packed-refs"):
-                self.add(str(git / rel))
-            for dirpath, _dirs, filenames in os.walk(git / "refs"):
+                self.add(os.path.join(git, rel))
+            for dirpath, _dirs, filenames in os.walk(os.path.join(git, "refs")):
                 self.add(dirpath)
                 for n in filenames:
                     self.add(os.path.join(dirpath, n))
 
-    def add(self, path: str | Path) -> None:
-        path = str(path)
+    def add(self, path: str | os.PathLike[str]) -> None:
+        path = os.fspath(path)
         if path not in self.files:
             self.files[path] = identity(path)
 
@@ -115,24 +129,28 @@ class Watch:
 
     def code(self) -> None:
         """uvship's own code: an upgrade or an edit (a development install) rebuilds."""
-        self.tree(Path(__file__).parent)
+        self.tree(os.path.dirname(os.path.abspath(__file__)))
 
     def save(self, outputs: list[str], written: Iterable[str], stdout: str,
-             state: Iterable[str | Path] = ()) -> None:
+             state: Iterable[str | os.PathLike[str]] = ()) -> None:
         """Write the stamp: the inputs as they were before the build, then ``written``
         (the files of the outputs) and ``state`` (what the build itself may change, such
         as the directory of uv's Pythons) as they are now."""
         files = dict(self.files)
         for p in (*written, *state):
-            files[str(p)] = identity(str(p))
-        from .cache import write_record
+            files[os.fspath(p)] = identity(os.fspath(p))
+        from pathlib import Path
 
-        write_record("no-change", self.key, {"format": FORMAT, "outputs": outputs,
-                                             "stdout": stdout, "files": sorted(files.items())})
+        from .cache import write_atomically
+
+        write_atomically(Path(_stamp(self.key)), marshal.dumps({
+            "format": FORMAT, "outputs": outputs, "stdout": stdout,
+            "files": sorted(files.items())}))
 
 
 def forget(argv: list[str]) -> None:
     """Drop the stamp of ``argv`` (a build that failed or wrote elsewhere)."""
-    from .cache import record_path
-
-    record_path("no-change", stamp_key(argv[1:])).unlink(missing_ok=True)
+    try:
+        os.unlink(_stamp(stamp_key(argv[1:])))
+    except OSError:
+        pass
