@@ -173,7 +173,7 @@ def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
         built = tier is None
         if tier is None:
             with progress.step(_STEP_NAMES[name]):
-                tier = _build_tier(ws, plan, interp, name, keys[name], prev)
+                tier = _build_tier(ws, plan, interp, name, keys[name], prev, tuple(tiers))
             if tier.left_out:
                 progress.note(f"left out of the {name} tier (secrets are never shipped; an "
                               f"exclude pattern `!PATH` keeps one): {', '.join(tier.left_out)}")
@@ -212,7 +212,7 @@ def load_tier(name: str, key: str) -> Tier | None:
 
 
 def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: str,
-                prev: Tier | None) -> Tier:
+                prev: Tier | None, below: tuple[Tier, ...] = ()) -> Tier:
     made: dict[str, Any] = {}
 
     site = f"lib/python{interp.minor}/site-packages"
@@ -228,7 +228,12 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             new_env(ws, plan, interp, env)
         else:
             link_tree(prev.root, env)
-        before = set(_listing(env))
+        if prev is not None and plan.mode == "venv":
+            # a venv's tiers list every path of it between them: no walk of a copy of
+            # what is known already (tens of thousands of paths in a data-science venv)
+            before = {rel for t in below for rel in t.files}
+        else:
+            before = set(_listing(env))
         python = env / interp.executable if plan.mode == "system" else interp.exe
         if plan.mode == "venv":  # a system-mode env is the interpreter's own prefix
             python = native_stager(interp) or python
