@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..python.interpreter import Interpreter
 from .dists import Distribution, distributions, elf_facts, needed, new_scripts
 from .keys import environment_key, tier_keys
 from .platforms import native_stager, uv_python_platform
-from .sync import check_venv, link_tree, new_env, sync_tier
+from .sync import check_venv, link_tree, new_env, shadow_tree, sync_tier
 from .tidy import (
     NEVER_IN_PACKAGES,
     exclude_data_files,
@@ -51,7 +52,10 @@ class Tier:
 
     name: str
     key: str
-    root: Path  # the staged environment after this tier (valid on this host)
+    # where the tier was staged (valid on this host): the third-party tier, or any tier of
+    # a system-mode install, is the whole environment so far; a later venv tier holds its
+    # own files and, linked from below, the venv's files, bin/ and every dist-info
+    root: Path
     files: tuple[str, ...]  # what this tier added, relative to the env root
     distributions: tuple[Distribution, ...]
     needed: tuple[str, ...]  # DT_NEEDED of the tier's ELF files (for a scratch runtime)
@@ -85,8 +89,26 @@ class StagedEnv:
 
     @property
     def root(self) -> Path:
-        """The complete environment on this host (the last tier's staging copy)."""
+        """The last tier's staging directory: the venv's files, bin/ and every dist-info
+        of the environment (for what runs and the SBOM); the packages' files are each in
+        the root of the tier that installed them (``copy_to`` puts them together)."""
         return self.tiers[-1].root
+
+    def copy_to(self, dest: Path) -> None:
+        """A copy of the complete environment at ``dest``: files copied, never linked (a
+        build step writes there, and a tier's files are links into the caches)."""
+        first = self.tiers[0] if self.plan.mode == "venv" else self.tiers[-1]
+        shutil.copytree(first.root, dest, symlinks=True)
+        for t in self.tiers[1:] if self.plan.mode == "venv" else ():
+            for rel in t.files:  # sorted: a directory before what it holds
+                src, dst = t.root / rel, dest / rel
+                if src.is_symlink():
+                    if not os.path.lexists(dst):
+                        os.symlink(os.readlink(src), dst)
+                elif src.is_dir():
+                    dst.mkdir(exist_ok=True)
+                else:
+                    shutil.copy2(src, dst)
 
     @property
     def final_path(self) -> str:
@@ -173,7 +195,7 @@ def stage(ws: Workspace, plan: Plan, interp: Interpreter, *,
         built = tier is None
         if tier is None:
             with progress.step(_STEP_NAMES[name]):
-                tier = _build_tier(ws, plan, interp, name, keys[name], prev, tuple(tiers))
+                tier = _build_tier(ws, plan, interp, name, keys[name], prev)
             if tier.left_out:
                 progress.note(f"left out of the {name} tier (secrets are never shipped; an "
                               f"exclude pattern `!PATH` keeps one): {', '.join(tier.left_out)}")
@@ -212,7 +234,7 @@ def load_tier(name: str, key: str) -> Tier | None:
 
 
 def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: str,
-                prev: Tier | None, below: tuple[Tier, ...] = ()) -> Tier:
+                prev: Tier | None) -> Tier:
     made: dict[str, Any] = {}
 
     site = f"lib/python{interp.minor}/site-packages"
@@ -226,14 +248,11 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                        if rel.endswith(".py") and rel.startswith(site)}
         elif prev is None:
             new_env(ws, plan, interp, env)
-        else:
+        elif plan.mode == "venv":
+            shadow_tree(prev.root, env, site)
+        else:  # an interpreter's prefix: uv runs the Python inside it
             link_tree(prev.root, env)
-        if prev is not None and plan.mode == "venv":
-            # a venv's tiers list every path of it between them: no walk of a copy of
-            # what is known already (tens of thousands of paths in a data-science venv)
-            before = {rel for t in below for rel in t.files}
-        else:
-            before = set(_listing(env))
+        before = set(_listing(env))
         python = env / interp.executable if plan.mode == "system" else interp.exe
         if plan.mode == "venv":  # a system-mode env is the interpreter's own prefix
             python = native_stager(interp) or python
