@@ -246,6 +246,8 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             link_tree(donor.root, env)
             modules = {rel: (env / rel).stat().st_ino for rel in donor.files
                        if rel.endswith(".py") and rel.startswith(site)}
+            elf_known = {rel: ((env / rel).lstat().st_ino, info)
+                         for rel, info in (donor.elf or {}).items()}
         elif prev is None:
             new_env(ws, plan, interp, env)
         elif plan.mode == "venv":
@@ -281,7 +283,17 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                           emulator=interp.emulator(), minor=interp.minor)  # native: see above
             added = sorted(set(_listing(env)) - base)
         dists = distributions(env, site, added, name)
-        elves = elf_facts(env, added)
+        if donor is not None and elf_known:
+            # what the loader reads of a file uv left as it was is known from the donor
+            # (reading every ELF file of a scientific stack costs seconds)
+            kept = {rel: info for rel, (ino, info) in elf_known.items()
+                    if _inode(env / rel) == ino}
+            from ..python.elf import ElfInfo
+
+            elves = {**{rel: ElfInfo.from_json(info) for rel, info in kept.items()},
+                     **elf_facts(env, [f for f in added if f not in kept])}
+        else:
+            elves = elf_facts(env, added)
         needs = needed(elves)
         made.update(files=added, distributions=dists, needed=needs, scripts=scripts)
         (out / "tier.json").write_text(json.dumps({
@@ -312,6 +324,13 @@ def _donor(plan: Plan, interp: Interpreter, key: str) -> Tier | None:
     if not known or known == key:
         return None
     return load_tier("dependencies", known)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.lstat().st_ino
+    except OSError:
+        return None
 
 
 def _rel(path: Path, root: Path) -> str:
