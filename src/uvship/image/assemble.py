@@ -159,7 +159,7 @@ def tier_layer_jobs(env: StagedEnv, tier: Tier,
     remembered under the tier, so a rebuild reads one record per layer."""
     if tier.name != "dependencies" or not tier.distributions:
         return [functools.partial(tier_layer, env, tier, compression)]
-    key = key_of("dependency-layers", _LAYER_FORMAT, split.SPLIT_FORMAT, tier.key, compression)
+    key = key_of("dependency-layers", _LAYER_FORMAT, split.RULE, tier.key, compression)
     known = cache.read_record("dependency-layers", key)
     if known is not None:
         ready = [_recorded(k) for k in known]

@@ -16,7 +16,9 @@ projects is one layer blob for both.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +29,13 @@ from ..stage.dists import Distribution
 from ..stage.keys import FORMAT as STAGE_FORMAT
 from ..stage.venv import StagedEnv, Tier
 
-LARGE = 512 * 1024  # installed bytes (with bytecode) from which a distribution is alone
+LARGE = 256 * 1024  # installed bytes (RECORD's sizes) from which a distribution is alone
 BUCKETS = 16
 MAX_ALONE = 64
-# Bumped when the grouping rule changes (a different split of the same tier).
-SPLIT_FORMAT = 1
+# Bumped when the grouping rule changes (a different split of the same tier); RULE is
+# part of every key that depends on the split.
+SPLIT_FORMAT = 2
+RULE = (SPLIT_FORMAT, LARGE, BUCKETS, MAX_ALONE)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ def groups(env: StagedEnv, tier: Tier) -> list[Group]:
     # directories: a layer makes the parents of its files; only empty ones stay behind
     root = tier.root
     rest = [r for r in rest if r not in parents_of_files or not _is_dir(root / r)]
-    sizes = {d.name: sum(_size(root / r) for r in owned[d.name]) for d in tier.distributions}
+    records = {d.name: _record(root, d) for d in tier.distributions}
+    sizes = {name: size for name, (_, size) in records.items()}
     large = sorted((d for d in tier.distributions if sizes[d.name] >= LARGE),
                    key=lambda d: (-sizes[d.name], d.name))[:MAX_ALONE]
     alone = {d.name for d in large}
@@ -79,7 +84,7 @@ def groups(env: StagedEnv, tier: Tier) -> list[Group]:
         members = sorted(members, key=lambda d: d.name)
         rels = tuple(r for d in members for r in owned[d.name])
         out.append(Group(label, tuple(members), rels,
-                         [[d.name, d.version, _record_hash(root, d) or tier.key]
+                         [[d.name, d.version, records[d.name][0] or tier.key]
                           for d in members]))
     return out
 
@@ -89,7 +94,7 @@ def group_key(env: StagedEnv, group: Group, compression: str, layer_format: int)
     and what turns them into bytes (bytecode of this interpreter for the final path, the
     shebangs of a system-mode install)."""
     plan, i = env.plan, env.interpreter
-    return key_of("dependency-layer", layer_format, SPLIT_FORMAT, STAGE_FORMAT, group.identity,
+    return key_of("dependency-layer", layer_format, RULE, STAGE_FORMAT, group.identity,
                   group.files, i.key, plan.mode, plan.env_path, plan.python_path, plan.compile,
                   plan.platform, compression)
 
@@ -111,22 +116,22 @@ def _parents(rel: str) -> list[str]:
     return ["/".join(parts[: n + 1]) for n in range(len(parts))]
 
 
-def _record_hash(root: Path, d: Distribution) -> str | None:
-    """The hash of the distribution's RECORD: every installed file's hash, as uv wrote them."""
+def _record(root: Path, d: Distribution) -> tuple[str | None, int]:
+    """The hash of the distribution's RECORD (every installed file's hash, as uv wrote
+    them) and the installed bytes it lists (bytecode aside: reading a size from RECORD
+    costs nothing, a stat of each of numpy's files does)."""
     for rel in d.files:
         if rel.endswith(".dist-info/RECORD"):
             try:
-                return hashlib.sha256((root / rel).read_bytes()).hexdigest()
+                data = (root / rel).read_bytes()
             except OSError:
-                return None
-    return None
-
-
-def _size(p: Path) -> int:
-    try:
-        return p.lstat().st_size
-    except OSError:
-        return 0
+                return None, 0
+            size = 0
+            for row in csv.reader(io.StringIO(data.decode("utf-8", "replace"))):
+                if len(row) >= 3 and row[2].isdigit():
+                    size += int(row[2])
+            return hashlib.sha256(data).hexdigest(), size
+    return None, 0
 
 
 def _is_dir(p: Path) -> bool:
