@@ -29,7 +29,13 @@ from .dists import Distribution, distributions, elf_facts, needed, new_scripts
 from .keys import tier_keys
 from .platforms import native_stager, uv_python_platform
 from .sync import check_venv, link_tree, new_env, sync_tier
-from .tidy import NEVER_IN_PACKAGES, exclude_data_files, fix_shebangs, remove_junk
+from .tidy import (
+    NEVER_IN_PACKAGES,
+    exclude_data_files,
+    fix_shebangs,
+    relocatable_shebangs,
+    remove_junk,
+)
 
 if TYPE_CHECKING:
     from ..python.elf import ElfInfo
@@ -99,19 +105,20 @@ class StagedEnv:
         out = []
         for rel in tier.files:
             src = tier.root / rel
+            # a relocatable bundle's prefix is its own root ("/"): paths stay relative
+            path = f"{prefix}/{rel}" if prefix else rel
             override = self._final_form(rel)
             if override is not None:
-                out.append(layers.Entry(f"{prefix}/{rel}", **override))
+                out.append(layers.Entry(path, **override))
                 continue
             st = src.lstat()
             if os.path.islink(src):
-                out.append(layers.Entry(f"{prefix}/{rel}", "symlink", 0o777,
-                                        target=os.readlink(src)))
+                out.append(layers.Entry(path, "symlink", 0o777, target=os.readlink(src)))
             elif src.is_dir():
-                out.append(layers.Entry(f"{prefix}/{rel}", "dir", layers.DIR_MODE))
+                out.append(layers.Entry(path, "dir", layers.DIR_MODE))
             else:
                 mode = layers.EXEC_MODE if st.st_mode & 0o111 else layers.FILE_MODE
-                out.append(layers.Entry(f"{prefix}/{rel}", "file", mode, source=src))
+                out.append(layers.Entry(path, "file", mode, source=src))
         return out
 
     def entries(self) -> list[layers.Entry]:
@@ -229,8 +236,10 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         base = set() if prev is None and plan.mode == "venv" else before
         added = sorted(set(_listing(env)) - base)
         scripts = new_scripts(env, added)
-        if plan.mode == "system":
-            fix_shebangs(env, scripts, python, plan.python_path)
+        if plan.relocatable:  # wherever the bundle is unpacked: the python beside them
+            relocatable_shebangs(env, site, scripts, python)
+        elif plan.mode == "system":
+            fix_shebangs(env, site, scripts, python, plan.python_path)
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
             compile_files(python, py, strip=env, prefix=plan.env_path,
