@@ -160,3 +160,65 @@ def test_relocatable_from_the_api(project, managed_python, tmp_path):
         assert (v.root / "lib/python3.12/site-packages/hello_web/__init__.py").is_file()
         out = run([v.root / "bin/hello-web", "--check"], cwd=tmp_path).stdout
         assert f"prefix={v.root} " in out, out
+
+
+# The job: a UDF, run by the executors' Python workers, imports pydantic_core (compiled
+# code the driver's Python lacks) and says which interpreter runs it, and where.
+_SPARK_JOB = r'''
+import os, sys
+from pyspark.sql import SparkSession
+from pyspark.sql.functions import udf
+
+try:
+    import pydantic_core  # noqa: F401
+    print("driver has pydantic_core")
+except ImportError:
+    print("driver lacks pydantic_core")
+spark = SparkSession.builder.appName("uvship-relocatable").getOrCreate()
+
+
+@udf("string")
+def where(i):
+    import pydantic_core
+    return "|".join([os.getcwd(), sys.executable, os.path.realpath(sys.executable),
+                     sys.prefix, pydantic_core._pydantic_core.__file__])
+
+for row in spark.range(8).repartition(8).select(where("id").alias("w")).collect():
+    print("executor", row.w)
+spark.stop()
+'''
+
+
+@pytest.mark.slow
+def test_spark_executors_run_the_unpacked_bundle(project, managed_python, pyspark_driver,
+                                                 tmp_path):
+    """spark-submit --archives app.tar.gz#env in local-cluster mode: two executors, each a
+    process of its own with the archive unpacked in its working directory, run the UDF
+    with ./env/bin/python."""
+    src = project("hello-web")
+    app = tmp_path / "app.tar.gz"
+    bundle_ok(str(src), "--relocatable", "-o", str(app))
+    job = tmp_path / "job.py"
+    job.write_text(_SPARK_JOB)
+    proc = run([pyspark_driver["submit"], "--master", "local-cluster[2,1,1024]",
+                "--archives", f"{app}#env",
+                "--conf", "spark.pyspark.python=./env/bin/python",
+                "--conf", f"spark.pyspark.driver.python={pyspark_driver['python']}",
+                # both executors registered before the first task: each runs some
+                "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
+                job], cwd=tmp_path,
+               env={**os.environ, "SPARK_HOME": str(pyspark_driver["spark_home"])})
+    assert "driver lacks pydantic_core" in proc.stdout, proc.stdout
+    rows = [line.split(" ", 1)[1].split("|") for line in proc.stdout.splitlines()
+            if line.startswith("executor ")]
+    assert len(rows) == 8, proc.stdout
+    work = pyspark_driver["spark_home"] / "work"
+    executors = set()
+    for cwd, exe, real, prefix, so in rows:
+        here = Path(cwd)
+        assert here.parent.parent == work and here.parent.name.startswith("app-"), cwd
+        executors.add(here.name)
+        assert exe == f"{cwd}/env/bin/python", (cwd, exe)
+        assert real == f"{cwd}/env/bin/python3.12" and prefix == f"{cwd}/env", (real, prefix)
+        assert so.startswith(f"{cwd}/env/lib/python3.12/site-packages/pydantic_core/"), so
+    assert executors == {"0", "1"}, executors  # two executor processes, each its own copy
