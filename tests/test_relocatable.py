@@ -71,6 +71,7 @@ mkdir -p "$D/env" "$D/dir with spaces/env"
 tar -xzf /bundle.tar.gz -C "$D/env"
 tar -xzf /bundle.tar.gz -C "$D/dir with spaces/env"
 echo "D=$D uid=$(id -u)"
+touch "$D/unpacked"
 cd /
 echo "A $("$D/env/bin/hello-web" --check)"
 cd "$D/dir with spaces"
@@ -84,6 +85,10 @@ print(sys.prefix, sys.base_prefix, sysconfig.get_paths()["purelib"],
       pydantic_core._pydantic_core.__file__)')"
 echo "F $("$D/env/bin/python" -m hello_web --check)"
 echo "G $("$D/env/bin/python" -c 'import sys; print(sys.executable, len(sys.path))')"
+echo "T $("$D/env/bin/python" -c 'import hello_web.__main__ as m
+print(m.main.__code__.co_filename)')"
+# the shipped bytecode was valid where it landed: Python wrote none of its own
+echo "W $(find "$D/env" "$D/dir with spaces/env" -newer "$D/unpacked" -name '*.pyc' | wc -l)"
 """
 
 
@@ -110,6 +115,9 @@ def test_unpacked_anywhere_by_anyone_runs_in_an_image_without_python(
     assert lines["E"].startswith(f"{spaced} {spaced} {spaced}/{site} {spaced}/{site}/"
                                  "pydantic_core/_pydantic_core."), lines["E"]
     assert lines["G"].startswith(f"{d}/env/bin/python "), lines["G"]
+    # tracebacks name where the module is now, not where it was compiled
+    assert lines["T"] == f"{d}/env/{site}/hello_web/__main__.py", lines["T"]
+    assert lines["W"] == "0", lines["W"]
 
 
 def test_two_checkouts_give_the_same_bytes(project, managed_python, tmp_path, monkeypatch):
