@@ -33,6 +33,7 @@ from run import (
     EXAMPLE,
     ROOT,
     Failed,
+    busy_note,
     cli,
     cpu_busy_seconds,
     default_uvship,
@@ -183,27 +184,55 @@ def submit(tool: str, archive: Path, work: Path, tools: Path) -> dict:
             "executor_python": sorted({t[1] for t in tasks})}
 
 
+def cold_start(tool: str, archive: Path, work: Path) -> dict:
+    """What one fresh worker pays for the archive, outside Spark: unpack it into a new
+    directory (a fresh PEX root for PEX) and import the compiled dependency with its
+    Python."""
+    d = Path(tempfile.mkdtemp(prefix=f"worker-{tool}-", dir=work))
+    code = "import pydantic_core, hello_web"
+    if tool == "pex":
+        shutil.copy(archive, d / archive.name)
+        cmds = [[d / archive.name, "-c", code]]
+        env = {**os.environ, "PEX_ROOT": str(d / ".pex")}
+    else:
+        cmds = [["tar", "-xzf", archive, "-C", d], [d / "bin" / "python", "-c", code]]
+        env = dict(os.environ)
+    t0 = time.perf_counter()
+    for cmd in cmds:
+        proc = run(cmd, env=env, check=False)
+        if proc.returncode != 0:
+            break
+    s = sample(time.perf_counter() - t0, proc)
+    shutil.rmtree(d, ignore_errors=True)
+    return s
+
+
 def table(results: dict) -> list[str]:
-    rows = ["| tool | time to pack | archive | time to the first executor task | "
-            "workers need |", "|---|---|---|---|---|"]
+    rows = ["| tool | time to pack | archive | a fresh worker: unpack + first import | "
+            "time to the first executor task | workers need |",
+            "|---|---|---|---|---|---|"]
     base = results.get("baseline", {}).get("first_task", {})
     if "median" in base:
-        rows.append(f"| nothing shipped (baseline) | — | — | {base['median']:.2f} s | "
+        rows.append(f"| nothing shipped (baseline) | — | — | — | {spread(base)} | "
                     "the environment, installed beforehand |")
     for tool in TOOLS:
         r = results.get(tool)
         if r is None:
             continue
         p, s, size = r["pack"], r["first_task"], r["size"]
-
-        def med(x: dict) -> str:
-            return f"{x['median']:.2f} s" if "median" in x else "failed"
-
         warm = [x["warm_cache_seconds"] for x in p["samples"] if x.get("warm_cache_seconds")]
         again = f" ({statistics.median(warm):.2f} s with its cache warm)" if warm else ""
-        rows.append(f"| {LABELS[tool]} | {med(p)}{again} | {size / 1e6:.1f} MB | {med(s)} | "
+        rows.append(f"| {LABELS[tool]} | {spread(p)}{again} | {size / 1e6:.1f} MB | "
+                    f"{spread(r.get('cold_start', {}))} | {spread(s)} | "
                     f"{WORKERS_NEED[tool]} |")
     return rows
+
+
+def spread(x: dict) -> str:
+    """The median, with the fastest and slowest run."""
+    if "median" not in x:
+        return "failed"
+    return f"{x['median']:.2f} s ({x['min']:.2f} to {x['max']:.2f})"
 
 
 def report(res: dict) -> str:
@@ -220,11 +249,16 @@ def report(res: dict) -> str:
         "the venv-pack and PEX rows include the `uv venv` + `uv sync` that makes the "
         "environment they pack, with no bytecode). Time to the first executor task: from "
         "starting `spark-submit` to the first UDF call on an executor (the executors "
-        "fetch and unpack the archive first). The uvship archive is larger because it "
-        "carries the interpreter (and bytecode); the others need that interpreter "
-        "installed at the same path on every worker. The baseline runs the same job with "
-        "nothing shipped (the executors use a venv already on this machine): the rest of "
-        "each row's time to the first task is Spark's own start-up.", "",
+        "fetch and unpack the archive first). A fresh worker: the same work outside "
+        "Spark, on this machine (`tar -xzf` into a new directory, then `python -c "
+        "'import pydantic_core, hello_web'` with the unpacked Python; for PEX, the PEX "
+        "run with an empty `PEX_ROOT`, which it unpacks into). The uvship archive is "
+        "larger because it carries the interpreter (and bytecode); the others need that "
+        "interpreter installed at the same path on every worker. The baseline runs the "
+        "same job with nothing shipped (the executors use a venv already on this "
+        "machine): the rest of each row's time to the first task is Spark's own "
+        "start-up.", "",
+        *([f"Note: {note}", ""] if (note := busy_note(m)) else []),
         "Raw runs: the JSON beside this file.", ""]
     return "\n".join(lines)
 
@@ -240,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("java") is None:
         raise Failed("no java on PATH: scripts/setup-host installs openjdk-17-jre-headless")
     work = Path(tempfile.mkdtemp(prefix="uvship-bench-reloc-", dir="/var/tmp"))
+    machine = machine_info(uv, uvship)
     try:
         python = python312(uv)
         log(f"work directory {work}; workers' CPython for venv-pack and PEX: {python}")
@@ -260,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         base_env = work / "baseline-venv"
         for cmd in synced_venv(base_env, project, uv, python):
             run(cmd, env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(base_env)})
-        samples: dict[str, dict[str, list]] = {t: {"pack": [], "first_task": []}
-                                               for t in ("baseline", *TOOLS)}
+        samples: dict[str, dict[str, list]] = {
+            t: {"pack": [], "first_task": [], "cold_start": []} for t in ("baseline", *TOOLS)}
         sizes: dict[str, int] = {}
         for i in range(args.repeat):
             for tool in rotated(["baseline", *TOOLS], i):
@@ -276,14 +311,17 @@ def main(argv: list[str] | None = None) -> int:
                 if archive is None:
                     continue
                 sizes[tool] = archive.stat().st_size
+                samples[tool]["cold_start"].append(cold_start(tool, archive, work))
                 first = submit(tool, archive, work, tools)
                 samples[tool]["first_task"].append(first)
                 log(f"run {i + 1}/{args.repeat} {tool}: pack {s['seconds']:.2f} s, "
-                    f"{sizes[tool] / 1e6:.1f} MB, first task {first['seconds']:.2f} s")
+                    f"{sizes[tool] / 1e6:.1f} MB, a fresh worker "
+                    f"{samples[tool]['cold_start'][-1]['seconds']:.2f} s, first task "
+                    f"{first['seconds']:.2f} s")
         results = {t: {"pack": summarize(samples[t]["pack"]),
                        "first_task": summarize(samples[t]["first_task"]),
+                       "cold_start": summarize(samples[t]["cold_start"]),
                        "size": sizes.get(t, 0)} for t in ("baseline", *TOOLS)}
-        machine = machine_info(uv, uvship)
         finish_machine(machine, busy0, own0, t_start)
         res = {"repeat": args.repeat, "machine": machine, "results": results,
                "tools": list(TOOL_REQUIREMENTS), "workers_python": python,
