@@ -296,7 +296,7 @@ def _relocatable_plan(ws: Workspace, opts: Options) -> Plan:
     if opts.project_files:
         fixed.append(("project_files", "true"))
     if opts.build_steps:
-        fixed.append(("build_steps", opts.build_steps[0]))
+        fixed.append(("build_step", opts.build_steps[0]))
     if fixed:
         name, value = fixed[0]
         raise InputError.of(
