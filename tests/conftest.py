@@ -91,14 +91,47 @@ def docker(*args, check=True, **kw) -> subprocess.CompletedProcess[str]:
     return run([DOCKER, *args], check=check, **kw)
 
 
+def _engine_started_mark() -> Path:
+    """Where an xdist worker that started the Docker Engine says so, for the controller."""
+    return HOST_DIR / "docker" / f".started-by-{os.environ['UVSHIP_TEST_RUN']}"
+
+
 @pytest.fixture(scope="session")
 def docker_engine():
-    """The Docker Engine (scripts/docker-engine): started for the session unless one runs,
-    with the base images loaded; stopped at the end if this session started it."""
+    """The Docker Engine (scripts/docker-engine): started for the run unless one runs, with
+    the base images loaded; stopped at the end if this run started it. The script holds a
+    lock while it starts the daemon, so parallel workers start it once; a worker leaves the
+    stopping to the controller (pytest_sessionfinish), since other workers may still use it."""
     how = run([ROOT / "scripts" / "docker-engine", "start"]).stdout.strip()
     yield docker
-    if how == "started":
+    if how != "started":
+        return
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _engine_started_mark().touch()
+    else:
         run([ROOT / "scripts" / "docker-engine", "stop"], check=False)
+
+
+def pytest_configure(config) -> None:
+    # one id for this run, inherited by xdist's workers (their environment is the controller's)
+    os.environ.setdefault("UVSHIP_TEST_RUN", f"{os.getpid()}-{time.time_ns()}")
+
+
+def pytest_sessionfinish(session) -> None:
+    """The controller of a parallel run stops the Docker Engine a worker started."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    mark = _engine_started_mark()
+    if mark.exists():
+        mark.unlink()
+        run([ROOT / "scripts" / "docker-engine", "stop"], check=False)
+
+
+def tiers(layers: list[dict]) -> list[str]:
+    """The roles of an image's layers in order, a run of one role counted once: the
+    third-party tier is several layers (split by distribution), the others one each."""
+    roles = [x["role"] for x in layers]
+    return [r for n, r in enumerate(roles) if n == 0 or roles[n - 1] != r]
 
 
 def free_port() -> int:

@@ -17,12 +17,13 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Lowest first. A package (or top-level module) of uvship -> its level.
 LEVELS = {
     # base: errors, progress, files and processes, patterns, the tar writer, findings (SARIF)
-    "errors": 0, "progress": 0, "_fs": 0, "_proc": 0, "_glob": 0, "layers": 0, "_version": 0,
+    "errors": 0, "progress": 0, "_fs": 0, "_paths": 0, "_proc": 0, "_glob": 0, "layers": 0,
+    "_version": 0,
     "sarif": 0,
     # where bytes live and how targets are named
     "oci": 1, "registry": 1, "cache": 1, "targets": 1,
     # the project and the uv runner
-    "project": 2, "uv": 2,
+    "project": 2, "uv": 2, "_nochange": 2,
     "python": 3,
     "stage": 4,
     "image": 5,
@@ -31,7 +32,7 @@ LEVELS = {
     "pipeline": 8, "dockerfile": 8, "doctor": 8, "audit": 8, "inspect": 8,
     "api": 9,
     "cli": 10,
-    "__init__": 11, "__main__": 11,
+    "__init__": 11, "__main__": 11, "_entry": 11,
 }
 NEVER = {("oci", "cache"), ("registry", "cache")}
 # Import cycles that exist and are another change's to break, each as its set of modules.

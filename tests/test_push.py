@@ -17,7 +17,7 @@ from uvship.publish.registry import Pushed
 from uvship.registry import Registry, RegistryError
 from uvship.sbom.referrers import fallback_tag
 
-from .conftest import HOST_DIR, podman, run, uvship
+from .conftest import HOST_DIR, podman, run, tiers, uvship
 from .registry_fixtures import basic_registry_fixture, registry_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.podman]
@@ -49,8 +49,7 @@ def test_push_pull_and_run(project, managed_python, registry, tmp_path):
     # inspect reads the image back from the registry
     report = json.loads(uvship("inspect", ref1, "--json", check=True).stdout)
     assert report["digest"] == res["digest"]
-    assert [x["role"] for x in report["layers"]] == ["runtime", "interpreter", "dependencies",
-                                                     "project"]
+    assert tiers(report["layers"]) == ["runtime", "interpreter", "dependencies", "project"]
 
 
 def test_second_push_uploads_only_what_changed(project, managed_python, registry):

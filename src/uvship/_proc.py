@@ -9,8 +9,10 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import CommandError
 
@@ -87,6 +89,28 @@ def _dies_with_us(args: list[str], env) -> list[str]:
     return [setpriv, "--pdeathsig", "KILL", "--", *args]
 
 
+class _GroupPopen(subprocess.Popen):
+    """Popen whose child, started in a process group of its own, is killed whole when the
+    parent is interrupted while starting it: Ctrl-C can land after the fork and before
+    Popen returns, and the child would then run on, unseen, into a removed directory."""
+
+    def _execute_child(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super()._execute_child(*args, **kwargs)  # type: ignore[misc]
+        except BaseException:
+            if getattr(self, "pid", None):
+                _kill_group(self)
+            raise
+
+
+def _kill_group(p: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(p.pid, 0)
+    _wait_for_group(p.pid)
+
+
 def _run_killable(args: list[str], cwd, env, input,
                   merge_output: bool = False) -> subprocess.CompletedProcess[str]:
     """subprocess.run in a process group of its own, killed whole when we are interrupted,
@@ -95,16 +119,29 @@ def _run_killable(args: list[str], cwd, env, input,
     uv and the byte-compiler start children of their own; on Ctrl-C they must all be gone
     before the staging directory they write into is removed, or they write into it again.
     """
-    with subprocess.Popen(_dies_with_us(args, env), cwd=cwd, env=env, text=True, errors="replace",
-                          start_new_session=True,
-                          stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT if merge_output else subprocess.PIPE) as p:
+    with _GroupPopen(_dies_with_us(args, env), cwd=cwd, env=env, text=True, errors="replace",
+                     start_new_session=True,
+                     stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                     stdout=subprocess.PIPE,
+                     stderr=subprocess.STDOUT if merge_output else subprocess.PIPE) as p:
         try:
             out, err = p.communicate(input)
         except BaseException:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(p.pid, signal.SIGKILL)
+            _kill_group(p)
             p.wait()
             raise
     return subprocess.CompletedProcess(args, p.returncode, out, err)
+
+
+def _wait_for_group(pgid: int, timeout: float = 5.0) -> None:
+    """Until every process of the killed group has exited: SIGKILL is delivered at once, but
+    a process busy in a system call on another core finishes it first, and p.wait() waits
+    for the group's leader only; a write that lands after the caller removed the staging
+    directory would leave it behind."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)

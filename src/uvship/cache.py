@@ -1,34 +1,32 @@
 """The local cache, the one store every part of uvship keeps things in: content-addressed
 blobs, small JSON records by kind and key, directories built once (tiers, interpreters,
-project files), and temporaries. Nothing outside this module spells out its layout."""
+project files), and temporaries. Nothing outside this module spells out its layout
+(`_paths` is its string form, for the no-change path, which must not import pathlib)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ._fs import process_alive
+from ._paths import cache_dir, record_file
+
+if TYPE_CHECKING:  # the no-change path reads records: imports here cost it time
+    from collections.abc import Callable
+    from typing import Any
 
 
 def cache_root() -> Path:
     """$UVSHIP_CACHE_DIR, else $XDG_CACHE_HOME/uvship, else ~/.cache/uvship."""
-    env = os.environ.get("UVSHIP_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "uvship"
+    return Path(cache_dir())
 
 
 # ---------------------------------------------------------------------- records
 def record_path(kind: str, key: str) -> Path:
     """Where the record ``key`` of ``kind`` lives (``kind/key.json``)."""
-    return cache_root() / kind / f"{key}.json"
+    return Path(record_file(kind, key))
 
 
 def read_record(kind: str, key: str) -> Any:
@@ -43,15 +41,22 @@ def write_record(kind: str, key: str, value: Any) -> Path:
     """Keep ``value`` (JSON) as record ``key`` of ``kind``: written beside its place and
     renamed, so a reader sees the old record or the new one, never half of one."""
     path = record_path(kind, key)
+    write_atomically(path, json.dumps(value, sort_keys=True).encode())
+    return path
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, written beside it and renamed (the one way records are kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, sort_keys=True))
+    tmp.write_bytes(data)
     os.replace(tmp, path)
-    return path
 
 
 def remove_kind(kind: str) -> None:
     """Forget every entry of ``kind`` (records, or built directories such as tiers)."""
+    import shutil
+
     shutil.rmtree(cache_root() / kind, ignore_errors=True)
 
 
@@ -119,6 +124,8 @@ def tempdir(kind: str) -> Path:
     base = cache_root() / "tmp"
     base.mkdir(parents=True, exist_ok=True)
     clean_stale()
+    import tempfile
+
     return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-", dir=base))
 
 
@@ -150,6 +157,8 @@ def _owner(path: Path) -> int | None:
 
 
 def _remove(paths: list[Path]) -> None:
+    import shutil
+
     for p in paths:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
@@ -162,6 +171,8 @@ _cleaned = False
 
 def clean_stale() -> None:
     """Remove, once per process, the temporaries of processes that are gone."""
+    from ._fs import process_alive
+
     global _cleaned
     if _cleaned:
         return
@@ -196,6 +207,8 @@ def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     Safe when two builds race: each builds in its own temporary directory, the first
     rename wins and the loser discards its copy.
     """
+    import shutil
+
     final = dir_path(kind, key)
     if (final / ".complete").is_file():
         return final

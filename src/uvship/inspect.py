@@ -102,7 +102,7 @@ def inspect(ref: str, insecure: tuple[str, ...] = (), platform: str | None = Non
     rec = recorded(img.digest)
     prev = recorded(rec.get("previous")) if rec else None
     info = {x["digest"]: x for x in (rec or {}).get("layers", [])}
-    prev_by_role = {x["role"]: x for x in (prev or {}).get("layers", [])}
+    prev_by_slot = {_slot(x): x for x in (prev or {}).get("layers", [])}
     history = [h for h in img.config_dict().get("history", []) if not h.get("empty_layer")]
     layers_out = []
     for n, layer in enumerate(img.layers):
@@ -122,7 +122,7 @@ def inspect(ref: str, insecure: tuple[str, ...] = (), platform: str | None = Non
         elif prev is None:
             entry["changed"] = "first build of this output"
         else:
-            entry["changed"] = _why(li, prev_by_role.get(li["role"]))
+            entry["changed"] = _why(li, prev_by_slot.get(_slot(li)))
         layers_out.append(entry)
     cfg = img.config_dict()
     return {
@@ -135,9 +135,17 @@ def inspect(ref: str, insecure: tuple[str, ...] = (), platform: str | None = Non
     }
 
 
+def _slot(layer: dict[str, Any]) -> tuple[str, str | None]:
+    """Which layer of the previous build a layer is compared with: the same role, and of
+    the third-party layers, the same group (a large distribution, or a bucket)."""
+    return layer["role"], layer.get("inputs", {}).get("group")
+
+
 def _why(now: dict[str, Any], before: dict[str, Any] | None) -> str:
     if before is None:
-        return "new layer"
+        added = now.get("inputs", {}).get("packages", {})
+        return "new layer" + (f": added {', '.join(f'{k} {v}' for k, v in added.items())}"
+                              if added and now.get("inputs", {}).get("group") else "")
     if before["digest"] == now["digest"]:
         return "unchanged"
     a, b = before.get("inputs", {}), now.get("inputs", {})

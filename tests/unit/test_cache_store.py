@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from uvship import cache
 
@@ -33,3 +34,14 @@ def test_prune_to_host_keeps_only_what_no_project_decides(tmp_path):
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert left == ["blobs/sha256/ab", "layers/a.json", "layers/b.json",
                     "python-choices/d.json"]
+
+
+def test_the_no_change_path_finds_records_where_the_cache_keeps_them(tmp_path, monkeypatch):
+    from uvship import _paths, cache
+
+    for env in ({"UVSHIP_CACHE_DIR": str(tmp_path / "c")}, {"XDG_CACHE_HOME": str(tmp_path)}):
+        monkeypatch.delenv("UVSHIP_CACHE_DIR", raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert Path(_paths.cache_dir()) == cache.cache_root()
+        assert Path(_paths.record_file("k", "x")) == cache.record_path("k", "x")

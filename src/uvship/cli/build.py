@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
 import click
@@ -89,6 +91,7 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
         if platform or "=" in (o_.python or "") or "=" in (o_.base or ""):
             b = b.for_platform(platform)
         base = b.options.base
+        watch = _no_change_watch(b, outs, base)
         image = b.image(base or "scratch", spec)
         written = []
         for o in outs:
@@ -114,7 +117,71 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
             "layers": [{"digest": x["digest"], "role": x["role"], "created_by": x["created_by"]}
                        for x in image.layer_info],
         }
-    emit(data, as_json, "\n".join(f"{o}@{image.digest}" for o in outs), err=to_stdout)
+    text = "\n".join(f"{o}@{image.digest}" for o in outs)
+    emit(data, as_json, text, err=to_stdout)
+    if watch is not None:  # a rerun prints what an up-to-date build prints: nothing written
+        again = json.dumps({**data, "written": []}, indent=2, sort_keys=True)
+        from ..python.managed import install_dir
+
+        watch.save([str(o) for o in outs], _written_files(outs),
+                   (again if as_json else text) + "\n", state=[install_dir()])
+
+
+def _no_change_watch(b, outs, base: str | None):
+    """What this build reads, taken before it runs, for the no-change path (_nochange);
+    None when a rerun could not be checked from this host: an output or base in a
+    registry or an engine, a stream, a shared cache."""
+    from .. import _nochange, targets
+    from ..publish.outputs import Output
+    from ..python import managed
+
+    o_ = b.options
+    if not outs or o_.push or o_.cache_repo or any(
+            not isinstance(o, Output) or o.stream for o in outs):
+        return None
+    base_path = None
+    if base not in (None, "scratch"):
+        t = targets.parse(base, paths=True)
+        if t.kind not in ("oci", "docker-archive", "path") or t.path is None:
+            return None
+        base_path = t.path
+    watch = _nochange.Watch(sys.argv)
+    ws = b.ws
+    skip = [o.path.absolute() for o in outs]
+    watch.tree(ws.root, skip=skip)
+    for pkg in ws.packages.values():  # local sources (directories, files) outside the root
+        for kind in ("editable", "virtual", "directory", "path"):
+            where = (ws.root / str(pkg.source.get(kind, "."))).resolve()
+            if kind in pkg.source and not where.is_relative_to(ws.root.resolve()):
+                watch.tree(where, skip=skip) if where.is_dir() else watch.add(where)
+    if base_path is not None:
+        watch.tree(base_path) if base_path.is_dir() else watch.add(base_path)
+    for f in managed.config_files(ws.project_dir):
+        watch.add(f)
+    for lst in managed.download_config(ws.project_dir)["lists"].values():
+        if lst:
+            watch.add(lst[0])
+    from ..uv import uv_bin
+
+    watch.add(uv_bin())
+    watch.add("/var/lib/dpkg/status")  # the scratch runtime's libraries
+    watch.config_files()
+    watch.code()
+    return watch
+
+
+def _written_files(outs) -> list[str]:
+    """The files of the outputs, as the no-change path checks them."""
+    files: list[str] = []
+    for o in outs:
+        if o.kind == "docker-archive":
+            files.append(str(o.path))
+            continue
+        files += [str(o.path), str(o.path / "index.json"), str(o.path / "oci-layout")]
+        blobs = o.path / "blobs" / "sha256"
+        files.append(str(blobs))
+        files += [str(p) for p in sorted(blobs.iterdir())] if blobs.is_dir() else []
+    return files
 
 
 def _build_index(b, o_, spec, platforms: list[str], outs, as_json: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import tempfile
@@ -19,6 +20,7 @@ from ..progress import NullProgress, Progress
 from ..python.interpreter import BUILD_ONLY, Interpreter
 from ..stage.files import AppFiles
 from ..stage.venv import StagedEnv, Tier
+from . import split
 from .image import Image
 
 # Bumped when the bytes a layer holds change for the same inputs.
@@ -148,6 +150,46 @@ def tier_layer(env: StagedEnv, tier: Tier, compression: Compression) -> BuiltLay
         return (f"uvship: {tier.name}: {what}", {}, inputs)
 
     return cached_layer(tier.name, key, lambda: env.tier_entries(tier), compression, describe)
+
+
+def tier_layer_jobs(env: StagedEnv, tier: Tier,
+                    compression: Compression) -> list[Callable[[], BuiltLayer]]:
+    """What makes a tier's layers, one job per layer, for the layer pool: the third-party
+    tier split by distribution (image.split), any other tier whole. Known splits are
+    remembered under the tier, so a rebuild reads one record per layer."""
+    if tier.name != "dependencies" or not tier.distributions:
+        return [functools.partial(tier_layer, env, tier, compression)]
+    key = key_of("dependency-layers", _LAYER_FORMAT, split.SPLIT_FORMAT, tier.key, compression)
+    known = cache.read_record("dependency-layers", key)
+    if known is not None:
+        ready = [_recorded(k) for k in known]
+        if all(r is not None for r in ready):
+            return [functools.partial(lambda b: b, r) for r in ready]
+    parts = split.groups(env, tier)
+    keys = [split.group_key(env, g, compression, _LAYER_FORMAT) for g in parts]
+    cache.write_record("dependency-layers", key, keys)  # each layer is checked when read
+    return [functools.partial(_group_layer, env, tier, g, k, compression)
+            for g, k in zip(parts, keys, strict=True)]
+
+
+def _recorded(key: str) -> BuiltLayer | None:
+    d = cache.read_record("layers", key)
+    if d is None:
+        return None
+    blob = cache.blob_path(d["digest"])
+    return _from_record(d, blob, key) if blob_ok(blob, d["digest"], d["size"]) else None
+
+
+def _group_layer(env: StagedEnv, tier: Tier, group: split.Group, key: str,
+                 compression: Compression) -> BuiltLayer:
+    def describe():
+        dists = group.distributions
+        what = ", ".join(f"{d.name} {d.version}" for d in dists) or "the environment's own files"
+        return (f"uvship: dependencies: {group.label}: {what}", {},
+                {"group": group.label, "packages": {d.name: d.version for d in dists}})
+
+    return cached_layer("dependencies", key, lambda: env.tier_entries(tier, group.files),
+                        compression, describe)
 
 
 def tier_sources(env: StagedEnv, tier: Tier) -> dict[str, str]:
@@ -310,8 +352,8 @@ def copy_venv(image: Image, env: StagedEnv, *, set_env_vars: bool = True,
     started = started or start_layers(image, env.interpreter, plan.python_path, compression)
     built: list[BuiltLayer] = []
     try:
-        tiers = [started.tiers.get(t.key) or started.pool.submit(tier_layer, env, t, compression)
-                 for t in env.tiers if t.files]
+        tiers = [f for t in env.tiers if t.files
+                 for f in started.tiers.get(t.key) or started.submit(env, t)]
         with progress.step("writing layers"):
             have = set(image.runtime_paths)
             if started.runtime is not None:
@@ -365,15 +407,19 @@ class StartedLayers:
     interpreter: Future[BuiltLayer]
     runtime: Future[BuiltLayer] | None
     compression: Compression = "gzip"
-    tiers: dict[str, Future[BuiltLayer]] = field(default_factory=dict)
+    tiers: dict[str, list[Future[BuiltLayer]]] = field(default_factory=dict)
     scratch: bool = False  # the image's base: its libraries are checked before a tier's layer
 
+    def submit(self, env: StagedEnv, tier: Tier) -> list[Future[BuiltLayer]]:
+        """The tier's layers, being written by the pool."""
+        return [self.pool.submit(job) for job in tier_layer_jobs(env, tier, self.compression)]
+
     def tier_ready(self, env: StagedEnv, tier: Tier) -> None:
-        """Write a tier's layer while the next tier is staged (``venv.stage``'s on_tier)."""
+        """Write a tier's layers while the next tier is staged (``venv.stage``'s on_tier)."""
         if self.scratch and tier.elf != {}:
             native_libraries(env)
         if tier.files:
-            self.tiers[tier.key] = self.pool.submit(tier_layer, env, tier, self.compression)
+            self.tiers[tier.key] = self.submit(env, tier)
 
 
 def start_layers(image: Image, interp: Interpreter, python_path: str,

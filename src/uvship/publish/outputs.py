@@ -121,9 +121,26 @@ class Output:
         if not self.path.exists():
             return False
         try:
-            return cache.read_record("outputs", self._key()) == self._state(image, tags)
+            return (cache.read_record("outputs", self._key()) == self._state(image, tags)
+                    and self._holds_blobs(image))
         except OSError:
             return False
+
+    def _holds_blobs(self, image: Image) -> bool:
+        """Whether a layout still holds every blob of ``image`` (one may have been removed
+        by hand, or by a tool that cleans layouts); an archive is one file."""
+        if self.kind != "oci":
+            return True
+        blobs = self.path / "blobs"
+        for d in (*image.oci.layers, image.oci.config_descriptor(),
+                  image.oci.descriptor(platform=False)):
+            algo, hexd = d.digest.split(":", 1)
+            try:
+                if (blobs / algo / hexd).stat().st_size != d.size:
+                    return False
+            except OSError:
+                return False
+        return True
 
     def _remember(self, image: Image, tags) -> None:
         cache.write_record("outputs", self._key(), self._state(image, tags))

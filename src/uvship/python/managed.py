@@ -253,7 +253,7 @@ def download_config(cwd: Path) -> dict:
     may read from ``cwd``, and the identity of a download list that is a local file."""
     env = {k: os.environ.get(k) for k in _DOWNLOAD_ENV}
     files = {} if _truthy(env["UV_NO_CONFIG"]) else {
-        str(f): s for f in _config_files(cwd) if (s := _download_settings(f))}
+        str(f): s for f in config_files(cwd) if (s := _download_settings(f))}
     urls = [env["UV_PYTHON_DOWNLOADS_JSON_URL"],
             *(s.get("python-downloads-json-url") for s in files.values())]
     return {"env": env, "files": files,
@@ -270,7 +270,7 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _config_files(cwd: Path) -> list[Path]:
+def config_files(cwd: Path) -> list[Path]:
     """uv's configuration files, project ones (every directory up from ``cwd``), the user's
     and the system's, and UV_CONFIG_FILE: those that exist."""
     candidates = []

@@ -81,8 +81,6 @@ def needed(elves: dict[str, ElfInfo]) -> list[str]:
 def elf_facts(env: Path, added: list[str]) -> dict[str, ElfInfo]:
     """The ELF files a tier added: shared objects (by name) and programs (by their mode),
     relative path -> what the loader reads of them (DT_NEEDED, RPATH, RUNPATH...)."""
-    from ..python import elf
-
     out: dict[str, ElfInfo] = {}
     for rel in added:
         p = env / rel
@@ -98,6 +96,14 @@ def elf_facts(env: Path, added: list[str]) -> dict[str, ElfInfo]:
                 continue
             if not (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
                 continue
+        try:  # the magic first: most candidates are scripts, and pyelftools costs an import
+            with open(p, "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+        except OSError:
+            continue
+        from ..python import elf
+
         info = elf.read_elf(p)
         if info is not None:
             out[rel] = info

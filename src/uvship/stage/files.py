@@ -186,11 +186,12 @@ def _drop_secrets(wd: Path, app_dir: str) -> list[str]:
 # ---------------------------------------------------------------------- build steps
 def _run_steps(plan: Plan, root: Path, env_root: Path, layout: Layout,
                image_env: dict[str, str], progress) -> list[str]:
-    """Run each build step with the environment linked in at its final path; return the
-    files they added to it (target paths). The linked environment is the cache's own files:
-    a step that changes one in place is an error, and those cache entries are dropped."""
+    """Run each build step with a copy of the environment at its final path; return the
+    files they added to it (target paths). A copy, not links: a tier's files are hard links
+    into uvship's cache and uv's, which a step must never be able to write into; a step
+    that changes one of the environment's files in place is an error."""
     env_dir = root / plan.env_path.strip("/")
-    shutil.copytree(env_root, env_dir, symlinks=True, copy_function=os.link)
+    shutil.copytree(env_root, env_dir, symlinks=True)
     before = _snapshot(env_dir)
     home = tempdir("step-home")
     try:
@@ -270,10 +271,6 @@ def _check_untouched(env_dir: Path, before: dict[str, tuple[int, int, int]]
                               and before[r][1:] != (size, mtime))
     removed = sorted(set(before) - set(after))
     if changed_in_place or removed:
-        from .. import cache
-
-        # the environment's files are hard links into the cached tiers: drop them all
-        cache.remove_kind("tiers")
         what = changed_in_place or removed
         raise InputError(
             f"build steps {'changed' if changed_in_place else 'removed'} files of the "

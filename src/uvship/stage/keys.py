@@ -25,15 +25,21 @@ _SOURCE_SKIP = {".git", ".hg", ".venv", "venv", "__pycache__", ".pytest_cache", 
                 ".ruff_cache", ".tox", ".nox", "node_modules", "build", "dist"}
 
 
+def environment_key(plan: Plan, interp: Interpreter) -> str:
+    """What decides the bytes of every tier of ``plan`` besides the lock and the sources:
+    two locks staged with the same environment key differ only by their packages."""
+    return key_of("tier", FORMAT, uv.uv_version(), interp.key, plan.mode, plan.env_path,
+                  plan.python_path, plan.compile, plan.platform, selection_args(plan),
+                  plan.exclude, uv_python_platform(plan, interp),
+                  compiler_id(interp.minor) if interp.sysroot or not interp.native else None,
+                  # scripts find their python beside them (added only when true: the keys
+                  # of every other build stay as they were)
+                  *(["relocatable"] if plan.relocatable else []))
+
+
 def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:
     """The cache key of each tier: a hash of exactly what decides its bytes."""
-    common = key_of("tier", FORMAT, uv.uv_version(), interp.key, plan.mode, plan.env_path,
-                    plan.python_path, plan.compile, plan.platform, selection_args(plan),
-                    plan.exclude, uv_python_platform(plan, interp),
-                    compiler_id(interp.minor) if interp.sysroot or not interp.native else None,
-                    # scripts find their python beside them (added only when true: the keys
-                    # of every other build stay as they were)
-                    *(["relocatable"] if plan.relocatable else []))
+    common = environment_key(plan, interp)
     lock_meta = {k: ws.lock.get(k) for k in ("version", "requires-python", "resolution-markers",
                                              "supported-markers", "options")}
     installed = _installed(ws, plan)

@@ -45,11 +45,18 @@ def link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=True, copy_function=os.link)
 
 
+# Hard links from uv's cache (uv falls back to copying across filesystems): a tier is
+# never written in place (tidying and byte-compiling replace files through a rename, as
+# link_tree requires already), so sharing inodes with uv's cache is safe, and installing a
+# large environment costs links instead of copies (numpy, pandas, pyarrow: hundreds of MB).
+LINK_MODE = "hardlink"
+
+
 def sync_tier(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str,
               run_env: dict[str, str], python_platform: str | None = None) -> None:
     """`uv sync` of one tier into ``env_root`` with ``python``: the third-party packages,
     the local ones the selection needs, or the selected projects."""
-    args = ["sync", "--locked", "--no-editable", "--link-mode", "copy", "--python", str(python),
+    args = ["sync", "--locked", "--no-editable", "--link-mode", LINK_MODE, "--python", str(python),
             "--no-python-downloads", *selection_args(plan), "--project", str(ws.project_dir)]
     if python_platform:
         args += ["--python-platform", python_platform]

@@ -190,3 +190,30 @@ def exclude_data_files(env: Path, site: str, before: set[str],
         if f"{site}/{dist_info.name}" not in before:
             _rewrite_record(dist_info, lambda rel, meta=dist_info.name: keep(rel, meta))
     return sorted(left_out)
+
+
+def remove_orphans(root: Path, site: str, before: set[str]) -> None:
+    """After uv synced over a copy of an older tier: the bytecode whose module uv removed
+    (uv removes what RECORD lists; uvship compiled the bytecode after), and the directories
+    that held only such files. A directory that was empty already (a wheel's own) stays,
+    as it would in a fresh install."""
+    site_dir = root / site
+    for dirpath, _dirs, filenames in os.walk(site_dir, topdown=False):
+        d = Path(dirpath)
+        if d.name == "__pycache__":
+            for name in filenames:
+                stem = name.split(".", 1)[0]
+                if name.endswith(".pyc") and not (d.parent / f"{stem}.py").exists():
+                    (d / name).unlink()
+        if d != site_dir and not any(d.iterdir()):
+            rel = str(d.relative_to(root))
+            if any(p.startswith(rel + "/") for p in before):
+                d.rmdir()
+
+
+def forget_bytecode(modules: list[Path], minor: str) -> None:
+    """Remove the bytecode of ``modules``: uv replaced them (a new version), and the
+    compiler keeps a hash-based pyc it finds."""
+    tag = f"cpython-{minor.replace('.', '')}"
+    for py in modules:
+        (py.parent / "__pycache__" / f"{py.stem}.{tag}.pyc").unlink(missing_ok=True)

@@ -26,15 +26,17 @@ from ..project.workspace import Workspace
 from ..python.bytecode import compile_files
 from ..python.interpreter import Interpreter
 from .dists import Distribution, distributions, elf_facts, needed, new_scripts
-from .keys import tier_keys
+from .keys import environment_key, tier_keys
 from .platforms import native_stager, uv_python_platform
 from .sync import check_venv, link_tree, new_env, sync_tier
 from .tidy import (
     NEVER_IN_PACKAGES,
     exclude_data_files,
     fix_shebangs,
+    forget_bytecode,
     relocatable_shebangs,
     remove_junk,
+    remove_orphans,
 )
 
 if TYPE_CHECKING:
@@ -99,11 +101,13 @@ class StagedEnv:
     def scripts(self) -> tuple[str, ...]:
         return tuple(sorted({s for t in self.tiers for s in t.scripts}))
 
-    def tier_entries(self, tier: Tier) -> list[layers.Entry]:
-        """The tier's files at their final paths; venv files that name the host are rewritten."""
+    def tier_entries(self, tier: Tier, files: tuple[str, ...] | None = None
+                     ) -> list[layers.Entry]:
+        """The tier's files (or ``files`` of them) at their final paths; venv files that
+        name the host are rewritten."""
         prefix = self.final_path.strip("/")
         out = []
-        for rel in tier.files:
+        for rel in tier.files if files is None else files:
             src = tier.root / rel
             # a relocatable bundle's prefix is its own root ("/"): paths stay relative
             path = f"{prefix}/{rel}" if prefix else rel
@@ -213,9 +217,16 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                 prev: Tier | None) -> Tier:
     made: dict[str, Any] = {}
 
+    site = f"lib/python{interp.minor}/site-packages"
+
     def build(out: Path) -> None:
         env = out / "env"
-        if prev is None:
+        donor = _donor(plan, interp, key) if prev is None else None
+        if donor is not None:
+            link_tree(donor.root, env)
+            modules = {rel: (env / rel).stat().st_ino for rel in donor.files
+                       if rel.endswith(".py") and rel.startswith(site)}
+        elif prev is None:
             new_env(ws, plan, interp, env)
         else:
             link_tree(prev.root, env)
@@ -226,7 +237,8 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         sync_tier(ws, plan, python, env, name, interp.run_env(), uv_python_platform(plan, interp))
         if plan.mode == "venv" and prev is None:
             check_venv(env, interp)
-        site = f"lib/python{interp.minor}/site-packages"
+        if donor is not None:
+            remove_orphans(env, site, before)
         remove_junk(env, site, plan.mode, before)
         left_out: list[str] = []
         if name != "dependencies":  # a build backend puts whatever the package dir holds
@@ -242,6 +254,9 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             fix_shebangs(env, site, scripts, python, plan.python_path)
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
+            if donor is not None:  # only what uv installed: the rest has its bytecode
+                py = [f for f in py if modules.get(_rel(f, env)) != f.stat().st_ino]
+                forget_bytecode(py, interp.minor)
             compile_files(python, py, strip=env, prefix=plan.env_path,
                           emulator=interp.emulator(), minor=interp.minor)  # native: see above
             added = sorted(set(_listing(env)) - base)
@@ -259,7 +274,28 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
     cached_dir("tiers", key, build)
     loaded = load_tier(name, key)
     assert loaded is not None
+    if name == "dependencies":
+        cache.write_record("dependency-donor", environment_key(plan, interp), key)
     return loaded
+
+
+def _donor(plan: Plan, interp: Interpreter, key: str) -> Tier | None:
+    """The third-party tier staged last for the same interpreter, paths and selection (a
+    lock before this one): the new tier starts as its hard-linked copy, so uv installs
+    only what changed and only that is byte-compiled; the result is the tier a fresh
+    environment would give (tests/test_layers_split.py builds both). Only for a venv: a
+    system-mode tier is told apart from the interpreter's own files by what was there
+    before uv ran."""
+    if plan.mode != "venv":
+        return None
+    known = cache.read_record("dependency-donor", environment_key(plan, interp))
+    if not known or known == key:
+        return None
+    return load_tier("dependencies", known)
+
+
+def _rel(path: Path, root: Path) -> str:
+    return str(path.relative_to(root))
 
 
 def _listing(root: Path) -> Iterator[str]:

@@ -1,0 +1,104 @@
+"""Third-party packages in layers of their own: a lock change rebuilds and sends only the
+layers of what it changed, and the tier uv updates in place is the tier a fresh one is."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from uvship import oci
+
+from .conftest import one_dependency_project, podman, run, uvship
+
+MORE = ("idna==3.7", "h11==0.14.0", "certifi==2024.8.30")
+
+
+def build(src: Path, out: Path, cache: Path) -> dict:
+    proc = uvship("build", str(src), "-o", f"oci:{out}", "--json",
+                  env={"UVSHIP_CACHE_DIR": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def dependency_layers(layout: Path) -> dict[str, set[str]]:
+    """Each third-party layer of the image: digest -> the distributions it holds."""
+    img = oci.read_layout(layout)
+    history = [h for h in img.config_dict()["history"] if not h.get("empty_layer")]
+    out = {}
+    for layer, h in zip(img.layers, history, strict=True):
+        if not h.get("created_by", "").startswith("uvship: dependencies"):
+            continue
+        with tarfile.open(layer.path) as tar:
+            out[layer.digest] = {m.group(1).lower() for n in tar.getnames()
+                                 if (m := re.search(r"site-packages/([^/]+)-[^-/]+\.dist-info$",
+                                                    n))}
+    return out
+
+
+def bump(proj: Path, uv: str, old: str, new: str) -> None:
+    py = proj / "pyproject.toml"
+    py.write_text(py.read_text().replace(old, new))
+    run([uv, "lock", "-q", "--python", sys.executable], cwd=proj)
+
+
+def run_image(layout: Path) -> str:
+    image_id = podman("pull", "-q", f"oci:{layout}").stdout.strip()
+    try:
+        return podman("run", "--rm", "--network=none", image_id).stdout
+    finally:
+        podman("rmi", "-f", image_id, check=False)
+
+
+@pytest.fixture
+def proj(tmp_path, uv_bin, managed_python):
+    return one_dependency_project(tmp_path, uv_bin, "split-app", "six==1.16.0", "six",
+                                  more=MORE)
+
+
+def test_each_distribution_in_one_layer_and_the_image_runs(proj, tmp_path):
+    build(proj, tmp_path / "lay", tmp_path / "cache")
+    layers = dependency_layers(tmp_path / "lay")
+    held = [d for dists in layers.values() for d in dists]
+    assert sorted(held) == sorted({"six", "idna", "h11", "certifi"}), layers
+    assert len(layers) > 1, "the third-party tier is one layer"
+    out = run_image(tmp_path / "lay")
+    assert "six 1.16.0" in out and "idna 3.7" in out and "h11 0.14.0" in out, out
+
+
+def test_a_bump_changes_only_its_layer_and_equals_a_fresh_build(proj, tmp_path, uv_bin):
+    warm = tmp_path / "warm-cache"
+    build(proj, tmp_path / "v1", warm)
+    before = dependency_layers(tmp_path / "v1")
+    bump(proj, uv_bin, "six==1.16.0", "six==1.17.0")
+    # uv updates a copy of the tier it staged last (only six is installed and compiled)
+    build(proj, tmp_path / "v2", warm)
+    after = dependency_layers(tmp_path / "v2")
+    gone = {d: before[d] for d in set(before) - set(after)}
+    new = {d: after[d] for d in set(after) - set(before)}
+    assert len(gone) == 1 and "six" in next(iter(gone.values())), (gone, new)
+    assert len(new) == 1 and "six" in next(iter(new.values())), (gone, new)
+    # ... and gives the bytes a build from nothing gives
+    build(proj, tmp_path / "fresh", tmp_path / "cold-cache")
+    assert oci.read_layout(tmp_path / "v2").digest == oci.read_layout(tmp_path / "fresh").digest
+    assert "six 1.17.0" in run_image(tmp_path / "v2")
+
+
+def test_removing_a_package_leaves_none_of_its_files(proj, tmp_path, uv_bin):
+    """uv removes what RECORD lists; the bytecode uvship compiled for it must go too."""
+    warm = tmp_path / "warm-cache"
+    build(proj, tmp_path / "v1", warm)
+    bump(proj, uv_bin, ', "h11==0.14.0"', "")
+    (proj / "src" / "split_app" / "__init__.py").write_text(
+        (proj / "src" / "split_app" / "__init__.py").read_text().replace(", h11", "")
+        .replace("    print('h11', getattr(h11, 'answer', lambda: h11.__version__)())\n", ""))
+    build(proj, tmp_path / "v2", warm)
+    build(proj, tmp_path / "fresh", tmp_path / "cold-cache")
+    assert oci.read_layout(tmp_path / "v2").digest == oci.read_layout(tmp_path / "fresh").digest
+    names = [n for layer in oci.read_layout(tmp_path / "v2").layers
+             for n in tarfile.open(layer.path).getnames()]
+    assert not [n for n in names if "/h11" in n], "h11's files are left in the image"
