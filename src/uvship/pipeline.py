@@ -132,7 +132,7 @@ def stage_with(ws: Workspace, plan: Plan, interp: _interpreter.Interpreter,
         layout = projectfiles.layout_of(plan, interp, staged_bin=env.root / "bin",
                                         files=names, scratch=scratch)
         app = projectfiles.stage(
-            plan, files, env_root=env.root, env_key=env.tiers[-1].key,
+            plan, files, env_copy=env.copy_to, env_key=env.tiers[-1].key,
             python=native_stager(interp) or interp.exe, interp=interp,
             layout=layout, image_env=dict(image_env), progress=progress)
         if app.left_out:

@@ -263,14 +263,16 @@ def native_libraries(env: StagedEnv) -> dict[str, str]:
         return _NATIVE_SEEN.setdefault(key, known)
     from . import runtime
 
-    root = env.root.resolve()
-    files = {root / rel: info for t in with_elf for rel, info in t.elf_files().items()}
-    owners = {rel: f"{d.name} {d.version}" for d in env.distributions for rel in d.files}
+    # each tier's files are in the root of the tier that staged them
+    roots = {t.name: t.root.resolve() for t in env.tiers}
+    files = {roots[t.name] / rel: info for t in with_elf for rel, info in t.elf_files().items()}
+    owners = {str(roots[t.name] / rel): f"{d.name} {d.version}"
+              for t in env.tiers for d in t.distributions for rel in d.files}
 
     def owner(path: Path) -> str | None:
-        return owners.get(str(path.relative_to(root))) if path.is_relative_to(root) else None
+        return owners.get(str(path))
 
-    libs = runtime.env_libraries(files, [i.root, root], i.exe, owner)
+    libs = runtime.env_libraries(files, [i.root, *dict.fromkeys(roots.values())], i.exe, owner)
     got = {s: str(p) for s, p in libs.items()}
     cache.write_record("native-libraries", key, got)
     return _NATIVE_SEEN.setdefault(key, got)

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,8 @@ class AppFiles:
     sources: tuple[tuple[str, str], ...] = ()  # the project's files and their identities
 
 
-def stage(plan: Plan, sel: Selection, *, env_root: Path, env_key: str, python: Path,
+def stage(plan: Plan, sel: Selection, *, env_copy: Callable[[Path], None], env_key: str,
+          python: Path,
           interp, layout: Layout, image_env: dict[str, str],
           progress=None) -> AppFiles:
     """The project files (and what the build steps make of them), cached by every input."""
@@ -151,7 +153,7 @@ def stage(plan: Plan, sel: Selection, *, env_root: Path, env_key: str, python: P
         outputs: list[str] = []
         made_secrets: list[str] = []
         if steps:
-            outputs = _run_steps(plan, root, env_root, layout, image_env, progress)
+            outputs = _run_steps(plan, root, env_copy, layout, image_env, progress)
             made_secrets = _drop_secrets(wd, plan.app_dir)
         if plan.compile:
             from ..python.bytecode import compile_files, python_files
@@ -184,14 +186,14 @@ def _drop_secrets(wd: Path, app_dir: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------- build steps
-def _run_steps(plan: Plan, root: Path, env_root: Path, layout: Layout,
+def _run_steps(plan: Plan, root: Path, env_copy: Callable[[Path], None], layout: Layout,
                image_env: dict[str, str], progress) -> list[str]:
     """Run each build step with a copy of the environment at its final path; return the
     files they added to it (target paths). A copy, not links: a tier's files are hard links
     into uvship's cache and uv's, which a step must never be able to write into; a step
     that changes one of the environment's files in place is an error."""
     env_dir = root / plan.env_path.strip("/")
-    shutil.copytree(env_root, env_dir, symlinks=True)
+    env_copy(env_dir)
     before = _snapshot(env_dir)
     home = tempdir("step-home")
     try:

@@ -39,6 +39,25 @@ def new_env(ws: Workspace, plan: Plan, interp: Interpreter, env: Path) -> None:
             str(env)], cwd=ws.project_dir, what="uv venv", env=interp.run_env())
 
 
+def shadow_tree(src: Path, dst: Path, site: str) -> None:
+    """What uv reads of the venv at ``src`` to know what is installed, hard-linked at
+    ``dst``: the venv's own files, bin/ and every dist-info directory, without the packages'
+    files. A later tier is synced over this, not over a copy of the whole environment, so
+    its cost follows the tier (a data-science venv holds tens of thousands of files)."""
+    dst.mkdir(parents=True)
+    for entry in os.scandir(src):
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), dst / entry.name)
+        elif entry.is_file():
+            os.link(entry.path, dst / entry.name)
+    if (src / "bin").is_dir():
+        link_tree(src / "bin", dst / "bin")
+    (dst / site).mkdir(parents=True)
+    for entry in os.scandir(src / site):
+        if entry.name.endswith(".dist-info") and entry.is_dir(follow_symlinks=False):
+            link_tree(Path(entry.path), dst / site / entry.name)
+
+
 def link_tree(src: Path, dst: Path) -> None:
     """A copy of ``src`` made of hard links: uv and the compiler only ever add new files
     (or replace through a rename), so the cached tier underneath is never written."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..python.interpreter import Interpreter
 from .dists import Distribution, distributions, elf_facts, needed, new_scripts
 from .keys import environment_key, tier_keys
 from .platforms import native_stager, uv_python_platform
-from .sync import check_venv, link_tree, new_env, sync_tier
+from .sync import check_venv, link_tree, new_env, shadow_tree, sync_tier
 from .tidy import (
     NEVER_IN_PACKAGES,
     exclude_data_files,
@@ -52,7 +53,10 @@ class Tier:
 
     name: str
     key: str
-    root: Path  # the staged environment after this tier (valid on this host)
+    # where the tier was staged (valid on this host): the third-party tier, or any tier of
+    # a system-mode install, is the whole environment so far; a later venv tier holds its
+    # own files and, linked from below, the venv's files, bin/ and every dist-info
+    root: Path
     files: tuple[str, ...]  # what this tier added, relative to the env root
     distributions: tuple[Distribution, ...]
     needed: tuple[str, ...]  # DT_NEEDED of the tier's ELF files (for a scratch runtime)
@@ -86,8 +90,26 @@ class StagedEnv:
 
     @property
     def root(self) -> Path:
-        """The complete environment on this host (the last tier's staging copy)."""
+        """The last tier's staging directory: the venv's files, bin/ and every dist-info
+        of the environment (for what runs and the SBOM); the packages' files are each in
+        the root of the tier that installed them (``copy_to`` puts them together)."""
         return self.tiers[-1].root
+
+    def copy_to(self, dest: Path) -> None:
+        """A copy of the complete environment at ``dest``: files copied, never linked (a
+        build step writes there, and a tier's files are links into the caches)."""
+        first = self.tiers[0] if self.plan.mode == "venv" else self.tiers[-1]
+        shutil.copytree(first.root, dest, symlinks=True)
+        for t in self.tiers[1:] if self.plan.mode == "venv" else ():
+            for rel in t.files:  # sorted: a directory before what it holds
+                src, dst = t.root / rel, dest / rel
+                if src.is_symlink():
+                    if not os.path.lexists(dst):
+                        os.symlink(os.readlink(src), dst)
+                elif src.is_dir():
+                    dst.mkdir(exist_ok=True)
+                else:
+                    shutil.copy2(src, dst)
 
     @property
     def final_path(self) -> str:
@@ -228,7 +250,9 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                        if rel.endswith(".py") and rel.startswith(site)}
         elif prev is None:
             new_env(ws, plan, interp, env)
-        else:
+        elif plan.mode == "venv":
+            shadow_tree(prev.root, env, site)
+        else:  # an interpreter's prefix: uv runs the Python inside it
             link_tree(prev.root, env)
         before = set(_listing(env))
         python = env / interp.executable if plan.mode == "system" else interp.exe
