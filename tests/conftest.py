@@ -184,6 +184,30 @@ def uv_bin() -> str:
     return find()
 
 
+# Apache Spark for the relocatable-bundle tests: PySpark from PyPI (it carries Spark's jars
+# and launch scripts) with Debian's Java (scripts/setup-host installs openjdk-17-jre-headless).
+PYSPARK = "pyspark==4.3.0"
+
+
+@pytest.fixture(scope="session")
+def pyspark_driver(tmp_path_factory, uv_bin) -> dict[str, Path]:
+    """A driver environment with PySpark only (the test CPython 3.12: Spark refuses workers
+    of another minor version); ``python``, ``spark_home`` and ``submit`` (spark-submit).
+    Installed once per run: about 300 MB of jars."""
+    if shutil.which("java") is None:
+        pytest.fail("no java on PATH: scripts/setup-host installs openjdk-17-jre-headless")
+    if TEST_PYTHON is None:
+        pytest.fail("no local CPython 3.12 for the Spark driver")
+    venv = tmp_path_factory.mktemp("pyspark") / "driver"
+    run([uv_bin, "venv", "-q", "--no-config", "--no-python-downloads", "--python", TEST_PYTHON,
+         venv])
+    run([uv_bin, "pip", "install", "-q", "--no-python-downloads", "--python",
+         venv / "bin" / "python", PYSPARK])
+    home = venv / "lib" / "python3.12" / "site-packages" / "pyspark"
+    return {"python": venv / "bin" / "python", "spark_home": home,
+            "submit": home / "bin" / "spark-submit"}
+
+
 @pytest.fixture(scope="session")
 def base_images() -> None:
     """The Debian-built base images must exist (scripts/setup-host makes them)."""

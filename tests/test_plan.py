@@ -22,7 +22,7 @@ def test_every_option_can_be_set_in_pyproject():
         "tag": ["app:1"], "push": ["registry.example/app:1"],
         "cache-repo": "registry.example/cache", "insecure-registry": ["registry.example"],
         "command": "gunicorn app:wsgi", "build-steps": ["python manage.py check"],
-        "project-files": True,
+        "project-files": True, "relocatable": True,
     }
     assert {k.replace("-", "_") for k in cfg} == {f.name for f in fields(Options)}
     opts = Options.from_config(cfg, "pyproject.toml")
@@ -30,6 +30,7 @@ def test_every_option_can_be_set_in_pyproject():
     assert opts.compile is False and opts.python_path == "/p"
     assert opts.command == ("gunicorn", "app:wsgi")  # split as a shell would, not run by one
     assert opts.build_steps == ("python manage.py check",) and opts.project_files is True
+    assert opts.relocatable is True
 
 
 def test_command_line_overrides_config():

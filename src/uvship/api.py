@@ -128,6 +128,13 @@ class UvBuild:
         """Install into the interpreter's own prefix instead of a venv."""
         return replace(self, options=replace(self.options, mode="system"))
 
+    def with_relocatable(self, relocatable: bool = True) -> UvBuild:
+        """A bundle that runs wherever it is unpacked, by any user: the interpreter's prefix
+        is the bundle's root (``DIR/bin/python``, ``DIR/bin/<script>``), the locked packages
+        installed into it, no absolute path in it (what Spark's ``--archives`` unpacks).
+        Images keep fixed paths: ``image()`` ignores it."""
+        return replace(self, options=replace(self.options, relocatable=relocatable))
+
     def with_remote_dependencies(self) -> UvBuild:
         """Third-party dependencies as their own tier (their own image layer): always so,
         so this build is returned as it is; the call reads as the layering it asks for."""
@@ -180,6 +187,7 @@ class UvBuild:
         from .image import assemble as _build
 
         b = self.with_venv(path=path) if path else self
+        b = b.with_relocatable(False)  # an image's paths are fixed
         env = b.stage()
         return _build.copy_venv(image, env, set_env_vars=set_env_vars,
                                 compression=compression,  # type: ignore[arg-type]
@@ -189,6 +197,9 @@ class UvBuild:
         """The whole image `uvship build` makes: base, layers, entrypoint, config, labels."""
         from .image import assemble as _build
 
+        if self.options.relocatable:  # a bundle's layout ([tool.uvship]); images have paths
+            return replace(self, options=replace(self.options, relocatable=False)).image(
+                base, spec)
         plan = self.plan
         if isinstance(base, str):
             base = Image.from_reference(base, plan.platform, self.options.insecure_registry)

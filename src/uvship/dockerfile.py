@@ -77,7 +77,8 @@ def make_docker_plan(ws: Workspace, variant: str, **cli: Any) -> tuple[Plan, Opt
     if variant == "system" and cli.get("python_path") is None:
         python_path = "/usr/local"
     mode = "system" if variant == "system" else "venv"
-    opts = replace(opts, mode=mode, python_path=python_path)
+    # relocatable is a bundle's layout: an image's paths are fixed
+    opts = replace(opts, mode=mode, python_path=python_path, relocatable=False)
     return make_plan(ws, opts), opts
 
 

@@ -4,13 +4,22 @@ site-packages directories."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 from pathlib import Path
 
 import pytest
 
-from uvship.stage.tidy import NEVER_IN_PACKAGES, exclude_data_files, excluded, remove_junk
+from uvship.stage.tidy import (
+    NEVER_IN_PACKAGES,
+    TRAMPOLINE,
+    exclude_data_files,
+    excluded,
+    relocatable_shebangs,
+    remove_junk,
+)
 
 SITE = "lib/python3.12/site-packages"
 
@@ -104,3 +113,35 @@ def test_a_system_prefix_keeps_its_root_files(tmp_path):
     (env / ".lock").write_text("")
     remove_junk(env, SITE, "system", set())
     assert (env / ".lock").is_file()
+
+
+_BODY = b"import sys\nfrom tool import main\nsys.exit(main())\n"
+
+
+@pytest.mark.parametrize("head", [
+    b"#!{staged}/python3.12\n",  # uv's usual shebang
+    # uv's form when the path is too long (or spaced) for a shebang line
+    b"#!/bin/sh\n'''exec' '{staged}/python3.12' \"$0\" \"$@\"\n' '''\n",
+])
+def test_scripts_of_a_relocatable_prefix_run_the_python_beside_them(tmp_path, head):
+    env = tmp_path / "a staging dir" / "env"
+    info = _dist(env, "tool", {"tool/__init__.py": ""})
+    (env / "bin").mkdir()
+    script = env / "bin" / "tool"
+    script.write_bytes(head.replace(b"{staged}", str(env / "bin").encode()) + _BODY)
+    (env / "bin" / "other").write_bytes(b"#!/usr/bin/env python3\n" + _BODY)  # not ours
+    rows = (info / "RECORD").read_text() + "../../../bin/tool,sha256=old,10\n"
+    (info / "RECORD").write_text(rows)
+
+    changed = relocatable_shebangs(env, SITE, ["tool", "other"], env / "bin" / "python3.12")
+
+    assert changed == ["tool"]
+    data = script.read_bytes()
+    assert data == TRAMPOLINE.format(python="python3.12").encode() + _BODY
+    assert str(tmp_path).encode() not in data
+    assert (env / "bin" / "other").read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    # RECORD names the bytes that ship, not the ones uv wrote
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    row = next(r for r in csv.reader(io.StringIO((info / "RECORD").read_text()))
+               if r and r[0] == "../../../bin/tool")
+    assert row == ["../../../bin/tool", f"sha256={digest}", str(len(data))]

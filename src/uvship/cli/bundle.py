@@ -17,10 +17,16 @@ from .output import emit, errors, stdout_output
               help="A directory, or a FILE.tar.gz (reproducible). With several --platform "
               "values, one per platform: {platform} in it is replaced, else -linux-ARCH is "
               "added (app.tar.gz -> app-linux-arm64.tar.gz).")
+@click.option("--relocatable", is_flag=True, default=None,
+              help="A bundle that runs wherever it is unpacked, by any user: DIR/bin/python "
+              "is the environment's interpreter and DIR/bin/<script> its console scripts "
+              "(the layout Spark's --archives, conda-pack and venv-pack use); no project "
+              "files, no fixed paths.")
 @build_options
 def bundle(project: str, output: str, **kw: Any) -> None:
     """Bundle PROJECT's environment and its Python, laid out for their final paths."""
     as_json = kw.pop("as_json")
+    relocatable = kw.pop("relocatable")
     with errors():
         from .._fs import is_stream, output_path, output_place
 
@@ -28,7 +34,7 @@ def bundle(project: str, output: str, **kw: Any) -> None:
         to_stdout = stdout_output(
             [output] if is_stream(out) and output_place(out, f"--output {out}").is_stdout
             else [], as_json, "bundle")
-        b = build_from(project, kw)
+        b = build_from(project, kw, relocatable=relocatable)
         platforms = [p.strip() for p in (b.options.platform or "").split(",") if p.strip()]
         if len(platforms) > 1 and is_stream(out):
             from ..errors import InputError

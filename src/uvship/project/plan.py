@@ -34,6 +34,10 @@ class Options:
     python_path: str = "/opt/python"
     venv_path: str = "/app/.venv"
     mode: Mode = "venv"
+    # a bundle that runs wherever it is unpacked: the archive's root is the interpreter's
+    # prefix (DIR/bin/python, DIR/lib/python3.X/site-packages), scripts find their python
+    # next to themselves (conda-pack's and venv-pack's layout, what Spark's --archives wants)
+    relocatable: bool = False
     compile: bool = True
     # strip a local interpreter's binaries, as the python-build-standalone downloads uv
     # installs are: symbols are nearly half its bytes (pyenv's 3.12: 74 MB, stripped 39 MB)
@@ -166,6 +170,9 @@ class Plan:
     workdir: str = "/app"  # where the image (and each build step) starts
     app_dir: str = "/app"  # where the project's files go: the venv's parent, or /app
     files_dir: Path | None = None  # the directory shipped to ``app_dir`` (None: none)
+    # the interpreter's prefix is the bundle's root, wherever that is unpacked: python_path
+    # is "/" (the root), mode "system"; paths in the manifest are relative to the root
+    relocatable: bool = False
 
     @property
     def target(self) -> str:
@@ -223,6 +230,8 @@ def _abs_posix(value: str, what: str, root_ok: bool = False) -> str:
 
 def make_plan(ws: Workspace, opts: Options) -> Plan:
     """Check ``opts`` against the workspace and freeze them into a Plan."""
+    if opts.relocatable:
+        return _relocatable_plan(ws, opts)
     if opts.mode not in ("venv", "system"):
         raise InputError.of(Option("mode", repr(opts.mode)), "expected 'venv' or 'system'")
     python_path = _abs_posix(opts.python_path, "--python-path")
@@ -272,6 +281,32 @@ def make_plan(ws: Workspace, opts: Options) -> Plan:
         app_dir=app_dir,
         files_dir=files_dir,
     )
+
+
+def _relocatable_plan(ws: Workspace, opts: Options) -> Plan:
+    """The plan of a relocatable bundle: the interpreter's prefix at the bundle's root with
+    the locked packages installed into it (no venv: pyvenv.cfg's ``home`` is absolute).
+    Options that name fixed paths in the target, or need them, are refused."""
+    default = Options()
+    fixed = [(name, value) for name, value in (
+        ("python_path", opts.python_path), ("venv_path", opts.venv_path),
+        ("workdir", opts.workdir)) if value != getattr(default, name)]
+    if opts.mode != "system" and opts.mode != default.mode:
+        fixed.append(("mode", opts.mode))
+    if opts.project_files:
+        fixed.append(("project_files", "true"))
+    if opts.build_steps:
+        fixed.append(("build_step", opts.build_steps[0]))
+    if fixed:
+        name, value = fixed[0]
+        raise InputError.of(
+            Option(name, str(value)), f"expected no {name.replace('_', '-')} for a "
+            "relocatable bundle, which runs wherever it is unpacked (its interpreter at "
+            "DIR/bin/python, no project files, nothing at fixed paths)",
+            hint="leave it out, or build a bundle for fixed paths without relocatable")
+    plan = make_plan(ws, replace(opts, relocatable=False, mode="system",
+                                 project_files=False))
+    return replace(plan, python_path="/", workdir="/", relocatable=True)
 
 
 def project_files_dir(ws: Workspace, selected: tuple[str, ...], wanted: bool | None

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from .._fs import check_writable_parent, is_stream, output_file, output_place, t
 from ..errors import InputError, Option
 from ..project.plan import Plan
 from ..python.interpreter import BUILD_ONLY, Interpreter
+from ..stage.tidy import TRAMPOLINE
 from ..stage.venv import StagedEnv
 
 MANIFEST_NAME = "uvship-bundle.json"
@@ -47,8 +48,9 @@ class UvVenv:
 
     @property
     def interpreter_path(self) -> str:
-        """The path the interpreter's executable must have in the target."""
-        return f"{self.plan.python_path}/{self.interpreter.executable}"
+        """The path the interpreter's executable must have in the target (relative to
+        where the bundle is unpacked, for a relocatable one)."""
+        return _under(self.plan.python_path, self.interpreter.executable)
 
     @property
     def python(self) -> str:
@@ -70,31 +72,45 @@ class UvVenv:
         return manifest(self.env)
 
 
+def _under(root: str, rel: str) -> str:
+    """``rel`` in the directory ``root`` of the target; "/" is a relocatable bundle's own
+    root, wherever it is unpacked, so paths there stay relative (bin/python3.12)."""
+    return rel if root == "/" else f"{root.rstrip('/')}/{rel}"
+
+
 def manifest(env: StagedEnv) -> dict[str, Any]:
-    """A small description of an environment: interpreter, platform, paths, packages."""
+    """A small description of an environment: interpreter, platform, paths, packages.
+
+    A relocatable bundle's paths are relative to where it is unpacked."""
     from .._version import version
 
     plan, i = env.plan, env.interpreter
-    exe = f"{plan.python_path}/{i.executable}"
+    exe = _under(plan.python_path, i.executable)
+    command = list(env.command) if env.command else None
+    if plan.relocatable and command:
+        # the words that name the bundle's own programs (/bin/python3.12, /bin/NAME)
+        command = [w[1:] if w.startswith("/bin/") else w for w in command]
     return {
         "uvship": version(),
         "mode": plan.mode,
+        "relocatable": plan.relocatable,
         "platform": plan.platform,
         "interpreter": {
             "implementation": "cpython",
             "version": i.version_str,
             "source": i.source,
-            "path": plan.python_path,
+            "path": "." if plan.relocatable else plan.python_path,
             "executable": exe,
             "libc": i.libc,
             "min_glibc": i.min_glibc,
             "machine": i.machine,
         },
         "venv_path": None if plan.mode == "system" else plan.venv_path,
-        "workdir": plan.workdir,
-        "command": list(env.command) if env.command else None,
+        "workdir": "." if plan.relocatable else plan.workdir,
+        "command": command,
         "project_files": env.app.count if env.app else 0,
-        "python": exe if plan.mode == "system" else f"{plan.venv_path}/bin/python",
+        "python": "bin/python" if plan.relocatable else exe if plan.mode == "system"
+        else f"{plan.venv_path}/bin/python",
         "packages": [
             {"name": d.name, "version": d.version, "tier": d.tier}
             for d in sorted(env.distributions, key=lambda d: d.name)
@@ -104,7 +120,23 @@ def manifest(env: StagedEnv) -> dict[str, Any]:
 
 
 def interpreter_entries(env: StagedEnv) -> list[layers.Entry]:
-    return layers.scan(env.interpreter.root, env.plan.python_path, skip=BUILD_ONLY)
+    found = layers.scan(env.interpreter.root, env.plan.python_path, skip=BUILD_ONLY)
+    return [_relocated_script(e) for e in found] if env.plan.relocatable else found
+
+
+def _relocated_script(e: layers.Entry) -> layers.Entry:
+    """A script of the interpreter's own bin/ (pip3 in a python-build-standalone tree) that
+    names its python by an absolute path, made to run the python beside it."""
+    if e.kind != "file" or not e.path.startswith("bin/") or e.source is None:
+        return e
+    with open(e.source, "rb") as f:
+        first = f.readline(256)
+    if not first.startswith(b"#!/") or not first.rstrip().rsplit(b"/", 1)[-1].startswith(
+            b"python"):
+        return e
+    first, _, rest = e.source.read_bytes().partition(b"\n")
+    exe = first.rstrip().rsplit(b"/", 1)[-1].decode()
+    return replace(e, source=None, data=TRAMPOLINE.format(python=exe).encode() + rest)
 
 
 def app_entries(env: StagedEnv) -> list[layers.Entry]:

@@ -31,7 +31,10 @@ def environment_key(plan: Plan, interp: Interpreter) -> str:
     return key_of("tier", FORMAT, uv.uv_version(), interp.key, plan.mode, plan.env_path,
                   plan.python_path, plan.compile, plan.platform, selection_args(plan),
                   plan.exclude, uv_python_platform(plan, interp),
-                  compiler_id(interp.minor) if interp.sysroot or not interp.native else None)
+                  compiler_id(interp.minor) if interp.sysroot or not interp.native else None,
+                  # scripts find their python beside them (added only when true: the keys
+                  # of every other build stay as they were)
+                  *(["relocatable"] if plan.relocatable else []))
 
 
 def tier_keys(ws: Workspace, plan: Plan, interp: Interpreter) -> dict[str, str]:

@@ -21,11 +21,15 @@ def new_env(ws: Workspace, plan: Plan, interp: Interpreter, env: Path) -> None:
     """The environment the first tier is installed into, at ``env``."""
     if plan.mode == "system":
         if not interp.native:
+            what = "relocatable" if plan.relocatable else "--mode system"
             raise InputError(
-                f"--mode system: the interpreter ({interp.origin}) is for {interp.machine} "
+                f"{what}: the interpreter ({interp.origin}) is for {interp.machine} "
                 f"({interp.libc}) and this host cannot run it, so it cannot install into "
-                "its own prefix", hint="use --mode venv (the default), or give --python PATH "
-                "of an interpreter inside a sysroot that qemu-user can run it from")
+                "its own prefix", hint=(
+                    "build the relocatable bundle on a host of that platform, or "
+                    if plan.relocatable else "use --mode venv (the default), or ")
+                + "give --python PATH of an interpreter inside a sysroot that qemu-user can "
+                "run it from")
         shutil.copytree(interp.root, env, symlinks=True)
         return
     # a venv made with the native stager Python points at it; the layout points it at the

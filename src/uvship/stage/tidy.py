@@ -8,8 +8,10 @@ cached tier underneath."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import functools
+import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -64,10 +66,12 @@ def _replace_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def fix_shebangs(env: Path, scripts: list[str], python: Path, python_path: str) -> None:
+def fix_shebangs(env: Path, site: str, scripts: list[str], python: Path,
+                 python_path: str) -> None:
     """Scripts installed into the interpreter's own bin/ name its final path, not staging."""
     staged = str(python.parent).encode()
     final_bin = f"{python_path.rstrip('/')}/bin"
+    changed = []
     for name in scripts:
         p = env / "bin" / name
         data = p.read_bytes()
@@ -78,6 +82,74 @@ def fix_shebangs(env: Path, scripts: list[str], python: Path, python_path: str) 
             tmp.write_bytes(f"#!{final_bin}/{exe_name}\n".encode() + rest)
             os.chmod(tmp, 0o755)
             os.replace(tmp, p)
+            changed.append(name)
+    record_scripts(env, site, changed)
+
+
+def record_scripts(env: Path, site: str, scripts: list[str]) -> None:
+    """The RECORD rows of rewritten ``scripts`` (names in bin/) given their new hash and
+    size: uv recorded the bytes it wrote, which named the staging directory, so RECORD
+    would differ between two checkouts (and fail a check of the installed files)."""
+    if not scripts:
+        return
+    wanted = {f"bin/{n}" for n in scripts}
+    for dist_info in sorted((env / site).glob("*.dist-info")):
+        record = dist_info / "RECORD"
+        if not record.is_file():
+            continue
+        rows = [r for r in csv.reader(io.StringIO(record.read_text())) if r]
+        hit = False
+        for r in rows:
+            rel = os.path.normpath(os.path.join(site, r[0]))
+            if rel in wanted and len(r) >= 3:
+                data = (env / rel).read_bytes()
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+                r[1:3] = [f"sha256={digest.decode()}", str(len(data))]
+                hit = True
+        if hit:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows(rows)
+            _replace_text(record, buf.getvalue())
+
+
+# The first lines of a script that runs the python beside it, wherever its directory is:
+# /bin/sh execs that python on the script, to which the second line is a string and the
+# third closes it (the form of uv's --relocatable scripts). realpath: through a symlink to
+# the script (from a PATH directory elsewhere) it still finds the bundle's python.
+TRAMPOLINE = ("#!/bin/sh\n"
+              "'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")\"/'{python}' \"$0\" \"$@\"\n"
+              "' '''\n")
+
+
+def relocatable_shebangs(env: Path, site: str, scripts: list[str], python: Path) -> list[str]:
+    """Scripts in the interpreter's own bin/ whose shebang names ``python``'s directory
+    (the staging copy) made to run the python beside them; returns those changed."""
+    staged = str(python.parent).encode()
+    changed = []
+    for name in scripts:
+        p = env / "bin" / name
+        if p.is_symlink() or not p.is_file():
+            continue
+        data = p.read_bytes()
+        first, _, rest = data.partition(b"\n")
+        if first.startswith(b"#!" + staged + b"/"):
+            exe_name = first[2:].decode().strip().rsplit("/", 1)[-1]
+        elif first == b"#!/bin/sh" and rest.startswith(b"'''exec' '" + staged + b"/"):
+            # uv's form for a python path too long (or spaced) for a shebang line
+            second, _, rest = rest.partition(b"\n")
+            third, _, rest = rest.partition(b"\n")
+            if third != b"' '''":
+                continue
+            exe_name = second[len(b"'''exec' '" + staged + b"/"):].split(b"'")[0].decode()
+        else:
+            continue
+        tmp = p.with_name(p.name + ".uvship-tmp")
+        tmp.write_bytes(TRAMPOLINE.format(python=exe_name).encode() + rest)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, p)
+        changed.append(name)
+    record_scripts(env, site, changed)
+    return changed
 
 
 def excluded(rel: str, patterns: tuple[str, ...]) -> bool:

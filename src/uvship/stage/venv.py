@@ -35,6 +35,7 @@ from .tidy import (
     exclude_data_files,
     fix_shebangs,
     forget_bytecode,
+    relocatable_shebangs,
     remove_junk,
     remove_orphans,
 )
@@ -130,19 +131,20 @@ class StagedEnv:
         out = []
         for rel in tier.files if files is None else files:
             src = tier.root / rel
+            # a relocatable bundle's prefix is its own root ("/"): paths stay relative
+            path = f"{prefix}/{rel}" if prefix else rel
             override = self._final_form(rel)
             if override is not None:
-                out.append(layers.Entry(f"{prefix}/{rel}", **override))
+                out.append(layers.Entry(path, **override))
                 continue
             st = src.lstat()
             if os.path.islink(src):
-                out.append(layers.Entry(f"{prefix}/{rel}", "symlink", 0o777,
-                                        target=os.readlink(src)))
+                out.append(layers.Entry(path, "symlink", 0o777, target=os.readlink(src)))
             elif src.is_dir():
-                out.append(layers.Entry(f"{prefix}/{rel}", "dir", layers.DIR_MODE))
+                out.append(layers.Entry(path, "dir", layers.DIR_MODE))
             else:
                 mode = layers.EXEC_MODE if st.st_mode & 0o111 else layers.FILE_MODE
-                out.append(layers.Entry(f"{prefix}/{rel}", "file", mode, source=src))
+                out.append(layers.Entry(path, "file", mode, source=src))
         return out
 
     def entries(self) -> list[layers.Entry]:
@@ -272,8 +274,10 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         base = set() if prev is None and plan.mode == "venv" else before
         added = sorted(set(_listing(env)) - base)
         scripts = new_scripts(env, added)
-        if plan.mode == "system":
-            fix_shebangs(env, scripts, python, plan.python_path)
+        if plan.relocatable:  # wherever the bundle is unpacked: the python beside them
+            relocatable_shebangs(env, site, scripts, python)
+        elif plan.mode == "system":
+            fix_shebangs(env, site, scripts, python, plan.python_path)
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
             if donor is not None:  # only what uv installed: the rest has its bytecode
