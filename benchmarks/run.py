@@ -1,19 +1,23 @@
 """Benchmark: uvship against the standard way (BuildKit and podman building the
 best-practice uv Dockerfile).
 
-    .venv/bin/python benchmarks/run.py [--repeat N] [--only bundle|build|podman|buildkit]
-                                       [--out PATH]
+    .venv/bin/python benchmarks/run.py [--project example|data-app|PATH] [--repeat N]
+                                       [--only bundle|build|podman|buildkit] [--out PATH]
 
-Same project (a fresh copy of examples/hello-web per tool), same machine, same run; each
-scenario's repeats are interleaved across the tools. Raw timings, medians, ratios and
-machine facts go to PATH (JSON) and a Markdown table beside it (PATH with .md); the table
-is also printed on stdout, progress on stderr. What is measured and how: benchmarks/README.md.
+Same project (a fresh copy of examples/hello-web, benchmarks/projects/data-app or PATH per
+tool), same machine, same run; each scenario's repeats are interleaved across the tools.
+After each dependency change the images are pushed to a local registry (Debian's
+docker-registry on 127.0.0.1) to count the bytes the change uploads. Raw timings,
+medians, ratios and machine facts go to PATH (JSON) and a Markdown table beside it (PATH
+with .md); the table is also printed on stdout, progress on stderr. What is measured and
+how: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -27,7 +31,9 @@ import sys
 import tarfile
 import tempfile
 import time
+import tomllib
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,7 @@ EXAMPLE = ROOT / "examples" / "hello-web"
 STANDARD = ROOT / "benchmarks" / "standard"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 
+DATA_APP = ROOT / "benchmarks" / "projects" / "data-app"
 SCENARIOS = {
     "cold": "cold build, warm uv cache (base kept)",
     "cold_empty": "cold build, warm uv cache, empty uvship cache",
@@ -46,7 +53,11 @@ SCENARIOS = {
     "edit_podman": "one source file edited, then runnable in podman",
     "edit_docker": "one source file edited, then runnable in Docker",
     "dep": "one dependency added (six)",
+    "bump": "one small dependency bumped",
+    "bump_large": "one large dependency bumped",
 }
+# the scenarios that change the locked dependencies (pyproject.toml and uv.lock replaced)
+CHANGES = ("dep", "bump", "bump_large")
 TOOLS = ("podman", "buildkit", "build", "bundle")
 LABELS = {"podman": "podman build", "buildkit": "BuildKit (docker build)",
           "build": "uvship build", "bundle": "uvship bundle"}
@@ -56,6 +67,44 @@ BUILDKIT_TAG = "uvship-bench/standard:buildkit"
 ENGINE_TAG = "uvship-bench/uvship:engine"
 ADDED_DEP = "six"
 EDITED_FILE = "src/hello_web/__init__.py"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A project the benchmark runs on, and the changes its scenarios make."""
+
+    name: str
+    path: Path
+    script: str  # the console script: the image's command, and `SCRIPT --check`
+    edited_file: str  # the source file the edit scenarios append a line to
+    added: str = ADDED_DEP  # the dependency "one dependency added" adds
+    # scenario -> the locked package it moves to its previous release
+    bumps: dict[str, str] = field(default_factory=dict)
+
+
+PROJECTS = {
+    "example": Spec("example", EXAMPLE, "hello-web", EDITED_FILE, ADDED_DEP,
+                    {"bump": "idna"}),
+    # six is already in the data app's lock (python-dateutil needs it): it adds tabulate
+    "data-app": Spec("data-app", DATA_APP, "data-app", "src/data_app/__init__.py",
+                     "tabulate", {"bump": "idna", "bump_large": "scipy"}),
+}
+
+
+def project_spec(arg: str) -> Spec:
+    """A named project, or a uv project directory (its first console script, the
+    __init__.py of the package named after it, six added, nothing bumped)."""
+    if arg in PROJECTS:
+        return PROJECTS[arg]
+    path = Path(arg).resolve()
+    try:
+        meta = tomllib.loads((path / "pyproject.toml").read_text())["project"]
+        script = next(iter(meta["scripts"]))
+    except (OSError, KeyError, StopIteration, tomllib.TOMLDecodeError) as exc:
+        raise Failed(f"--project {arg}: expected a uv project with a [project.scripts] "
+                     f"entry ({exc!r})") from exc
+    module = meta["name"].replace("-", "_").replace(".", "_").lower()
+    return Spec(path.name, path, script, f"src/{module}/__init__.py")
 PODMAN_TAG = "localhost/uvship-bench/standard:latest"
 UVSHIP_TAG = "localhost/uvship-bench/uvship:latest"
 TIMEOUT = 900
@@ -107,23 +156,37 @@ def sample(seconds: float, proc: subprocess.CompletedProcess[str], **extra: Any)
 # ---------------------------------------------------------------------------- the project
 
 class Project:
-    """A private copy of the example, with the edits the scenarios make and undo."""
+    """A private copy of the project, with the edits the scenarios make and undo."""
 
-    def __init__(self, dest: Path, dep_files: dict[str, bytes], src: Path = EXAMPLE) -> None:
+    def __init__(self, dest: Path, dep_files: dict[str, Any], src: Path = EXAMPLE,
+                 edited_file: str = EDITED_FILE) -> None:
         shutil.copytree(src, dest, symlinks=True,
                         ignore=shutil.ignore_patterns(".venv", "__pycache__"))
         self.dir = dest
-        self.dep_files = dep_files  # pyproject.toml and uv.lock with the dependency added
+        self.edited_file = edited_file
+        # the changed pyproject.toml and uv.lock: {scenario: {file: bytes}}; a flat
+        # {file: bytes} is the "dep" scenario's (arm64.py passes {})
+        if dep_files and all(isinstance(v, bytes) for v in dep_files.values()):
+            dep_files = {"dep": dep_files}
+        self.variants: dict[str, dict[str, bytes]] = dep_files
         self.original = {n: (dest / n).read_bytes()
-                         for n in ("pyproject.toml", "uv.lock", EDITED_FILE)}
+                         for n in ("pyproject.toml", "uv.lock", edited_file)}
+
+    @property
+    def dep_files(self) -> dict[str, bytes]:
+        return self.variants.get("dep", {})
 
     def edit(self) -> None:
         """Change one source file, differently every time (so no cache has seen it)."""
-        with open(self.dir / EDITED_FILE, "a") as f:
+        with open(self.dir / self.edited_file, "a") as f:
             f.write(f"# benchmark edit {uuid.uuid4().hex}\n")
 
     def add_dependency(self) -> None:
-        for name, data in self.dep_files.items():
+        self.change("dep")
+
+    def change(self, scen: str) -> None:
+        """Write the pyproject.toml and uv.lock of a dependency change."""
+        for name, data in self.variants[scen].items():
             (self.dir / name).write_bytes(data)
 
     def restore(self) -> None:
@@ -131,20 +194,85 @@ class Project:
             (self.dir / name).write_bytes(data)
 
 
-def locked_with_dependency(work: Path, uv: str, env: dict[str, str]) -> dict[str, bytes]:
-    """pyproject.toml and uv.lock of the example with ADDED_DEP added, locked once by uv."""
+def locked_with_dependency(work: Path, uv: str, env: dict[str, str], src: Path = EXAMPLE,
+                           dep: str = ADDED_DEP) -> dict[str, bytes]:
+    """pyproject.toml and uv.lock of the project with ``dep`` added, locked once by uv."""
     d = work / "lock-with-dep"
-    shutil.copytree(EXAMPLE, d, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    shutil.copytree(src, d, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
     py = d / "pyproject.toml"
-    text, n = re.subn(r"(?m)^dependencies = \[\n", f'dependencies = [\n    "{ADDED_DEP}",\n',
+    text, n = re.subn(r"(?m)^dependencies = \[\n", f'dependencies = [\n    "{dep}",\n',
                       py.read_text(), count=1)
     if n != 1:
-        raise Failed(f"{py}: expected a multi-line `dependencies = [` list to add {ADDED_DEP} to")
+        raise Failed(f"{py}: expected a multi-line `dependencies = [` list to add {dep} to")
     py.write_text(text)
     run([uv, "lock", "--quiet"], cwd=d, env=env)
-    if f'name = "{ADDED_DEP}"' not in (d / "uv.lock").read_text():
-        raise Failed(f"uv lock did not add {ADDED_DEP} to {d / 'uv.lock'}")
+    if f'name = "{dep}"' not in (d / "uv.lock").read_text():
+        raise Failed(f"uv lock did not add {dep} to {d / 'uv.lock'}")
     return {"pyproject.toml": py.read_bytes(), "uv.lock": (d / "uv.lock").read_bytes()}
+
+
+def locked_packages(lock: bytes) -> dict[str, list[str]]:
+    """name -> the versions uv.lock holds (a package may be locked at one version per
+    Python range)."""
+    out: dict[str, list[str]] = {}
+    for p in tomllib.loads(lock.decode()).get("package", []):
+        if "version" in p:
+            out.setdefault(p["name"], []).append(p["version"])
+    return out
+
+
+def locked_with_bump(work: Path, uv: str, env: dict[str, str], src: Path, pkg: str
+                     ) -> dict[str, bytes]:
+    """pyproject.toml (unchanged) and uv.lock with ``pkg`` moved to its previous release:
+    `uv lock --upgrade-package 'PKG<LOWEST LOCKED VERSION'`, once, on a scratch copy."""
+    d = work / f"lock-bump-{pkg}"
+    shutil.copytree(src, d, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    before = (d / "uv.lock").read_bytes()
+    versions = locked_packages(before).get(pkg)
+    if not versions:
+        raise Failed(f"{pkg} is not in {src / 'uv.lock'}: pick a locked package to bump")
+    low = min(versions, key=version_key)
+    run([uv, "lock", "--quiet", "--upgrade-package", f"{pkg}<{low}"], cwd=d, env=env)
+    after = (d / "uv.lock").read_bytes()
+    if locked_packages(after).get(pkg) == versions:
+        raise Failed(f"uv lock did not move {pkg} below {low}")
+    return {"pyproject.toml": (d / "pyproject.toml").read_bytes(), "uv.lock": after}
+
+
+def version_key(v: str) -> tuple:
+    """A sort key good enough for release versions (1.16.3 < 1.17.1 < 1.18.0rc1)."""
+    return tuple(int(x) if x.isdigit() else -1 for x in re.split(r"[.+-]", v))
+
+
+def changed_distributions(before: bytes, after: bytes) -> dict[str, list[str]]:
+    """What a lock change installs anew: name -> versions in ``after`` not in ``before``."""
+    b, a = locked_packages(before), locked_packages(after)
+    return {n: [v for v in vs if v not in b.get(n, [])] for n, vs in a.items()
+            if any(v not in b.get(n, []) for v in vs)}
+
+
+def wheel_bytes(lock: bytes, changed: dict[str, list[str]], py: str) -> dict[str, int]:
+    """The size uv.lock records for the wheel of each changed distribution that uv would
+    install on CPython ``py`` (e.g. "3.12") for x86_64 manylinux: a cpXY, abi3 or
+    py3-none-any wheel. A version with no such wheel (locked for another Python) counts 0."""
+    tag = "cp" + py.replace(".", "")
+    out: dict[str, int] = {}
+    for p in tomllib.loads(lock.decode()).get("package", []):
+        if p.get("version") not in changed.get(p["name"], []):
+            continue
+        sizes = []
+        for w in p.get("wheels", []):
+            fname = w["url"].rsplit("/", 1)[-1]
+            parts = fname[:-4].split("-")
+            pytag, abi, plat = parts[-3], parts[-2], parts[-1]
+            plat_ok = plat == "any" or ("manylinux" in plat and "x86_64" in plat)
+            py_ok = tag in pytag.split(".") or "py3" in pytag.split(".") or (
+                abi == "abi3" and pytag.startswith("cp3")
+                and int(pytag[3:] or 0) <= int(tag[3:]))
+            if plat_ok and py_ok and w.get("size"):
+                sizes.append(w["size"])
+        out[f"{p['name']}=={p['version']}"] = max(sizes, default=0)
+    return out
 
 
 # ---------------------------------------------------------------------------- podman store
@@ -215,8 +343,9 @@ def layout_sizes(layout: Path) -> dict:
     return {"layers": layers, "compressed_layers_bytes": sum(ly["size"] for ly in layers)}
 
 
-def layout_has_file(layout: Path, basename: str) -> bool:
-    """Whether any layer of the OCI layout holds a file called ``basename``."""
+def layout_names(layout: Path) -> list[str]:
+    """The paths of every entry of every layer of the OCI layout."""
+    names: list[str] = []
     for ly in oci_manifest(layout)["layers"]:
         path = layout / "blobs" / ly["digest"].replace(":", "/")
         with open(path, "rb") as raw:
@@ -228,38 +357,114 @@ def layout_has_file(layout: Path, basename: str) -> bool:
             else:
                 stream, mode = raw, ("r|gz" if ly["mediaType"].endswith("gzip") else "r|")
             with tarfile.open(fileobj=stream, mode=mode) as tar:
-                if any(ti.name.rsplit("/", 1)[-1] == basename for ti in tar):
-                    return True
-    return False
+                names += [ti.name for ti in tar]
+    return names
+
+
+def layout_has_file(layout: Path, basename: str) -> bool:
+    """Whether any layer of the OCI layout holds a file called ``basename``."""
+    return any(n.rsplit("/", 1)[-1] == basename for n in layout_names(layout))
+
+
+def layout_layers(layout: Path) -> list[dict]:
+    """Each layer of the OCI layout: its role (uvship names it in the config's history,
+    "uvship: dependencies: ..."; read here, so any number of dependency layers counts),
+    digest, compressed size and history line."""
+    m = oci_manifest(layout)
+    hist = [h for h in oci_blob(layout, m["config"]["digest"]).get("history", [])
+            if not h.get("empty_layer")]
+    out = []
+    for n, ly in enumerate(m["layers"]):
+        by = hist[n].get("created_by", "") if n < len(hist) else ""
+        out.append({"role": layer_role(by), "digest": ly["digest"], "size": ly["size"],
+                    "created_by": by})
+    return out
+
+
+def layer_role(created_by: str) -> str:
+    """The role a uvship layer's history line names ("uvship: ROLE: ..."); a CPython
+    line is the interpreter's; anything else came with a base."""
+    if not created_by.startswith("uvship: "):
+        return "base"
+    word = created_by[len("uvship: "):].split(":", 1)[0].split(" ", 1)[0]
+    return "interpreter" if word == "CPython" else word
+
+
+def dist_infos(names: list[str]) -> set[str]:
+    """"name-version" (normalised: lower case, _ for - and .) of every .dist-info dir."""
+    out = set()
+    for n in names:
+        for part in n.split("/"):
+            if part.endswith(".dist-info"):
+                out.add(part[: -len(".dist-info")].lower())
+    return out
+
+
+def norm_dist(name: str, version: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower() + "-" + version.lower()
+
+
+def has_distributions(found: set[str], changed: dict[str, list[str]]) -> bool:
+    """Whether every changed distribution is there at one of its new versions."""
+    return all(any(norm_dist(n, v) in found for v in vs) for n, vs in changed.items())
 
 
 # ---------------------------------------------------------------------------- the tools
 
 class Tool:
-    """One way of building the example: build() is timed, everything else is not."""
+    """One way of building the project: build() is timed, everything else is not."""
 
     name = ""
 
-    def __init__(self, work: Path, dep_files: dict[str, bytes]) -> None:
+    def __init__(self, work: Path, dep_files: dict[str, Any], spec: Spec | None = None
+                 ) -> None:
         self.work = work
-        self.project = Project(work / "hello-web", dep_files)
+        self.spec = spec or PROJECTS["example"]
+        self.project = Project(work / self.spec.path.name, dep_files, self.spec.path,
+                               self.spec.edited_file)
 
     def build(self) -> dict: ...
     def go_cold(self, keep_base: bool = False) -> None: ...
     def checkpoint(self) -> None: ...
     def rollback(self) -> None: ...
-    def has_added_dependency(self) -> bool | None: ...
+    def has_change(self, changed: dict[str, list[str]]) -> bool | None: ...
     def size(self) -> dict: ...
     def smoke(self) -> dict: ...
+    def push(self, ref: str, insecure: str) -> dict: ...
+
+    def changed(self, scen: str) -> dict[str, list[str]]:
+        """The distributions a dependency change installs anew (name -> versions)."""
+        return changed_distributions(self.project.original["uv.lock"],
+                                     self.project.variants[scen]["uv.lock"])
+
+
+def standard_dockerfile(spec: Spec) -> str:
+    """benchmarks/standard/Dockerfile, its CMD naming the project's console script."""
+    text = (STANDARD / "Dockerfile").read_text()
+    text, n = re.subn(r'(?m)^CMD \["hello-web"\]$', f'CMD ["{spec.script}"]', text)
+    if n != 1:
+        raise Failed(f"{STANDARD / 'Dockerfile'}: expected one line CMD [\"hello-web\"]")
+    return text
+
+
+VERSIONS_PY = ("import importlib.metadata as m, sys\n"
+               "for n in sys.argv[1:]: print(n, m.version(n))\n")
+
+
+def versions_ok(out: str, changed: dict[str, list[str]]) -> bool:
+    """Whether `python -c VERSIONS_PY NAME...` printed a new version of every name."""
+    got = dict(ln.split(" ", 1) for ln in out.splitlines() if " " in ln)
+    return all(got.get(n, "").strip() in vs for n, vs in changed.items())
 
 
 class PodmanTool(Tool):
     name = "podman"
 
-    def __init__(self, work: Path, dep_files: dict[str, bytes], store: Store) -> None:
-        super().__init__(work, dep_files)
+    def __init__(self, work: Path, dep_files: dict[str, Any], store: Store,
+                 spec: Spec | None = None) -> None:
+        super().__init__(work, dep_files, spec)
         self.store = store
-        shutil.copy2(STANDARD / "Dockerfile", self.project.dir / "Dockerfile")
+        (self.project.dir / "Dockerfile").write_text(standard_dockerfile(self.spec))
         shutil.copy2(STANDARD / ".dockerignore", self.project.dir / ".dockerignore")
         self.saved: set[str] = set()
 
@@ -281,10 +486,10 @@ class PodmanTool(Tool):
     def rollback(self) -> None:
         self.store.remove_images(self.store.image_ids() - self.saved)
 
-    def has_added_dependency(self) -> bool:
-        proc = run(self.store.cmd("run", "--rm", "--network=none", PODMAN_TAG,
-                                  "python", "-c", f"import {ADDED_DEP}"), check=False)
-        return proc.returncode == 0
+    def has_change(self, changed: dict[str, list[str]]) -> bool:
+        proc = run(self.store.cmd("run", "--rm", "--network=none", PODMAN_TAG, "python", "-c",
+                                  VERSIONS_PY, *changed), check=False)
+        return proc.returncode == 0 and versions_ok(proc.stdout, changed)
 
     def size(self) -> dict:
         out = self.work / "pushed-oci"
@@ -295,9 +500,16 @@ class PodmanTool(Tool):
                 **layout_sizes(out)}
 
     def smoke(self) -> dict:
+        script = self.spec.script
         proc = run(self.store.cmd("run", "--rm", "--network=none", PODMAN_TAG,
-                                  "hello-web", "--check"), check=False, timeout=120)
-        return {"ok": proc.returncode == 0, "output": proc.stdout.strip()[-500:]}
+                                  script, "--check"), check=False, timeout=180)
+        return {"ok": proc.returncode == 0 and f"{script} ok" in proc.stdout,
+                "output": proc.stdout.strip()[-500:]}
+
+    def push(self, ref: str, insecure: str) -> dict:
+        secs, proc = timed(self.store.cmd("push", "--tls-verify=false", PODMAN_TAG,
+                                          f"docker://{ref}"))
+        return sample(secs, proc, how="podman push --tls-verify=false")
 
 
 class BuildKitTool(Tool):
@@ -307,13 +519,15 @@ class BuildKitTool(Tool):
 
     name = "buildkit"
 
-    def __init__(self, work: Path, dep_files: dict[str, bytes]) -> None:
-        super().__init__(work, dep_files)
-        shutil.copy2(STANDARD / "Dockerfile", self.project.dir / "Dockerfile")
+    def __init__(self, work: Path, dep_files: dict[str, Any], spec: Spec | None = None
+                 ) -> None:
+        super().__init__(work, dep_files, spec)
+        (self.project.dir / "Dockerfile").write_text(standard_dockerfile(self.spec))
         shutil.copy2(STANDARD / ".dockerignore", self.project.dir / ".dockerignore")
         self.env = {**os.environ, "DOCKER_BUILDKIT": "1"}
 
     def build(self) -> dict:
+        ensure_docker_engine()
         secs, proc = timed([DOCKER, "build", "--progress=plain", "-t", BUILDKIT_TAG,
                             self.project.dir], env=self.env)
         steps = parse_buildkit_steps(proc.stdout)
@@ -322,6 +536,7 @@ class BuildKitTool(Tool):
                       dependency_layer_cached=dep[0]["cached"] if dep else None)
 
     def go_cold(self, keep_base: bool = False) -> None:
+        ensure_docker_engine()
         run([DOCKER, "rmi", "-f", BUILDKIT_TAG], check=False)
         run([DOCKER, "builder", "prune", "-af", "--filter", "type=regular"], check=False)
 
@@ -334,10 +549,10 @@ class BuildKitTool(Tool):
         self.project.restore()
         self.build()
 
-    def has_added_dependency(self) -> bool:
+    def has_change(self, changed: dict[str, list[str]]) -> bool:
         proc = run([DOCKER, "run", "--rm", "--network=none", BUILDKIT_TAG, "python", "-c",
-                    f"import {ADDED_DEP}"], check=False)
-        return proc.returncode == 0
+                    VERSIONS_PY, *changed], check=False)
+        return proc.returncode == 0 and versions_ok(proc.stdout, changed)
 
     def size(self) -> dict:
         size = int(run([DOCKER, "image", "inspect", "--format", "{{.Size}}",
@@ -345,9 +560,27 @@ class BuildKitTool(Tool):
         return {"image_bytes": size, "how": "docker image inspect {{.Size}}"}
 
     def smoke(self) -> dict:
-        proc = run([DOCKER, "run", "--rm", "--network=none", BUILDKIT_TAG, "hello-web",
-                    "--check"], check=False, timeout=120)
-        return {"ok": proc.returncode == 0, "output": proc.stdout.strip()[-500:]}
+        script = self.spec.script
+        proc = run([DOCKER, "run", "--rm", "--network=none", BUILDKIT_TAG, script,
+                    "--check"], check=False, timeout=180)
+        return {"ok": proc.returncode == 0 and f"{script} ok" in proc.stdout,
+                "output": proc.stdout.strip()[-500:]}
+
+    def push(self, ref: str, insecure: str) -> dict:
+        # Docker reaches a registry on 127.0.0.0/8 over plain HTTP without configuration
+        ensure_docker_engine()
+        run([DOCKER, "tag", BUILDKIT_TAG, ref])
+        secs, proc = timed([DOCKER, "push", ref])
+        return sample(secs, proc, how="docker tag + docker push")
+
+
+def ensure_docker_engine() -> None:
+    """Start the Docker Engine again if someone stopped it (the test suites of other
+    engineers on this machine start and stop it; untimed)."""
+    if run([DOCKER, "version", "--format", "{{.Server.Version}}"], check=False,
+           timeout=60).returncode != 0:
+        log("  (the Docker Engine was not answering: scripts/docker-engine start)")
+        run([ROOT / "scripts" / "docker-engine", "start"])
 
 
 def parse_buildkit_steps(output: str) -> list[dict]:
@@ -391,9 +624,9 @@ def reset_uvship_cache(cache: Path, keep_base: bool = False) -> None:
 class UvshipTool(Tool):
     """uvship with a cache of its own ($UVSHIP_CACHE_DIR); the uv cache is the user's, warm."""
 
-    def __init__(self, work: Path, dep_files: dict[str, bytes], uvship: str,
-                 env: dict[str, str]) -> None:
-        super().__init__(work, dep_files)
+    def __init__(self, work: Path, dep_files: dict[str, Any], uvship: str,
+                 env: dict[str, str], spec: Spec | None = None) -> None:
+        super().__init__(work, dep_files, spec)
         self.uvship = uvship
         self.cache = work / "uvship-cache"
         self.snapshot = work / "uvship-cache-snapshot"
@@ -438,9 +671,9 @@ class BundleTool(UvshipTool):
                            env=self.env)
         return sample(secs, proc)
 
-    def has_added_dependency(self) -> bool:
+    def has_change(self, changed: dict[str, list[str]]) -> bool:
         with tarfile.open(self.output) as tar:
-            return any(n.rsplit("/", 1)[-1] == f"{ADDED_DEP}.py" for n in tar.getnames())
+            return has_distributions(dist_infos(tar.getnames()), changed)
 
     def size(self) -> dict:
         return {"bundle_targz_bytes": self.output.stat().st_size,
@@ -450,12 +683,13 @@ class BundleTool(UvshipTool):
         """Unpack the bundle at / in the standard's base image and run the self-check."""
         if not self.store:
             return {"ok": None, "output": "no podman store"}
+        script = self.spec.script
         proc = run(self.store.cmd(
             "run", "--rm", "--network=none", "-v", f"{self.output}:/bundle.tar.gz:ro",
             self.store.runtime_base, "sh", "-c",
-            "tar -xzf /bundle.tar.gz -C / && /app/.venv/bin/hello-web --check"),
-            check=False, timeout=120)
-        return {"ok": proc.returncode == 0 and "hello-web ok" in proc.stdout,
+            f"tar -xzf /bundle.tar.gz -C / && /app/.venv/bin/{script} --check"),
+            check=False, timeout=180)
+        return {"ok": proc.returncode == 0 and f"{script} ok" in proc.stdout,
                 "how": "unpacked at / in the standard's base image",
                 "output": proc.stdout.strip()[-500:]}
 
@@ -467,14 +701,32 @@ class BuildTool(UvshipTool):
         super().__init__(*a, **kw)
         self.store = store
         self.loaded: str | None = None
+        self.layers_before: list[dict] = []
 
     def build(self) -> dict:
         secs, proc = timed([self.uvship, "build", self.project.dir, "--output",
                             f"oci:{self.output}", "--tag", UVSHIP_TAG], env=self.env)
         return sample(secs, proc, output="oci")
 
-    def has_added_dependency(self) -> bool:
-        return layout_has_file(self.output, f"{ADDED_DEP}.py")
+    def checkpoint(self) -> None:
+        super().checkpoint()
+        self.layers_before = layout_layers(self.output)
+
+    def changed_layers(self) -> dict:
+        """The layers of the current output that were not in it at the checkpoint, by role,
+        and the layer count by role (read from the layout: any number of each role)."""
+        now = layout_layers(self.output)
+        old = {ly["digest"] for ly in self.layers_before}
+        new = [ly for ly in now if ly["digest"] not in old]
+        roles: dict[str, int] = {}
+        for ly in now:
+            roles[ly["role"]] = roles.get(ly["role"], 0) + 1
+        return {"layers_by_role": roles,
+                "new_layers": [{k: ly[k] for k in ("role", "size", "created_by")} for ly in new],
+                "new_layers_bytes": sum(ly["size"] for ly in new)}
+
+    def has_change(self, changed: dict[str, list[str]]) -> bool:
+        return has_distributions(dist_infos(layout_names(self.output)), changed)
 
     def build_to(self, kind: str) -> dict:
         """The image straight into a local engine (docker-daemon or containers-storage)."""
@@ -482,11 +734,18 @@ class BuildTool(UvshipTool):
                             f"{kind}:{ENGINE_TAG}"], env=self.env)
         return sample(secs, proc, output=kind)
 
+    def push(self, ref: str, insecure: str) -> dict:
+        """`uvship build --push` (an untimed no-change rebuild, then the push)."""
+        secs, proc = timed([self.uvship, "build", self.project.dir, "--push", ref,
+                            "--insecure-registry", insecure], env=self.env)
+        return sample(secs, proc, how="uvship build --push (a no-change rebuild + the push)")
+
     def size(self) -> dict:
         res: dict[str, Any] = {"how": "compressed: sum of the OCI layout's layer sizes; "
                                "image_bytes: podman image inspect {{.Size}} after podman load "
                                "of --output docker-archive:"}
         res.update(layout_sizes(self.output))
+        res["layer_roles"] = [ly["role"] for ly in layout_layers(self.output)]
         archive = self.work / "image.docker.tar"
         secs, proc = timed([self.uvship, "build", self.project.dir, "--output",
                             f"docker-archive:{archive}", "--tag", UVSHIP_TAG], env=self.env)
@@ -500,24 +759,26 @@ class BuildTool(UvshipTool):
                     m = re.search(r"Loaded image(?:\(s\))?: (\S+)", proc.stdout)
                     self.loaded = m.group(1).split(",")[0] if m else UVSHIP_TAG
                     res["image_bytes"] = self.store.inspect_size(self.loaded)
+            archive.unlink(missing_ok=True)
         return res
 
     def smoke(self) -> dict:
         if not (self.store and self.loaded):
             return {"ok": None, "output": "image not loaded"}
-        return smoke_uvship_image(self.store, self.loaded)
+        return smoke_uvship_image(self.store, self.loaded, script=self.spec.script)
 
 
-def smoke_uvship_image(store: Store, img: str, *run_opts: str, timeout: float = 120) -> dict:
+def smoke_uvship_image(store: Store, img: str, *run_opts: str, timeout: float = 180,
+                       script: str = "hello-web") -> dict:
     """Run a uvship image's self-check; the entrypoint layout is uvship's to choose."""
-    py, script = "/app/.venv/bin/python", "/app/.venv/bin/hello-web"
-    tries = [[img, "--check"], [img, "hello-web", "--check"],
-             ["--entrypoint", py, img, script, "--check"]]
+    py, path = "/app/.venv/bin/python", f"/app/.venv/bin/{script}"
+    tries = [[img, "--check"], [img, script, "--check"],
+             ["--entrypoint", py, img, path, "--check"]]
     out = ""
     for args in tries:
         proc = run(store.cmd("run", "--rm", "--network=none", *run_opts, *args),
                    check=False, timeout=timeout)
-        if proc.returncode == 0 and "hello-web ok" in proc.stdout:
+        if proc.returncode == 0 and f"{script} ok" in proc.stdout:
             return {"ok": True, "how": " ".join(args), "output": proc.stdout.strip()[-500:]}
         out = proc.stdout.strip()[-500:]
     return {"ok": False, "output": out}
@@ -621,7 +882,8 @@ def measure_rebuilds(tools: list[Any], repeat: int, results: dict) -> None:
         for t in rotated(tools, i):
             record(results, t, "nochange", i, repeat, t.build())
 
-    log(f"scenario: one source file edited ({EDITED_FILE}, a new line each time)")
+    log(f"scenario: one source file edited ({tools[0].project.edited_file if tools else ''}, "
+        "a new line each time)")
     for i in range(repeat):
         for t in rotated(tools, i):
             t.project.edit()
@@ -649,17 +911,20 @@ def measure_engines(tools: list[Any], repeat: int, results: dict) -> None:
                 record(results, t, scen, i, repeat, s)
 
 
-def measure(tools: list[Tool], repeat: int, results: dict) -> None:
-    log("warm-up (untimed): a build of the example and one with the dependency added, "
-        "so uv's caches hold every wheel")
+def measure(tools: list[Tool], repeat: int, results: dict,
+            registry: Any | None = None) -> None:
+    changes = [c for c in CHANGES if c in tools[0].project.variants]
+    log("warm-up (untimed): a build of the project as it is and one per dependency change "
+        f"({', '.join(changes)}), so uv's caches hold every wheel")
     for t in tools:
-        for add in (False, True):
-            if add:
-                t.project.add_dependency()
+        for change in (None, *changes):
+            if change:
+                t.project.change(change)
             s = t.build()
             t.project.restore()
             if not s["ok"]:
-                raise Failed(f"{t.name}: warm-up build failed:\n{s.get('output_tail', '')}")
+                raise Failed(f"{t.name}: warm-up build ({change or 'as is'}) failed:\n"
+                             f"{s.get('output_tail', '')}")
 
     measure_rebuilds(tools, repeat, results)
     measure_engines(tools, repeat, results)
@@ -667,24 +932,101 @@ def measure(tools: list[Tool], repeat: int, results: dict) -> None:
         t.project.restore()
         t.build()
 
-    log(f"scenario: one dependency added ({ADDED_DEP}; pyproject.toml and uv.lock from uv lock)")
-    for t in tools:
-        t.checkpoint()
-    for i in range(repeat):
-        for t in rotated(tools, i):
-            t.project.add_dependency()
-            s = t.build()
-            if i == 0 and s["ok"]:
-                s["added_dependency_in_output"] = t.has_added_dependency()
-            record(results, t, "dep", i, repeat, s)
-            t.project.restore()
-            t.rollback()  # forget the dependency, so the next repeat builds it again
+    for scen in changes:
+        measure_change(tools, scen, repeat, results, registry)
 
-    log("image size and a run of each output (the example as it is)")
+    log("image size and a run of each output (the project as it is)")
     for t in tools:
         t.build()
         results[t.name]["size"] = t.size()
         results[t.name]["smoke"] = t.smoke()
+
+
+PUSHERS = ("build", "buildkit", "podman")
+
+
+def measure_change(tools: list[Tool], scen: str, repeat: int, results: dict,
+                   registry: Any | None) -> None:
+    """A dependency change (pyproject.toml and uv.lock replaced by a pre-made variant):
+    each run rebuilds with it, then the files are restored and the tool's cache rolled
+    back, so every run really makes the change. Around the first run each image is pushed
+    to the local registry, before and after, to count the bytes the change uploads."""
+    log(f"scenario: {SCENARIOS[scen]}")
+    changed = tools[0].changed(scen)
+    pushers = [t for t in tools if registry and t.name in PUSHERS]
+    for t in tools:
+        t.checkpoint()
+    first = {}
+    for t in pushers:  # the image as it is, in a repository of its own
+        first[t.name] = push_and_count(registry, t, f"{t.name}-{scen.replace('_', '-')}")
+        log(f"  [{t.name:6}] push before the change: {fmt_mb(first[t.name].get('bytes'))}")
+    for i in range(repeat):
+        for t in rotated(tools, i):
+            t.project.change(scen)
+            s = t.build()
+            if i == 0 and s["ok"]:
+                s["change_in_output"] = t.has_change(changed)
+                if isinstance(t, BuildTool):
+                    s.update(t.changed_layers())
+                if t in pushers:
+                    second = push_and_count(registry, t, f"{t.name}-{scen.replace('_', '-')}")
+                    s["push"] = {"before": first[t.name], "after": second}
+                    log(f"  [{t.name:6}] push after the change: "
+                        f"{second.get('bytes', 0) / 1e3:.1f} kB in {second.get('blobs')} blob(s)")
+            record(results, t, scen, i, repeat, s)
+            t.project.restore()
+            t.rollback()  # forget the change, so the next repeat makes it again
+
+
+def push_and_count(registry: Any, tool: Tool, repo: str) -> dict:
+    """Push the tool's current image to ``repo`` and count what the registry stored."""
+    ref = f"{registry.host}/{repo}:latest"
+    mark = registry.mark()
+    s = tool.push(ref, registry.host)
+    time.sleep(0.2)  # the access log line of the last request
+    s.update(uploaded(registry, repo, mark))
+    with contextlib.suppress(Exception):
+        s["image_compressed_bytes"] = pushed_image_bytes(registry, repo)
+    return s
+
+
+def uploaded(registry: Any, repo: str, mark: int) -> dict:
+    """The blobs the registry stored for ``repo`` since ``mark`` (PUTs that completed an
+    upload, from its access log) and their sizes in its storage: the bytes uploaded."""
+    total, blobs = 0, 0
+    for r in registry.requests(since=mark):
+        if r.method == "PUT" and r.status == 201 and f"/v2/{repo}/blobs/uploads/" in r.uri:
+            m = re.search(r"digest=sha256(?:%3A|:)([0-9a-f]{64})", r.uri)
+            if m:
+                blobs += 1
+                total += (registry.root / "storage/docker/registry/v2/blobs/sha256" /
+                          m[1][:2] / m[1] / "data").stat().st_size
+    return {"bytes": total, "blobs": blobs}
+
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json"])
+
+
+def pushed_image_bytes(registry: Any, repo: str) -> int:
+    """The compressed size of the pushed image: its manifest's layer sizes (the amd64 one
+    of an index)."""
+    import urllib.request
+
+    def get(ref: str) -> dict:
+        req = urllib.request.Request(f"http://{registry.host}/v2/{repo}/manifests/{ref}",
+                                     headers={"Accept": MANIFEST_TYPES})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    doc = get("latest")
+    while "manifests" in doc:
+        ms = doc["manifests"]
+        pick = [m for m in ms if m.get("platform", {}).get("architecture") == "amd64"]
+        doc = get((pick or ms)[0]["digest"])
+    return sum(ly["size"] for ly in doc["layers"])
 
 
 def ratios(results: dict) -> dict:
@@ -723,20 +1065,22 @@ def buildah_version(machine: dict) -> str:
 def observations(results: dict) -> list[str]:
     """Odd things seen in this run, worth a line in the table's notes."""
     notes = []
-    dep = results.get("podman", {}).get("scenarios", {}).get("dep", {}).get("samples", [])
-    reused = [s for s in dep if s.get("dependency_layer_cached")]
-    if reused:
-        seen = dep[0].get("added_dependency_in_output")
+    for scen in CHANGES:
+        dep = results.get("podman", {}).get("scenarios", {}).get(scen, {}).get("samples", [])
+        reused = [s for s in dep if s.get("dependency_layer_cached")]
+        if not reused:
+            continue
+        seen = dep[0].get("change_in_output")
         notes.append(
-            f"podman, one dependency added: in {len(reused)} of {len(dep)} builds buildah took "
+            f"podman, {SCENARIOS[scen]}: in {len(reused)} of {len(dep)} builds buildah took "
             "the dependency layer (`RUN --mount=type=bind,source=uv.lock ... uv sync "
             "--no-install-project`) from its cache although uv.lock had changed: buildah "
             f"{buildah_version(results['_machine'])} leaves bind-mount "
             "contents out of the cache key. "
-            + (f"`{ADDED_DEP}` still reached the image, installed by the project layer's "
+            + ("The change still reached the image, installed by the project layer's "
                "`uv sync`, so the image is right but its layering is not, and this row "
                "is faster than a correct rebuild of the dependency layer would be."
-               if seen else f"`{ADDED_DEP}` is NOT importable in the resulting image."))
+               if seen else "The change is NOT in the resulting image."))
     for name, r in results.items():
         if name.startswith("_") or not r.get("available"):
             continue
@@ -745,11 +1089,11 @@ def observations(results: dict) -> list[str]:
             if bad:
                 notes.append(bad)
             first = sc.get("samples", [{}])[0]
-            if first.get("added_dependency_in_output") is False:
-                notes.append(f"{LABELS[name]}: `{ADDED_DEP}` is missing from the output "
-                             "after the dependency was added.")
+            if first.get("change_in_output") is False:
+                notes.append(f"{LABELS[name]}, {SCENARIOS[scen]}: the new versions are "
+                             "missing from the output.")
         if r.get("smoke", {}).get("ok") is False:
-            notes.append(f"{LABELS[name]}: the built image did not pass `hello-web --check`.")
+            notes.append(f"{LABELS[name]}: the built image did not pass its `--check`.")
     busy = busy_note(results["_machine"])
     if busy:
         notes.append(busy)
@@ -834,29 +1178,109 @@ def size_cell(r: dict, name: str) -> str:
     return f"{fmt_mb(img)} ({fmt_mb(comp)} compressed layers)"
 
 
-def verdict(res: dict) -> list[str]:
-    """The targets (issue 15), judged on `uvship build` against BuildKit."""
-    b = res["tools"].get("build", {})
-    rat = res["ratios"].get("build", {})
-    lines = []
-    for scen in ("nochange", "edit", "edit_docker", "cold", "dep"):
-        t = TARGETS[scen]
-        want = ([f"<= {t['max_seconds']} s"] if t["max_seconds"] else []) + \
-               [f">= {t['min_speedup']:g}x faster than BuildKit"]
-        med = b.get("scenarios", {}).get(scen, {}).get("median")
-        sp = rat.get(f"{scen}_speedup_buildkit")
-        if not b.get("available") or med is None or sp is None:
-            got = "not measured"
+# ---------------------------------------------------------------------------- issue 15's table
+
+def med(res: dict, tool: str, scen: str) -> float | None:
+    return res["tools"].get(tool, {}).get("scenarios", {}).get(scen, {}).get("median")
+
+
+def ratio_cell(a: float | None, b: float | None) -> str:
+    return "—" if not (a and b) else f"{a / b:.1f}x"
+
+
+def push_of(res: dict, tool: str, scen: str) -> dict | None:
+    """The pushes around a dependency change's first run: {"before", "after"}."""
+    samples = res["tools"].get(tool, {}).get("scenarios", {}).get(scen, {}).get("samples", [])
+    return samples[0].get("push") if samples else None
+
+
+def pushed_cell(p: dict | None) -> str:
+    if not p or "bytes" not in p.get("after", {}):
+        return "—"
+    a = p["after"]
+    img = a.get("image_compressed_bytes")
+    share = f", {a['bytes'] / img:.1%} of {fmt_mb(img)}" if img else ""
+    return f"{fmt_kb(a['bytes'])} pushed ({a['blobs']} blobs{share})"
+
+
+def fmt_kb(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n / 1e3:.1f} kB" if n < 1e6 else fmt_mb(n)
+
+
+def issue_rows(res: dict) -> list[dict]:
+    """Every row of issue 15's table for one project: uvship build, BuildKit and podman
+    side by side, uvship's ratios, the target and whether it is met."""
+    rows = []
+
+    def timing(title: str, u: str, bk: str, pd: str, max_s: float | None, min_x: float,
+               ukey: str | None = None) -> None:
+        ut = med(res, "build", u)
+        bt, pt = med(res, "buildkit", bk), med(res, "podman", pd)
+        want = ([f"<= {max_s:g} s"] if max_s else []) + [f">= {min_x:g}x faster than BuildKit"]
+        if ut is None or bt is None:
+            ok = None
         else:
-            ok = sp >= t["min_speedup"] and (t["max_seconds"] is None or med <= t["max_seconds"])
-            got = f"{'met' if ok else 'missed'} ({fmt_s(med)}, {sp:.1f}x)"
-        lines.append(f"{SCENARIOS[scen]}: {' and '.join(want)} — {got}")
-    frac = rat.get("size_fraction_buildkit")
-    got = "not measured" if frac is None else \
-        f"{'met' if frac <= TARGETS['size']['max_fraction'] else 'missed'} ({frac:.0%})"
-    lines.append(f"final image size: <= {TARGETS['size']['max_fraction']:.0%} of BuildKit's "
-                 f"image — {got}")
-    return lines
+            ok = bt / ut >= min_x and (max_s is None or ut <= max_s)
+        rows.append({"key": ukey or u, "scenario": title, "uvship": fmt_s(ut),
+                     "buildkit": fmt_s(bt), "podman": fmt_s(pt),
+                     "vs_buildkit": ratio_cell(bt, ut), "vs_podman": ratio_cell(pt, ut),
+                     "target": " and ".join(want), "met": ok,
+                     "seconds": {"uvship": ut, "buildkit": bt, "podman": pt}})
+
+    timing("no-change rebuild", "nochange", "nochange", "nochange", 0.1, 5)
+    timing("one source file edited", "edit", "edit", "edit", 0.2, 7)
+    timing("edit, then runnable in Docker (uvship -o docker-daemon:)", "edit_docker",
+           "edit_docker", "edit_podman", None, 3)
+    timing("edit, then runnable in podman (uvship -o containers-storage:)", "edit_podman",
+           "edit_docker", "edit_podman", None, 3)
+    timing("cold build, warm uv cache, interpreter and runtime kept", "cold", "cold", "cold",
+           None, 3)
+    for scen in CHANGES:
+        if scen not in res.get("changes", {}):
+            continue
+        timing(title_of(res, scen) + ": rebuild", scen, scen, scen, None, 5)
+        ch = res["changes"][scen]
+        up = push_of(res, "build", scen)
+        limit = ok = None
+        if up and "bytes" in up.get("after", {}) and up["after"].get("image_compressed_bytes"):
+            limit = ch["wheel_bytes_cp312"] + 0.01 * up["after"]["image_compressed_bytes"]
+            ok = up["after"]["bytes"] <= limit
+        rows.append({"key": f"{scen}_push", "scenario": title_of(res, scen)
+                     + f": bytes pushed (changed wheels {fmt_kb(ch['wheel_bytes_cp312'])}"
+                     f" cp312 / {fmt_kb(ch['wheel_bytes_cp311'])} cp311)",
+                     "uvship": pushed_cell(up),
+                     "buildkit": pushed_cell(push_of(res, "buildkit", scen)),
+                     "podman": pushed_cell(push_of(res, "podman", scen)),
+                     "vs_buildkit": "—", "vs_podman": "—",
+                     "target": "<= the changed wheels + 1% of the image"
+                     + (f" ({fmt_kb(int(limit))})" if limit else ""), "met": ok})
+    sizes = {t: res["tools"].get(t, {}).get("size", {}) for t in ("build", "buildkit", "podman")}
+    ub, bb, pb = (sizes[t].get("image_bytes") for t in ("build", "buildkit", "podman"))
+    frac = ub / bb if ub and bb else None
+    rows.append({"key": "size", "scenario": "image size (uncompressed, as the engine reports)",
+                 "uvship": fmt_mb(ub), "buildkit": fmt_mb(bb), "podman": fmt_mb(pb),
+                 "vs_buildkit": "—" if frac is None else f"{frac:.0%}",
+                 "vs_podman": "—" if not (ub and pb) else f"{ub / pb:.0%}",
+                 "target": "<= 40% of BuildKit's image",
+                 "met": None if frac is None else frac <= TARGETS["size"]["max_fraction"]})
+    return rows
+
+
+def title_of(res: dict, scen: str) -> str:
+    """A scenario's title as the run that made ``res`` named it."""
+    return res.get("titles", {}).get(scen) or SCENARIOS[scen]
+
+
+def issue_table(res: dict) -> list[str]:
+    out = ["| scenario | uvship build | BuildKit | podman build | uvship vs BuildKit | "
+           "uvship vs podman | target | met |", "|" + "---|" * 8]
+    for r in issue_rows(res):
+        met = {True: "met", False: "missed", None: "not measured"}[r["met"]]
+        out.append(f"| {r['scenario']} | {r['uvship']} | {r['buildkit']} | {r['podman']} | "
+                   f"{r['vs_buildkit']} | {r['vs_podman']} | {r['target']} | {met} |")
+    return out
 
 
 def render_md(res: dict) -> str:
@@ -865,8 +1289,10 @@ def render_md(res: dict) -> str:
     hdr = ("| scenario | podman build | BuildKit | uvship build | speed-up vs podman | "
            "speed-up vs BuildKit | uvship bundle |")
     rows = [hdr, "|" + "---|" * 7]
-    for scen, title in SCENARIOS.items():
-        rows.append(f"| {title} | {cell(tools.get('podman', {}), scen)} | "
+    for scen in SCENARIOS:
+        if not any(scen in r.get("scenarios", {}) for r in tools.values()):
+            continue
+        rows.append(f"| {title_of(res, scen)} | {cell(tools.get('podman', {}), scen)} | "
                     f"{cell(tools.get('buildkit', {}), scen)} | "
                     f"{cell(tools.get('build', {}), scen)} | "
                     f"{speedup(res, 'build', scen, 'podman')} | "
@@ -882,10 +1308,12 @@ def render_md(res: dict) -> str:
                 f"{size_cell(tools.get('buildkit', {}), 'buildkit')} | "
                 f"{size_cell(tools.get('build', {}), 'build')} | {frac('podman')} | "
                 f"{frac('buildkit')} | {size_cell(tools.get('bundle', {}), 'bundle')} |")
+    st = res["settings"]
     out = [
-        f"# uvship benchmark — {m['date']}",
+        f"# uvship benchmark — {st.get('project', 'example')} — {m['date']}",
         "",
-        f"examples/hello-web; {res['settings']['repeat']} run(s) per cell, median shown; "
+        f"{st.get('project_path', 'examples/hello-web')}; {st['repeat']} run(s) per cell, "
+        "median shown; "
         f"total runtime {res['duration_seconds'] / 60:.1f} min. Machine: {m['nproc']} cores "
         f"({m['cpu']}), {m['memory']}, Linux {m['kernel']}; podman {m['podman']} (buildah "
         f"{buildah_version(m)}, {m['runc']}), Docker Engine {m.get('docker', '?')} "
@@ -894,12 +1322,16 @@ def render_md(res: dict) -> str:
         f"{m.get('other_cpu_cores', '?')} cores on average during the run. "
         "How: benchmarks/README.md.",
         "",
+        "Issue 15's table (`uvship build` against BuildKit and podman; speed-ups are the "
+        "other's median / uvship's):",
+        "",
+        *issue_table(res),
+        "",
+        "Every tool and scenario:",
+        "",
         *rows,
         "",
-        "Targets (issue 15, judged on `uvship build` against BuildKit):",
-        "",
-        *[f"- {ln}" for ln in verdict(res)],
-        "",
+        *changes_md(res),
         "Notes:",
         "",
         "- The standard image is built on the Debian base's Python 3.11 (`UV_PYTHON=python3.11` "
@@ -920,8 +1352,33 @@ def render_md(res: dict) -> str:
         for scen, sc in r.get("scenarios", {}).items():
             runs = ", ".join(f"{s['seconds']:.2f}" + ("" if s["ok"] else " (failed)")
                              for s in sc["samples"])
-            out.append(f"| {LABELS[name]} | {SCENARIOS[scen]} | {runs} |")
+            out.append(f"| {LABELS[name]} | {title_of(res, scen)} | {runs} |")
     return "\n".join(out) + "\n"
+
+
+def changes_md(res: dict) -> list[str]:
+    """What each dependency change installs anew, and what uvship's layers did about it."""
+    out = []
+    for scen, ch in res.get("changes", {}).items():
+        dists = ", ".join(f"{n} {'/'.join(v)}" for n, v in ch["changed"].items())
+        out.append(f"- {ch['title']}: new {dists}; wheels {fmt_kb(ch['wheel_bytes_cp312'])} "
+                   f"(cp312, uvship) / {fmt_kb(ch['wheel_bytes_cp311'])} (cp311, standard).")
+        s0 = (res["tools"].get("build", {}).get("scenarios", {}).get(scen, {})
+              .get("samples") or [{}])[0]
+        if "new_layers" in s0:
+            new = ", ".join(f"{ly['role']} {fmt_kb(ly['size'])}" for ly in s0["new_layers"])
+            roles = ", ".join(f"{n} {r}" for r, n in s0["layers_by_role"].items())
+            out.append(f"  uvship build: new layers {new or 'none'} (image: {roles}).")
+    return (["Dependency changes (sizes are uv.lock's wheel sizes):", "", *out, ""]
+            if out else [])
+
+
+def rel(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -978,11 +1435,17 @@ def cli(main: Any) -> None:
         sys.exit(130)
 
 
-def parse_args(doc: str, argv: list[str] | None, repeat: int, out: Path,
-               only: tuple[str, ...] = ()) -> argparse.Namespace:
-    """The benchmarks' common command line (--only when ``only`` names tools)."""
+def parse_args(doc: str, argv: list[str] | None, repeat: int, out: Path | None,
+               only: tuple[str, ...] = (), projects: bool = False) -> argparse.Namespace:
+    """The benchmarks' common command line (--only when ``only`` names tools, --project
+    with ``projects``; ``out`` None: the default depends on the project)."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    if projects:
+        ap.add_argument("--project", default="example",
+                        help=f"{' | '.join(PROJECTS)} | PATH of a uv project [example]")
+        ap.add_argument("--no-push", action="store_true",
+                        help="skip the pushes to a local registry after dependency changes")
     ap.add_argument("--repeat", type=int, default=repeat,
                     help=f"runs per scenario and tool [{repeat}]")
     if only:
@@ -990,7 +1453,7 @@ def parse_args(doc: str, argv: list[str] | None, repeat: int, out: Path,
                         help="measure only this tool (repeatable) [all]")
     ap.add_argument("--out", type=Path, default=out,
                     help="results JSON; the Markdown table goes beside it as .md "
-                         f"[{out.relative_to(ROOT)}]")
+                         f"[{out.relative_to(ROOT) if out else default_out_help()}]")
     ap.add_argument("--uvship", help="the uvship command to measure [the one beside this Python]")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     args = ap.parse_args(argv)
@@ -999,8 +1462,78 @@ def parse_args(doc: str, argv: list[str] | None, repeat: int, out: Path,
     return args
 
 
+def default_out_help() -> str:
+    return ("benchmarks/results/latest.json for the example, "
+            "benchmarks/results/<project>.json for another")
+
+
+def default_out(spec: Spec) -> Path:
+    return DEFAULT_OUT if spec.name == "example" else DEFAULT_OUT.with_name(f"{spec.name}.json")
+
+
+def prepared_project(work: Path, spec: Spec, uv: str, env: dict[str, str]) -> Spec:
+    """A copy of the project with a uv.lock (its own, or one made here by uv lock: the
+    data app's lock is not committed; `exclude-newer` keeps the resolution stable)."""
+    d = work / "src" / spec.path.name
+    shutil.copytree(spec.path, d, symlinks=True,
+                    ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    if not (d / "uv.lock").is_file():
+        log(f"{spec.path} has no uv.lock: uv lock (a copy)")
+        run([uv, "lock", "--quiet"], cwd=d, env=env)
+    return dataclasses.replace(spec, path=d)
+
+
+def change_variants(work: Path, spec: Spec, uv: str, env: dict[str, str]) -> dict:
+    """{scenario: {file: bytes}} for each dependency change, locked once by uv, and the
+    titles of those scenarios."""
+    variants = {"dep": locked_with_dependency(work, uv, env, spec.path, spec.added)}
+    SCENARIOS["dep"] = f"one dependency added ({spec.added})"
+    base = (spec.path / "uv.lock").read_bytes()
+    for scen, pkg in spec.bumps.items():
+        variants[scen] = locked_with_bump(work, uv, env, spec.path, pkg)
+        old = ", ".join(locked_packages(base)[pkg])
+        new = ", ".join(locked_packages(variants[scen]["uv.lock"])[pkg])
+        size = "small" if scen == "bump" else "large"
+        SCENARIOS[scen] = f"one {size} dependency bumped ({pkg} {old} -> {new})"
+    return variants
+
+
+def describe_changes(variants: dict, base: bytes) -> dict:
+    """Per change: what it installs anew and the sizes of those wheels (uv.lock's sizes)."""
+    out = {}
+    for scen, files in variants.items():
+        changed = changed_distributions(base, files["uv.lock"])
+        w12 = wheel_bytes(files["uv.lock"], changed, "3.12")
+        w11 = wheel_bytes(files["uv.lock"], changed, "3.11")
+        out[scen] = {"title": SCENARIOS[scen], "changed": changed,
+                     "wheels_cp312": w12, "wheel_bytes_cp312": sum(w12.values()),
+                     "wheels_cp311": w11, "wheel_bytes_cp311": sum(w11.values()),
+                     "how": "uv.lock's recorded size of the wheel uv installs for each new "
+                            "version (x86_64 manylinux or pure Python): cp312 for uvship's "
+                            "image, cp311 for the standard images"}
+    return out
+
+
+def start_registry(work: Path) -> Any | None:
+    """Debian's docker-registry on 127.0.0.1 (tests/registry_fixtures.RegistryServer)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        from tests.registry_fixtures import REGISTRY_BIN, RegistryServer
+    except ImportError as exc:
+        log(f"no registry: {exc}")
+        return None
+    if REGISTRY_BIN is None:
+        log("no registry: docker-registry is not installed (scripts/setup-host)")
+        return None
+    server = RegistryServer(work / "registry")
+    server.start()
+    log(f"registry: docker-registry on {server.host}")
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(__doc__, argv, 5, DEFAULT_OUT, TOOLS)
+    args = parse_args(__doc__, argv, 5, None, TOOLS, projects=True)
     wanted = [t for t in TOOLS if t in (args.only or TOOLS)]
     t_start = time.perf_counter()
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
@@ -1009,9 +1542,8 @@ def main(argv: list[str] | None = None) -> int:
     from uv import find_uv_bin
 
     uv = find_uv_bin()
-    if not (EXAMPLE / "uv.lock").is_file():
-        log(f"error: {EXAMPLE / 'uv.lock'} is missing; run scripts/bootstrap first")
-        return 1
+    spec0 = project_spec(args.project)
+    args.out = args.out or default_out(spec0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     work = Path(tempfile.mkdtemp(prefix="uvship-bench-", dir="/var/tmp"))
@@ -1023,9 +1555,14 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("UVSHIP_CACHE_DIR", None)
     results: dict[str, Any] = {"_machine": machine_info(uv, uvship)}
     store: Store | None = None
+    registry: Any | None = None
     tools: list[Tool] = []
     try:
-        dep_files = locked_with_dependency(work, uv, env)
+        spec = prepared_project(work, spec0, uv, env)
+        dep_files = change_variants(work, spec, uv, env)
+        changes = describe_changes(dep_files, (spec.path / "uv.lock").read_bytes())
+        if not args.no_push and any(t in wanted for t in PUSHERS):
+            registry = start_registry(work)
         has_build, why_not = uvship_has_build(uvship) if "build" in wanted else (False, "")
         if "podman" in wanted or has_build or "bundle" in wanted:
             log("copying the base images into a private podman store")
@@ -1035,21 +1572,23 @@ def main(argv: list[str] | None = None) -> int:
             d.mkdir()
             results[name] = {"available": True, "label": LABELS[name], "scenarios": {}}
             if name == "podman":
-                tools.append(PodmanTool(d, dep_files, store))
+                tools.append(PodmanTool(d, dep_files, store, spec))
             elif name == "buildkit":
                 log("starting the Docker Engine (scripts/docker-engine start)")
                 run([ROOT / "scripts" / "docker-engine", "start"])
-                tools.append(BuildKitTool(d, dep_files))
+                tools.append(BuildKitTool(d, dep_files, spec))
             elif name == "bundle":
-                tools.append(BundleTool(d, dep_files, uvship, env, store=store))
+                tools.append(BundleTool(d, dep_files, uvship, env, spec, store=store))
             else:
                 if has_build:
-                    tools.append(BuildTool(d, dep_files, uvship, env, store=store))
+                    tools.append(BuildTool(d, dep_files, uvship, env, spec, store=store))
                 else:
                     results[name].update(available=False, reason=why_not)
                     log(f"uvship build: not available ({why_not})")
-        measure(tools, args.repeat, results)
+        measure(tools, args.repeat, results, registry)
     finally:
+        if registry:
+            registry.stop()
         clean_up(store, work, args.keep)
 
     machine = results.pop("_machine")
@@ -1060,8 +1599,10 @@ def main(argv: list[str] | None = None) -> int:
     res = {
         "schema": 1,
         "machine": machine,
-        "settings": {"repeat": args.repeat, "tools": wanted, "example": "examples/hello-web",
-                     "added_dependency": ADDED_DEP, "edited_file": EDITED_FILE,
+        "settings": {"repeat": args.repeat, "tools": wanted, "project": spec0.name,
+                     "project_path": rel(spec0.path), "script": spec0.script,
+                     "added_dependency": spec0.added, "bumped": spec0.bumps,
+                     "edited_file": spec0.edited_file, "pushed": registry is not None,
                      "standard_dockerfile": "benchmarks/standard/Dockerfile",
                      "podman_build": "podman build --pull=never --layers=true -t TAG <copy>",
                      "buildkit": "DOCKER_BUILDKIT=1 docker build --progress=plain -t TAG "
@@ -1069,11 +1610,14 @@ def main(argv: list[str] | None = None) -> int:
                      "uvship_build": "uvship build <copy> --output oci:<dir> --tag TAG",
                      "uvship_bundle": "uvship bundle <copy> -o <file>.tar.gz"},
         "tools": results,
+        "changes": changes,
+        "titles": dict(SCENARIOS),
         "targets": TARGETS,
     }
     res["ratios"] = ratios(results)
     res["notes"] = observations({**results, "_machine": machine})
     res["duration_seconds"] = round(time.perf_counter() - t_start, 1)
+    write_atomic(args.out, json.dumps(res, indent=2) + "\n")  # kept if the report fails
     write_results(args.out, res, render_md(res))
     return 0
 
