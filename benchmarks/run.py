@@ -530,10 +530,16 @@ class BuildKitTool(Tool):
         ensure_docker_engine()
         secs, proc = timed([DOCKER, "build", "--progress=plain", "-t", BUILDKIT_TAG,
                             self.project.dir], env=self.env)
+        retried = proc.returncode != 0 and not docker_answers()
+        if retried:  # the engine was stopped under the build: start it, build again
+            ensure_docker_engine()
+            secs, proc = timed([DOCKER, "build", "--progress=plain", "-t", BUILDKIT_TAG,
+                                self.project.dir], env=self.env)
         steps = parse_buildkit_steps(proc.stdout)
         dep = [s for s in steps if "--no-install-project" in s["text"]]
+        extra = {"retried_after_engine_stop": True} if retried else {}
         return sample(secs, proc, steps=len(steps), cached_steps=sum(s["cached"] for s in steps),
-                      dependency_layer_cached=dep[0]["cached"] if dep else None)
+                      dependency_layer_cached=dep[0]["cached"] if dep else None, **extra)
 
     def go_cold(self, keep_base: bool = False) -> None:
         ensure_docker_engine()
@@ -574,13 +580,22 @@ class BuildKitTool(Tool):
         return sample(secs, proc, how="docker tag + docker push")
 
 
-def ensure_docker_engine() -> None:
-    """Start the Docker Engine again if someone stopped it (the test suites of other
-    engineers on this machine start and stop it; untimed)."""
-    if run([DOCKER, "version", "--format", "{{.Server.Version}}"], check=False,
-           timeout=60).returncode != 0:
+def docker_answers() -> bool:
+    return run([DOCKER, "version", "--format", "{{.Server.Version}}"], check=False,
+               timeout=60).returncode == 0
+
+
+def ensure_docker_engine(tries: int = 4) -> None:
+    """Start the Docker Engine again if someone stopped it (test suites on this machine
+    start and stop it; a start racing their stop can time out, so try a few times;
+    untimed)."""
+    for n in range(tries):
+        if docker_answers():
+            return
         log("  (the Docker Engine was not answering: scripts/docker-engine start)")
-        run([ROOT / "scripts" / "docker-engine", "start"])
+        proc = run([ROOT / "scripts" / "docker-engine", "start"], check=n == tries - 1)
+        if proc.returncode != 0:
+            time.sleep(5)
 
 
 def parse_buildkit_steps(output: str) -> list[dict]:
@@ -808,8 +823,9 @@ def machine_info(uv: str, uvship: str) -> dict:
     with contextlib.suppress(OSError):
         kb = int(next(ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal")))
         mem = f"{kb / 1024 / 1024:.1f} GiB"
-    commit = out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    dirty = out(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"])
+    src = uvship_source(uvship)
+    commit = out(["git", "-C", str(src), "rev-parse", "--short", "HEAD"])
+    dirty = out(["git", "-C", str(src), "status", "--porcelain", "--", "."])
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "nproc": int(out(["nproc"]) or 0),
@@ -823,8 +839,24 @@ def machine_info(uv: str, uvship: str) -> dict:
         "docker": out([DOCKER, "version", "--format", "{{.Server.Version}}"]),
         "uvship": out([uvship, "--version"]),
         "uvship_commit": commit + ("+dirty src" if dirty else ""),
+        "uvship_source": str(src),
         "loadavg_start": list(os.getloadavg()),
     }
+
+
+def uvship_source(uvship: str) -> Path:
+    """The directory the measured uvship imports its package from (PYTHONPATH, an editable
+    install...), asked of the Python in the command's #! line; else this checkout's src."""
+    try:
+        first = Path(shutil.which(uvship) or uvship).read_text(errors="replace").split("\n")[0]
+        python = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+        proc = run([python, "-c", "import uvship, os; print(os.path.dirname(uvship.__file__))"],
+                   check=False, timeout=60)
+        if proc.returncode == 0:
+            return Path(proc.stdout.strip().splitlines()[-1])
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        pass
+    return ROOT / "src"
 
 
 def base_images() -> tuple[list[str], str]:
