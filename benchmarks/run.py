@@ -525,15 +525,17 @@ class BuildKitTool(Tool):
         (self.project.dir / "Dockerfile").write_text(standard_dockerfile(self.spec))
         shutil.copy2(STANDARD / ".dockerignore", self.project.dir / ".dockerignore")
         self.env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+        # a tag of this run: Docker's image names are shared with everyone on the machine
+        self.tag = f"{BUILDKIT_TAG}-{os.getpid()}"
 
     def build(self) -> dict:
         ensure_docker_engine()
-        secs, proc = timed([DOCKER, "build", "--progress=plain", "-t", BUILDKIT_TAG,
+        secs, proc = timed([DOCKER, "build", "--progress=plain", "-t", self.tag,
                             self.project.dir], env=self.env)
         retried = proc.returncode != 0 and not docker_answers()
         if retried:  # the engine was stopped under the build: start it, build again
             ensure_docker_engine()
-            secs, proc = timed([DOCKER, "build", "--progress=plain", "-t", BUILDKIT_TAG,
+            secs, proc = timed([DOCKER, "build", "--progress=plain", "-t", self.tag,
                                 self.project.dir], env=self.env)
         steps = parse_buildkit_steps(proc.stdout)
         dep = [s for s in steps if "--no-install-project" in s["text"]]
@@ -543,7 +545,7 @@ class BuildKitTool(Tool):
 
     def go_cold(self, keep_base: bool = False) -> None:
         ensure_docker_engine()
-        run([DOCKER, "rmi", "-f", BUILDKIT_TAG], check=False)
+        run([DOCKER, "rmi", "-f", self.tag], check=False)
         run([DOCKER, "builder", "prune", "-af", "--filter", "type=regular"], check=False)
 
     def checkpoint(self) -> None:
@@ -556,18 +558,18 @@ class BuildKitTool(Tool):
         self.build()
 
     def has_change(self, changed: dict[str, list[str]]) -> bool:
-        proc = run([DOCKER, "run", "--rm", "--network=none", BUILDKIT_TAG, "python", "-c",
+        proc = run([DOCKER, "run", "--rm", "--network=none", self.tag, "python", "-c",
                     VERSIONS_PY, *changed], check=False)
         return proc.returncode == 0 and versions_ok(proc.stdout, changed)
 
     def size(self) -> dict:
         size = int(run([DOCKER, "image", "inspect", "--format", "{{.Size}}",
-                        BUILDKIT_TAG]).stdout)
+                        self.tag]).stdout)
         return {"image_bytes": size, "how": "docker image inspect {{.Size}}"}
 
     def smoke(self) -> dict:
         script = self.spec.script
-        proc = run([DOCKER, "run", "--rm", "--network=none", BUILDKIT_TAG, script,
+        proc = run([DOCKER, "run", "--rm", "--network=none", self.tag, script,
                     "--check"], check=False, timeout=180)
         return {"ok": proc.returncode == 0 and f"{script} ok" in proc.stdout,
                 "output": proc.stdout.strip()[-500:]}
@@ -575,9 +577,13 @@ class BuildKitTool(Tool):
     def push(self, ref: str, insecure: str) -> dict:
         # Docker reaches a registry on 127.0.0.0/8 over plain HTTP without configuration
         ensure_docker_engine()
-        run([DOCKER, "tag", BUILDKIT_TAG, ref])
+        run([DOCKER, "tag", self.tag, ref])
         secs, proc = timed([DOCKER, "push", ref])
+        run([DOCKER, "rmi", ref], check=False)  # only the tag: the image keeps self.tag
         return sample(secs, proc, how="docker tag + docker push")
+
+    def remove(self) -> None:
+        run([DOCKER, "rmi", "-f", self.tag], check=False)
 
 
 def docker_answers() -> bool:
@@ -987,6 +993,10 @@ def measure_change(tools: list[Tool], scen: str, repeat: int, results: dict,
     changed = tools[0].changed(scen)
     pushers = [t for t in tools if registry and t.name in PUSHERS]
     for t in tools:
+        # the unchanged project's image again (untimed): the previous change's rollback
+        # removed podman's tagged image, and uvship's output holds that change's image
+        t.project.restore()
+        t.build()
         t.checkpoint()
     first = {}
     for t in pushers:  # the image as it is, in a repository of its own
@@ -1619,6 +1629,9 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"uvship build: not available ({why_not})")
         measure(tools, args.repeat, results, registry)
     finally:
+        for t in tools:
+            if isinstance(t, BuildKitTool):
+                t.remove()
         if registry:
             registry.stop()
         clean_up(store, work, args.keep)
