@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -278,26 +279,34 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             relocatable_shebangs(env, site, scripts, python)
         elif plan.mode == "system":
             fix_shebangs(env, site, scripts, python, plan.python_path)
+        def read_elves(files: list[str]) -> dict[str, ElfInfo]:
+            if donor is not None and elf_known:
+                # what the loader reads of a file uv left as it was is known from the
+                # donor (reading every ELF file of a scientific stack costs seconds)
+                kept = {rel: info for rel, (ino, info) in elf_known.items()
+                        if _inode(env / rel) == ino}
+                from ..python.elf import ElfInfo
+
+                return {**{rel: ElfInfo.from_json(info) for rel, info in kept.items()},
+                        **elf_facts(env, [f for f in files if f not in kept])}
+            return elf_facts(env, files)
+
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
             if donor is not None:  # only what uv installed: the rest has its bytecode
                 py = [f for f in py if modules.get(_rel(f, env)) != f.stat().st_ino]
                 forget_bytecode(py, interp.minor)
-            compile_files(python, py, strip=env, prefix=plan.env_path,
-                          emulator=interp.emulator(), minor=interp.minor)  # native: see above
+            # the ELF files are read while the compiler (another process) works: bytecode
+            # is never ELF, so the files before compiling are the ones to read
+            with ThreadPoolExecutor(1, thread_name_prefix="uvship-elf") as pool:
+                reading = pool.submit(read_elves, added)
+                compile_files(python, py, strip=env, prefix=plan.env_path,
+                              emulator=interp.emulator(), minor=interp.minor)  # native: above
+                elves = reading.result()
             added = sorted(set(_listing(env)) - base)
-        dists = distributions(env, site, added, name)
-        if donor is not None and elf_known:
-            # what the loader reads of a file uv left as it was is known from the donor
-            # (reading every ELF file of a scientific stack costs seconds)
-            kept = {rel: info for rel, (ino, info) in elf_known.items()
-                    if _inode(env / rel) == ino}
-            from ..python.elf import ElfInfo
-
-            elves = {**{rel: ElfInfo.from_json(info) for rel, info in kept.items()},
-                     **elf_facts(env, [f for f in added if f not in kept])}
         else:
-            elves = elf_facts(env, added)
+            elves = read_elves(added)
+        dists = distributions(env, site, added, name)
         needs = needed(elves)
         made.update(files=added, distributions=dists, needed=needs, scripts=scripts)
         (out / "tier.json").write_text(json.dumps({
