@@ -65,6 +65,9 @@ def interrupt_while_staging(args: list[str], cache: Path) -> tuple[str, str]:
         [sys.executable, "-m", "uvship", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "UVSHIP_CACHE_DIR": str(cache)},
+        # as in a terminal: a suite started in the background inherits SIGINT ignored,
+        # and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
