@@ -93,3 +93,24 @@ def test_a_copied_project_is_built_not_replayed(built, tmp_path):
     again = build(src, "-o", f"oci:{out}", "--json")
     assert NOTE not in again.stderr
     assert json.loads(again.stdout)["digest"] == first["digest"]
+
+
+def test_a_bundle_rebuilt_with_no_change_is_answered_too(project, managed_python, tmp_path):
+    src = project("hello-web")
+    out = tmp_path / "app.tar.gz"
+    first = build_bundle(src, out)
+    assert NOTE not in first.stderr
+    mtime = out.stat().st_mtime_ns
+    again = build_bundle(src, out)
+    assert NOTE in again.stderr and json.loads(again.stdout) == json.loads(first.stdout)
+    assert out.stat().st_mtime_ns == mtime  # not written again
+    out.unlink()  # the output gone: a real bundle again
+    third = build_bundle(src, out)
+    assert NOTE not in third.stderr and out.is_file()
+    assert json.loads(third.stdout)["sha256"] == json.loads(first.stdout)["sha256"]
+
+
+def build_bundle(src: Path, out: Path):
+    proc = uvship("bundle", str(src), "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return proc

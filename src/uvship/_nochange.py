@@ -66,7 +66,7 @@ def identity(path: str) -> Identity:
 def replay(argv: list[str]) -> bool:
     """Answer ``uvship ARGV`` from its stamp when nothing it depends on changed: its
     output printed again (stdout) and a note (stderr). False: a real build is needed."""
-    if len(argv) < 2 or argv[1] != "build" or os.environ.get("UVSHIP_NO_STAMP"):
+    if len(argv) < 2 or argv[1] not in ("build", "bundle") or os.environ.get("UVSHIP_NO_STAMP"):
         return False
     try:
         with open(_stamp(stamp_key(argv[1:])), "rb") as f:

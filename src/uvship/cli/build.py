@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -120,20 +119,20 @@ def build(project: str, outputs: tuple[str, ...], push_refs: tuple[str, ...],
     text = "\n".join(f"{o}@{image.digest}" for o in outs)
     emit(data, as_json, text, err=to_stdout)
     if watch is not None:  # a rerun prints what an up-to-date build prints: nothing written
-        again = json.dumps({**data, "written": []}, indent=2, sort_keys=True)
-        from ..python.managed import install_dir
+        from .stamp import save
 
-        watch.save([str(o) for o in outs], _written_files(outs),
-                   (again if as_json else text) + "\n", state=[install_dir()])
+        again = json.dumps({**data, "written": []}, indent=2, sort_keys=True)
+        save(watch, [str(o) for o in outs], _written_files(outs),
+             (again if as_json else text) + "\n")
 
 
 def _no_change_watch(b, outs, base: str | None):
     """What this build reads, taken before it runs, for the no-change path (_nochange);
     None when a rerun could not be checked from this host: an output or base in a
     registry or an engine, a stream, a shared cache."""
-    from .. import _nochange, targets
+    from .. import targets
     from ..publish.outputs import Output
-    from ..python import managed
+    from .stamp import watch_inputs
 
     o_ = b.options
     if not outs or o_.push or o_.cache_repo or any(
@@ -145,29 +144,7 @@ def _no_change_watch(b, outs, base: str | None):
         if t.kind not in ("oci", "docker-archive", "path") or t.path is None:
             return None
         base_path = t.path
-    watch = _nochange.Watch(sys.argv)
-    ws = b.ws
-    skip = [o.path.absolute() for o in outs]
-    watch.tree(ws.root, skip=skip)
-    for pkg in ws.packages.values():  # local sources (directories, files) outside the root
-        for kind in ("editable", "virtual", "directory", "path"):
-            where = (ws.root / str(pkg.source.get(kind, "."))).resolve()
-            if kind in pkg.source and not where.is_relative_to(ws.root.resolve()):
-                watch.tree(where, skip=skip) if where.is_dir() else watch.add(where)
-    if base_path is not None:
-        watch.tree(base_path) if base_path.is_dir() else watch.add(base_path)
-    for f in managed.config_files(ws.project_dir):
-        watch.add(f)
-    for lst in managed.download_config(ws.project_dir)["lists"].values():
-        if lst:
-            watch.add(lst[0])
-    from ..uv import uv_bin
-
-    watch.add(uv_bin())
-    watch.add("/var/lib/dpkg/status")  # the scratch runtime's libraries
-    watch.config_files()
-    watch.code()
-    return watch
+    return watch_inputs(b, [o.path for o in outs], base_path)
 
 
 def _written_files(outs) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,21 @@ def bundle(project: str, output: str, **kw: Any) -> None:
             return
         if platforms or "=" in (b.options.python or ""):
             b = b.for_platform(platforms[0] if platforms else None)
+        watch = None
+        if not is_stream(out):  # a file or directory this host can check next time
+            from .stamp import watch_inputs
+
+            watch = watch_inputs(b, [out])
         res = b.bundle(out)
-    emit(_bundle_data(res), as_json, str(res.output), err=to_stdout)
+    data = _bundle_data(res)
+    emit(data, as_json, str(res.output), err=to_stdout)
+    if watch is not None:
+        from .stamp import save, tree_files
+
+        written = tree_files(res.output) if res.output.is_dir() else [
+            str(res.output), str(res.output) + ".cdx.json"]
+        save(watch, [str(res.output)], written,
+             (json.dumps(data, indent=2, sort_keys=True) if as_json else str(res.output)) + "\n")
 
 
 def _bundle_data(res) -> dict[str, Any]:
