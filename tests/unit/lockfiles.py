@@ -8,7 +8,7 @@ from pathlib import Path
 from uvship.project.workspace import Workspace
 
 
-def package(name: str, version: str = "1.0", *, source: str = 'registry = "https://pypi.org/simple"',
+def package(name: str, version: str = "1.0", *, source: str = 'registry = "https://index.invalid/simple"',
             dependencies: str = "", optional: dict[str, str] | None = None,
             groups: dict[str, str] | None = None, wheels: tuple[str, ...] = (),
             sdist: str | None = None) -> str:
