@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from ._paths import record_file
+from ._paths import identity, record_file
 
 FORMAT = 2
 # Never inputs of a build: environments, VCS data (its state is watched through HEAD and
@@ -36,9 +36,6 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "n
 _VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL", "TERM", "COLUMNS", "LINES", "TERM_PROGRAM",
                        "TERM_PROGRAM_VERSION", "TERM_SESSION_ID", "WINDOWID", "SSH_TTY",
                        "SSH_CLIENT", "SSH_CONNECTION", "PYTEST_CURRENT_TEST", "UVSHIP_DEBUG"})
-# uv's and uvship's configuration outside the project (existence matters too)
-_CONFIG_FILES = ("/etc/uv/uv.toml", "/etc/xdg/uv/uv.toml", "~/.config/uv/uv.toml",
-                 "$XDG_CONFIG_HOME/uv/uv.toml")
 
 Identity = list[int] | None
 
@@ -53,14 +50,6 @@ def stamp_key(argv: list[str]) -> str:
 
 def _stamp(key: str) -> str:
     return record_file("no-change", key, ".marshal")
-
-
-def identity(path: str) -> Identity:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def replay(argv: list[str]) -> bool:
@@ -121,12 +110,6 @@ class Watch:
         if path not in self.files:
             self.files[path] = identity(path)
 
-    def config_files(self) -> None:
-        for p in _CONFIG_FILES:
-            expanded = os.path.expanduser(os.path.expandvars(p))
-            if "$" not in expanded:
-                self.add(expanded)
-
     def code(self) -> None:
         """uvship's own code: an upgrade or an edit (a development install) rebuilds."""
         self.tree(os.path.dirname(os.path.abspath(__file__)))
@@ -147,10 +130,3 @@ class Watch:
             "format": FORMAT, "outputs": outputs, "stdout": stdout,
             "files": sorted(files.items())}))
 
-
-def forget(argv: list[str]) -> None:
-    """Drop the stamp of ``argv`` (a build that failed or wrote elsewhere)."""
-    try:
-        os.unlink(_stamp(stamp_key(argv[1:])))
-    except OSError:
-        pass

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._paths import cache_dir, record_file
+from ._paths import cache_dir, identity, record_file
 
 if TYPE_CHECKING:  # the no-change path reads records: imports here cost it time
     from collections.abc import Callable
@@ -232,22 +232,13 @@ def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:
 
 
 # ---------------------------------------------------------------------- blobs read back
-def _identity(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    # any write to the file, or a copy or restore over it, changes one of these
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
 def _check_record(digest: str) -> Path:
     return record_path("blob-checks", digest.replace(":", "-"))
 
 
 def blob_checked(path: Path, digest: str) -> None:
     """Remember that the blob at ``path`` was just verified to hold ``digest``."""
-    ident = _identity(path)
+    ident = identity(path)
     if ident is None:
         return
     write_record("blob-checks", digest.replace(":", "-"), ident)
@@ -259,7 +250,7 @@ def blob_ok(path: Path, digest: str, size: int) -> bool:
     Trusted while the file is the one last verified (same inode, size, times); else hashed
     again, and a blob that no longer matches is removed, so the caller makes or fetches it
     anew instead of shipping a corrupt layer."""
-    ident = _identity(path)
+    ident = identity(path)
     if ident is None or ident[1] != size:
         return False
     rec = _check_record(digest)

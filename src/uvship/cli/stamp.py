@@ -30,14 +30,13 @@ def watch_inputs(b: Any, skip: Iterable[Path], base_path: Path | None = None):
                 watch.tree(where, skip=skip) if where.is_dir() else watch.add(where)
     if base_path is not None:
         watch.tree(base_path) if base_path.is_dir() else watch.add(base_path)
-    for f in managed.config_files(ws.project_dir):
+    for f in managed.config_candidates(ws.project_dir):  # one created later counts too
         watch.add(f)
     for lst in managed.download_config(ws.project_dir)["lists"].values():
         if lst:
             watch.add(lst[0])
     watch.add(uv_bin())
     watch.add("/var/lib/dpkg/status")  # the scratch runtime's libraries
-    watch.config_files()
     watch.code()
     return watch
 

@@ -51,11 +51,9 @@ def cached_layer(role: str, key: str, make_entries: Callable[[], list[layers.Ent
     The blob is written to a temporary file and renamed to its digest, and the record
     after it: a build interrupted anywhere leaves no record pointing at a missing blob.
     """
-    d = cache.read_record("layers", key)
-    if d is not None:
-        blob = cache.blob_path(d["digest"])
-        if blob_ok(blob, d["digest"], d["size"]):  # a changed blob is made again
-            return _from_record(d, blob, key)
+    known = _recorded(key)
+    if known is not None:
+        return known
     entries = layers.normalize(make_entries())
     created_by, contents, inputs = describe()
     if not contents:
@@ -164,7 +162,7 @@ def tier_layer_jobs(env: StagedEnv, tier: Tier,
     if known is not None:
         ready = [_recorded(k) for k in known]
         if all(r is not None for r in ready):
-            return [functools.partial(lambda b: b, r) for r in ready]
+            return [lambda r=r: r for r in ready]
     parts = split.groups(env, tier)
     keys = [split.group_key(env, g, compression, _LAYER_FORMAT) for g in parts]
     cache.write_record("dependency-layers", key, keys)  # each layer is checked when read
@@ -173,6 +171,8 @@ def tier_layer_jobs(env: StagedEnv, tier: Tier,
 
 
 def _recorded(key: str) -> BuiltLayer | None:
+    """The layer cached under ``key``, if its record and blob are intact (a changed blob
+    is made again)."""
     d = cache.read_record("layers", key)
     if d is None:
         return None

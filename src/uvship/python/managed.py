@@ -273,6 +273,11 @@ def _truthy(value: str | None) -> bool:
 def config_files(cwd: Path) -> list[Path]:
     """uv's configuration files, project ones (every directory up from ``cwd``), the user's
     and the system's, and UV_CONFIG_FILE: those that exist."""
+    return [p for p in config_candidates(cwd) if p.is_file()]
+
+
+def config_candidates(cwd: Path) -> list[Path]:
+    """Every place uv looks for configuration from ``cwd``, whether a file is there or not."""
     candidates = []
     if os.environ.get("UV_CONFIG_FILE"):
         candidates.append(Path(os.environ["UV_CONFIG_FILE"]))
@@ -284,7 +289,7 @@ def config_files(cwd: Path) -> list[Path]:
         if d:
             candidates.append(Path(d) / "uv" / "uv.toml")
     candidates.append(Path("/etc/uv/uv.toml"))
-    return [p for p in candidates if p.is_file()]
+    return candidates
 
 
 def _download_settings(path: Path) -> dict:
