@@ -58,6 +58,7 @@ def growth(ex: dict, da: dict) -> list[str]:
                         ("edit_docker", "edit, then runnable in Docker"),
                         ("cold", "cold build (interpreter and runtime kept)"),
                         ("cold_empty", "cold build, empty uvship cache"),
+                        ("cold_shared", "cold build, distributions built before"),
                         ("dep", "one dependency added"), ("bump", "one small dependency bumped")):
         cells = []
         for tool in ("build", "buildkit"):

@@ -48,6 +48,7 @@ DATA_APP = ROOT / "benchmarks" / "projects" / "data-app"
 SCENARIOS = {
     "cold": "cold build, warm uv cache (base kept)",
     "cold_empty": "cold build, warm uv cache, empty uvship cache",
+    "cold_shared": "cold build, warm uv cache (base and per-distribution work kept)",
     "nochange": "no-change rebuild",
     "edit": "one source file edited",
     "edit_podman": "one source file edited, then runnable in podman",
@@ -631,12 +632,17 @@ def parse_steps(output: str) -> list[dict]:
     return [s for s in steps if not s["text"].startswith("FROM ")]
 
 
-def reset_uvship_cache(cache: Path, keep_base: bool = False) -> None:
+def reset_uvship_cache(cache: Path, keep_base: bool = False,
+                       keep_distributions: bool = False) -> None:
     """Empty a uvship cache. With keep_base, keep what depends only on the Python and the
     host - the prepared interpreter and its interpreter and runtime layers, the analogue of
     the base image podman keeps - and nothing of the project (uvship.cache decides what
-    that is: it alone knows the cache's layout)."""
-    if keep_base:
+    that is: it alone knows the cache's layout). With keep_distributions as well, keep
+    what depends only on single distributions (their bytecode, ELF facts and layers), as
+    a machine that built another project with them has it."""
+    if keep_base and keep_distributions:
+        uvship_cache.prune_to_distributions(cache)
+    elif keep_base:
         uvship_cache.prune_to_host(cache)
     else:
         shutil.rmtree(cache, ignore_errors=True)
@@ -660,9 +666,9 @@ class UvshipTool(Tool):
         (self.work / "out").mkdir(exist_ok=True)
         return self.work / "out" / f"{self.serial}"
 
-    def go_cold(self, keep_base: bool = False) -> None:
+    def go_cold(self, keep_base: bool = False, keep_distributions: bool = False) -> None:
         """Forget every build (see reset_uvship_cache)."""
-        reset_uvship_cache(self.cache, keep_base)
+        reset_uvship_cache(self.cache, keep_base, keep_distributions)
         shutil.rmtree(self.work / "out", ignore_errors=True)
         self.output = self.new_output()
 
@@ -914,6 +920,16 @@ def measure_rebuilds(tools: list[Any], repeat: int, results: dict) -> None:
         for t in rotated(tools, i):
             t.go_cold(keep_base=True)
             record(results, t, "cold", i, repeat, t.build())
+
+    # uvship only: BuildKit and podman keep nothing per distribution but uv's cache, so
+    # their build here would be their "cold" again (the report compares with that)
+    shared = [t for t in tools if isinstance(t, UvshipTool)]
+    if shared:
+        log("scenario: cold build of a project whose distributions were built before")
+    for i in range(repeat):
+        for t in rotated(shared, i):
+            t.go_cold(keep_base=True, keep_distributions=True)
+            record(results, t, "cold_shared", i, repeat, t.build())
 
     log("scenario: no-change rebuild")
     for i in range(repeat):
@@ -1279,6 +1295,10 @@ def issue_rows(res: dict) -> list[dict]:
            "edit_docker", "edit_podman", None, 3)
     timing("cold build, warm uv cache, interpreter and runtime kept", "cold", "cold", "cold",
            None, 3)
+    timing("cold build of a project whose distributions this machine built before (uvship "
+           "keeps their bytecode and layers; BuildKit and podman: their cold build above, "
+           "they keep nothing per distribution but uv's cache)", "cold_shared", "cold", "cold",
+           None, 3, ukey="cold_shared")
     for scen in CHANGES:
         if scen not in res.get("changes", {}):
             continue

@@ -102,3 +102,37 @@ def test_removing_a_package_leaves_none_of_its_files(proj, tmp_path, uv_bin):
     names = [n for layer in oci.read_layout(tmp_path / "v2").layers
              for n in tarfile.open(layer.path).getnames()]
     assert not [n for n in names if "/h11" in n], "h11's files are left in the image"
+
+
+def test_another_project_links_the_bytecode_of_shared_distributions(proj, tmp_path, uv_bin):
+    """A distribution's bytecode is compiled once per machine: a second project with the
+    same distributions links it from the cache, and its image is the one a build from
+    nothing gives; a damaged copy in the cache is compiled again, not shipped."""
+    from uvship import cache as uvship_cache
+
+    shared = tmp_path / "shared-cache"
+    build(proj, tmp_path / "first", shared)
+    other = one_dependency_project(tmp_path, uv_bin, "other-app", "six==1.16.0", "six",
+                                   more=MORE)
+    # the first project's own records gone, as on a machine that built it long ago
+    uvship_cache.prune_to_distributions(shared)
+    build(other, tmp_path / "linked", shared)
+    build(other, tmp_path / "fresh", tmp_path / "cold-cache")
+    linked = oci.read_layout(tmp_path / "linked").digest
+    assert linked == oci.read_layout(tmp_path / "fresh").digest
+    kept = sorted((shared / "dist-work").glob("*/files/**/six.cpython-*.pyc"))
+    assert len(kept) == 1, kept
+    # the cache's copy and the other project's tier are one file (the first project's
+    # tier went with its records): linked, not compiled again
+    assert kept[0].stat().st_nlink == 2, kept[0].stat()
+    out = run_image(tmp_path / "linked")
+    assert "six 1.16.0" in out and "idna 3.7" in out, out
+
+    for files in (shared / "dist-work").glob("*/files"):  # damaged: the bytecode is gone
+        for pyc in files.rglob("*.pyc"):
+            pyc.unlink()
+    uvship_cache.prune_to_distributions(shared)
+    build(other, tmp_path / "again", shared)
+    assert oci.read_layout(tmp_path / "again").digest == linked
+    assert len(list((shared / "dist-work").glob("*/files/**/six.cpython-*.pyc"))) == 1, \
+        "the damaged copy was not kept again"

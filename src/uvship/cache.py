@@ -95,6 +95,26 @@ def prune_to_host(root: Path | None = None) -> None:
         isinstance(rec, dict) and rec.get("role") in HOST_LAYER_ROLES))
 
 
+# Records decided by installed distributions alone (their bytecode and ELF facts, the
+# layers of distribution groups), and what spares re-hashing the blobs kept anyway.
+DISTRIBUTION_KINDS = ("dist-work", "blob-checks")
+
+
+def prune_to_distributions(root: Path | None = None) -> None:
+    """Like prune_to_host, but keep as well what depends only on distributions (no lock,
+    no project source): the first build of a project on a machine that built the same
+    distributions for another project, as uv's cache keeps their unpacked wheels."""
+    def keep(kind: str, rec: Any) -> bool:
+        if kind != "layers":
+            return True
+        role = rec.get("role") if isinstance(rec, dict) else None
+        group = (rec.get("inputs") or {}).get("group") if isinstance(rec, dict) else None
+        return role in HOST_LAYER_ROLES or (role == "dependencies"
+                                            and group not in (None, "environment"))
+
+    prune((*HOST_KINDS, *DISTRIBUTION_KINDS), root=root, keep_record=keep)
+
+
 # ---------------------------------------------------------------------- blobs
 def blob_dir() -> Path:
     """blobs/sha256: every layer and pulled blob, named by its digest (made if absent)."""

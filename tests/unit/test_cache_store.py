@@ -36,6 +36,28 @@ def test_prune_to_host_keeps_only_what_no_project_decides(tmp_path):
                     "python-choices/d.json"]
 
 
+
+def test_prune_to_distributions_also_keeps_what_single_distributions_decide(tmp_path):
+    for kind, key, value in [("layers", "a", {"role": "runtime"}),
+                             ("layers", "g", {"role": "dependencies",
+                                              "inputs": {"group": "numpy"}}),
+                             ("layers", "e", {"role": "dependencies",
+                                              "inputs": {"group": "environment"}}),
+                             ("layers", "t", {"role": "dependencies"}),  # a tier, whole
+                             ("layers", "p", {"role": "project"}),
+                             ("blob-checks", "c", {}),
+                             ("dependency-layers", "l", []),
+                             ("outputs", "o", {})]:
+        (tmp_path / kind).mkdir(exist_ok=True)
+        (tmp_path / kind / f"{key}.json").write_text(json.dumps(value))
+    (tmp_path / "dist-work" / "k" / "files").mkdir(parents=True)
+    (tmp_path / "dist-work" / "k" / "facts.json").write_text("{}")
+    (tmp_path / "tiers" / "t1").mkdir(parents=True)
+    cache.prune_to_distributions(tmp_path)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["blob-checks/c.json", "dist-work/k/facts.json", "layers/a.json",
+                    "layers/g.json"]
+
 def test_the_no_change_path_finds_records_where_the_cache_keeps_them(tmp_path, monkeypatch):
     from uvship import _paths, cache
 

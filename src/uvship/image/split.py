@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import key_of
-from ..stage.dists import Distribution
+from ..stage.dists import Distribution, source_of_bytecode
 from ..stage.keys import FORMAT as STAGE_FORMAT
 from ..stage.venv import StagedEnv, Tier
 
@@ -60,7 +60,7 @@ def groups(env: StagedEnv, tier: Tier) -> list[Group]:
     rest: list[str] = []
     parents_of_files: set[str] = set()
     for rel in sorted(files):
-        d = owner.get(rel) or owner.get(_source_of(rel) or "")
+        d = owner.get(rel) or owner.get(source_of_bytecode(rel) or "")
         if d is not None:
             owned[d.name].append(rel)
             parents_of_files.update(_parents(rel))
@@ -101,14 +101,6 @@ def group_key(env: StagedEnv, group: Group, compression: str, layer_format: int)
 
 def _bucket(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % BUCKETS
-
-
-def _source_of(rel: str) -> str | None:
-    """The module a byte-compiled file was made from: a/__pycache__/m.cpython-312.pyc -> a/m.py."""
-    head, sep, name = rel.rpartition("/__pycache__/")
-    if not sep or not name.endswith(".pyc"):
-        return None
-    return f"{head}/{name.split('.', 1)[0]}.py"
 
 
 def _parents(rel: str) -> list[str]:

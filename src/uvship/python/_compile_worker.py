@@ -11,6 +11,11 @@
 # are compiled in fixed chunks of the sorted list, each in a fresh fork of this process:
 # every file has the same history on every run and machine, however many workers there
 # are (a pool's workers take chunks in whatever order they free up).
+#
+# LISTFILE may hold groups separated by a blank line (one per distribution): each group is
+# chunked on its own, so a file's history is the files of its own group before it, and a
+# distribution's bytecode is the same whatever else is compiled with it (another lock,
+# another project, or only the distributions a changed lock installed).
 import importlib.util
 import os
 import py_compile
@@ -91,9 +96,10 @@ def _in_fresh_processes(chunks, workers):
 def main():
     listfile, strip, prefix = sys.argv[1:4]
     with open(listfile, encoding="utf-8") as f:
-        files = [line.rstrip("\n") for line in f if line.strip()]
-    jobs = [(p, strip, prefix) for p in files]
-    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+        groups = [[(p, strip, prefix) for p in block.split("\n") if p]
+                  for block in f.read().split("\n\n")]
+    chunks = [g[i:i + CHUNK] for g in groups for i in range(0, len(g), CHUNK)]
+    jobs = [j for g in groups for j in g]
     if len(chunks) <= 1:
         failed = sum(map(_compile_chunk, chunks))  # this process, as fresh as a fork
     else:

@@ -15,8 +15,13 @@ _WORKER = Path(__file__).with_name("_compile_worker.py")
 
 
 def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: str,
-                  emulator=None, minor: str | None = None, runs_here: bool = True) -> int:
+                  emulator=None, minor: str | None = None, runs_here: bool = True,
+                  groups: Iterable[Iterable[Path]] = ()) -> int:
     """Compile ``files`` with ``python`` (the target's version) for the path they will have.
+
+    ``groups`` (one per distribution) are compiled as well, each apart from the rest: a
+    file's bytecode depends on what its process compiled before it (see the worker), so a
+    group's bytecode is the same whatever is compiled with it.
 
     ``prefix`` replaces ``strip`` in co_filename. Existing hash-based pycs are kept and
     timestamp ones get a checked-hash header (no recompilation), so a tree that ships its
@@ -28,8 +33,10 @@ def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: s
     on every machine for one minor version, and emulation is 5-50x slower. A ``python``
     that does not run here at all (``runs_here=False``) needs that native Python.
     """
-    paths = sorted(str(f) for f in files if str(f).endswith(".py"))
-    if not paths:
+    blocks = [sorted(str(f) for f in g if str(f).endswith(".py"))
+              for g in [files, *groups]]
+    blocks = [b for b in blocks if b]
+    if not blocks:
         return 0
     if (emulator is not None or not runs_here) and minor:
         native = native_compiler(minor)
@@ -41,7 +48,7 @@ def compile_files(python: Path, files: Iterable[Path], *, strip: Path, prefix: s
                 "own to compile its bytecode with",
                 hint=f"install one (uv python install {minor}), or build with --no-compile")
     with tempfile.NamedTemporaryFile("w", suffix=".lst", delete=False, encoding="utf-8") as f:
-        f.write("\n".join(paths) + "\n")
+        f.write("\n\n".join("\n".join(b) for b in blocks) + "\n")
         listfile = f.name
     try:
         # -B: the worker's own imports must not drop timestamp pycs into the tree;

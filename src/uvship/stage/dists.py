@@ -62,6 +62,14 @@ def distributions(env: Path, site: str, added: list[str], tier: str
     return tuple(out)
 
 
+def source_of_bytecode(rel: str) -> str | None:
+    """The module a byte-compiled file was made from: a/__pycache__/m.cpython-312.pyc -> a/m.py."""
+    head, sep, name = rel.rpartition("/__pycache__/")
+    if not sep or not name.endswith(".pyc"):
+        return None
+    return f"{head}/{name.split('.', 1)[0]}.py"
+
+
 def _metadata(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():

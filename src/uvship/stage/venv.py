@@ -27,6 +27,7 @@ from ..project.plan import Plan
 from ..project.workspace import Workspace
 from ..python.bytecode import compile_files
 from ..python.interpreter import Interpreter
+from . import distwork
 from .dists import Distribution, distributions, elf_facts, needed, new_scripts
 from .keys import environment_key, tier_keys
 from .platforms import native_stager, uv_python_platform
@@ -279,33 +280,60 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             relocatable_shebangs(env, site, scripts, python)
         elif plan.mode == "system":
             fix_shebangs(env, site, scripts, python, plan.python_path)
-        def read_elves(files: list[str]) -> dict[str, ElfInfo]:
+        def read_elves(files: list[str], known: dict[str, Any]) -> dict[str, ElfInfo]:
+            """The ELF facts of ``files``: ``known`` ones (relative path -> to_json) as they
+            are, those of files uv left as the donor had them from the donor (reading
+            every ELF file of a scientific stack costs seconds), the rest read."""
+            from ..python.elf import ElfInfo
+
+            kept = dict(known)
             if donor is not None and elf_known:
-                # what the loader reads of a file uv left as it was is known from the
-                # donor (reading every ELF file of a scientific stack costs seconds)
-                kept = {rel: info for rel, (ino, info) in elf_known.items()
-                        if _inode(env / rel) == ino}
-                from ..python.elf import ElfInfo
+                kept |= {rel: info for rel, (ino, info) in elf_known.items()
+                         if _inode(env / rel) == ino}
+            return {**{rel: ElfInfo.from_json(info) for rel, info in kept.items()},
+                    **elf_facts(env, [f for f in files if f not in kept])}
 
-                return {**{rel: ElfInfo.from_json(info) for rel, info in kept.items()},
-                        **elf_facts(env, [f for f in files if f not in kept])}
-            return elf_facts(env, files)
-
+        units: list[distwork.Unit] = []
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
             if donor is not None:  # only what uv installed: the rest has its bytecode
                 py = [f for f in py if modules.get(_rel(f, env)) != f.stat().st_ino]
                 forget_bytecode(py, interp.minor)
+            pending = {_rel(f, env) for f in py}
+            groups: list[list[Path]] = []
+            known: dict[str, Any] = {}
+            skip: set[str] = set()
+            if name == "dependencies":
+                # each distribution compiled apart (its bytecode the same whatever else
+                # is compiled), or linked from a build that compiled it before
+                for unit in distwork.units(env, distributions(env, site, added, name),
+                                           plan, interp):
+                    sources = [s for s in unit.sources() if s in pending]
+                    if not sources:
+                        continue  # the donor's, as it was
+                    pending.difference_update(sources)
+                    facts = distwork.reuse(env, unit)
+                    if facts is None:
+                        groups.append([env / s for s in sources])
+                        units.append(unit)
+                    else:
+                        known |= facts
+                        skip.update(unit.dist.files)
             # the ELF files are read while the compiler (another process) works: bytecode
             # is never ELF, so the files before compiling are the ones to read
             with ThreadPoolExecutor(1, thread_name_prefix="uvship-elf") as pool:
-                reading = pool.submit(read_elves, added)
-                compile_files(python, py, strip=env, prefix=plan.env_path,
-                              emulator=interp.emulator(), minor=interp.minor)  # native: above
+                reading = pool.submit(read_elves, [f for f in added if f not in skip], known)
+                compile_files(python, [env / s for s in pending], strip=env,
+                              prefix=plan.env_path, emulator=interp.emulator(),
+                              minor=interp.minor, groups=groups)  # native: above
                 elves = reading.result()
             added = sorted(set(_listing(env)) - base)
         else:
-            elves = read_elves(added)
+            elves = read_elves(added, {})
+        if units:
+            facts = {rel: info.to_json() for rel, info in elves.items()}
+            for unit in units:
+                distwork.keep(env, unit, added, facts)
         dists = distributions(env, site, added, name)
         needs = needed(elves)
         made.update(files=added, distributions=dists, needed=needs, scripts=scripts)
