@@ -86,27 +86,41 @@ def reuse(env: Path, unit: Unit) -> dict[str, Any] | None:
         return None
 
 
-def keep(env: Path, unit: Unit, files: list[str], elf: dict[str, Any]) -> None:
-    """Keep the unit's bytecode (among ``files``, the tier's files after compiling) and
-    its ELF facts (among ``elf``, the tier's)."""
-    sources = set(unit.sources())
+def bytecode_by_source(files: list[str]) -> dict[str, list[str]]:
+    """The bytecode among ``files`` (a tier's, after compiling), by the module it was
+    compiled from."""
+    out: dict[str, list[str]] = {}
+    for f in files:
+        if "/__pycache__/" in f and (src := source_of_bytecode(f)) is not None:
+            out.setdefault(src, []).append(f)
+    return out
+
+
+def keep(env: Path, unit: Unit, bytecode_of: dict[str, list[str]], elf: dict[str, Any]
+         ) -> None:
+    """Keep the unit's bytecode (``bytecode_of`` its sources, from bytecode_by_source)
+    and its ELF facts (among ``elf``, the tier's)."""
     installed = set(unit.dist.files)  # bytecode a wheel ships is uv's to install
-    bytecode = sorted(f for f in files if f not in installed
-                      and source_of_bytecode(f) in sources)
+    bytecode = sorted(b for s in unit.sources() for b in bytecode_of.get(s, ())
+                      if b not in installed)
     own = {rel: info for rel, info in elf.items() if rel in installed}
 
     def build(out: Path) -> None:
+        src, dst = str(env), str(out / "files")
+        made: set[str] = set()
         for rel in bytecode:
-            dest = out / "files" / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            _link(env / rel, dest)
+            parent = os.path.dirname(rel)
+            if parent not in made:
+                os.makedirs(os.path.join(dst, parent), exist_ok=True)
+                made.add(parent)
+            _link(os.path.join(src, rel), os.path.join(dst, rel))
         (out / "facts.json").write_text(json.dumps({"bytecode": bytecode, "elf": own},
                                                    sort_keys=True))
 
     cache.cached_dir(KIND, unit.key, build)
 
 
-def _link(src: Path, dest: Path) -> None:
+def _link(src: str | Path, dest: str | Path) -> None:
     """A hard link (the cache and the tiers share a filesystem), else a copy."""
     if os.path.lexists(dest):
         os.unlink(dest)

@@ -332,8 +332,9 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             elves = read_elves(added, {})
         if units:
             facts = {rel: info.to_json() for rel, info in elves.items()}
+            bytecode_of = distwork.bytecode_by_source(added)
             for unit in units:
-                distwork.keep(env, unit, added, facts)
+                distwork.keep(env, unit, bytecode_of, facts)
         dists = distributions(env, site, added, name)
         needs = needed(elves)
         made.update(files=added, distributions=dists, needed=needs, scripts=scripts)
