@@ -328,15 +328,22 @@ def _host_id() -> list[Any]:
 def _version(dist: str) -> str | None:
     """The version of certifi or tzdata, whose files the runtime layer holds.
 
-    Read from the modules themselves: importlib.metadata costs ~40 ms to import.
+    Read from the module's source, not by importing it (certifi's import costs ~10 ms,
+    importlib.metadata's ~40 ms, on every rebuild).
     """
-    if dist == "certifi":
-        import certifi
+    import importlib.util
+    import re
 
-        return certifi.__version__
-    import tzdata
-
-    return tzdata.IANA_VERSION
+    spec = importlib.util.find_spec(dist)
+    if spec is None or spec.origin is None:
+        return None
+    name = "__version__" if dist == "certifi" else "IANA_VERSION"
+    try:
+        text = Path(spec.origin).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    m = re.search(rf"^{name}\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
+    return m.group(1) if m else None
 
 
 # ---------------------------------------------------------------------- copy_venv

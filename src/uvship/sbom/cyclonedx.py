@@ -6,15 +6,13 @@ serial number, no wall-clock time unless asked."""
 from __future__ import annotations
 
 import datetime
-import email.parser
-import email.policy
 import hashlib
 import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -24,6 +22,9 @@ from ..layers import source_date_epoch
 from ..oci.types import canonical_json
 from ..project.workspace import Workspace
 from ..stage.venv import StagedEnv
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 CDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 
@@ -127,13 +128,17 @@ def _python_component(dist_info: Path, ws: Workspace, tiers: dict[str, str],
     return comp
 
 
-def _read_metadata(path: Path) -> email.message.Message:
+def _read_metadata(path: Path) -> Message:
     """A METADATA or WHEEL file's headers, every value a str.
 
     Core metadata is UTF-8. Parsed from bytes, compat32 turns any non-ASCII value (pandas'
     License is its whole license text, names with accents included) into a Header object;
     decoded first (an invalid byte replaced), every value stays a str.
     """
+    import email.message  # only when an SBOM is made (a rebuild reads the cached one)
+    import email.parser
+    import email.policy
+
     try:
         text = path.read_bytes().decode("utf-8", "replace")
     except OSError:
@@ -186,7 +191,7 @@ def _lock_hashes(locked: Mapping[str, Any], installed: frozenset[str]
     return sorted({h for _, h in hexes}), None
 
 
-def _licenses(meta: email.message.Message) -> list[dict[str, Any]]:
+def _licenses(meta: Message) -> list[dict[str, Any]]:
     """License-Expression (an SPDX expression), else a short License field, else the
     classifiers: as CycloneDX names, never ids, whose schema admits SPDX ids only."""
     # compat32 gives an email.header.Header, not a str, for a value with non-ASCII bytes

@@ -9,11 +9,10 @@ import shutil
 from pathlib import Path
 
 from .. import uv
-from ..errors import CommandError, InputError
+from ..errors import InputError
 from ..project.plan import Plan, selection_args
 from ..project.workspace import Workspace
 from ..python.interpreter import Interpreter
-from .checks import STALE, stale_lock_error
 from .platforms import native_stager
 
 
@@ -75,7 +74,9 @@ def sync_tier(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str
               run_env: dict[str, str], python_platform: str | None = None) -> None:
     """`uv sync` of one tier into ``env_root`` with ``python``: the third-party packages,
     the local ones the selection needs, or the selected projects."""
-    args = ["sync", "--locked", "--no-editable", "--link-mode", LINK_MODE, "--python", str(python),
+    # --frozen: the lock was checked against the workspace before staging (checks.
+    # check_lock, remembered by content), so uv need not resolve it again on every rebuild
+    args = ["sync", "--frozen", "--no-editable", "--link-mode", LINK_MODE, "--python", str(python),
             "--no-python-downloads", *selection_args(plan), "--project", str(ws.project_dir)]
     if python_platform:
         args += ["--python-platform", python_platform]
@@ -99,12 +100,7 @@ def sync_tier(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str
     env = {"UV_PROJECT_ENVIRONMENT": str(env_root), "UV_PYTHON": str(python),
            # uv would compile for the staging path: uvship compiles for the final one.
            "UV_COMPILE_BYTECODE": "", **run_env}
-    try:
-        uv.run(args, cwd=ws.project_dir, env=env, what="uv sync")
-    except CommandError as exc:
-        if STALE in exc.stderr:
-            raise stale_lock_error(ws) from None
-        raise
+    uv.run(args, cwd=ws.project_dir, env=env, what="uv sync")
 
 
 def check_venv(root: Path, interp: Interpreter) -> None:
