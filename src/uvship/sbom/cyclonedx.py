@@ -21,6 +21,7 @@ from .. import cache
 from ..layers import source_date_epoch
 from ..oci.types import canonical_json
 from ..project.workspace import Workspace
+from ..stage.dists import metadata_headers
 from ..stage.venv import StagedEnv
 
 if TYPE_CHECKING:
@@ -46,9 +47,10 @@ def sbom_for(env: StagedEnv, *, ws: Workspace | None = None,
         roots.append((env.interpreter.root / site, "interpreter"))
     tiers = {canonicalize_name(d.name): d.tier for d in env.distributions}
     python: dict[str, dict[str, Any]] = {}
+    code = _code()
     for root, tier in roots:
         for dist_info in sorted(root.glob("*.dist-info")) if root.is_dir() else ():
-            comp = _python_component(dist_info, ws, tiers, tier)
+            comp = _kept_component(dist_info, ws, tiers, tier, code)
             python.setdefault(comp["bom-ref"], comp)
     components = [*python.values(), _interpreter_component(env),
                   *_runtime(runtime_components)]
@@ -94,6 +96,35 @@ def _project(ws: Workspace, env: StagedEnv) -> dict[str, Any]:
     if len(versions) == 1 and None not in versions:
         top["version"] = versions.pop()
     return top
+
+
+def _code() -> str:
+    """The hash of this generator: part of every key of what it makes."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _kept_component(dist_info: Path, ws: Workspace, tiers: dict[str, str],
+                    tier: str | None, code: str) -> dict[str, Any]:
+    """_python_component, kept under the hash of what decides it (the dist-info's METADATA
+    and WHEEL, its tier, its lock entries): a rebuild after an edit parses none again."""
+    try:
+        meta = (dist_info / "METADATA").read_bytes()
+        wheel = (dist_info / "WHEEL").read_bytes() if (dist_info / "WHEEL").is_file() else b""
+    except OSError:
+        return _python_component(dist_info, ws, tiers, tier)
+    name = canonicalize_name(metadata_headers(dist_info / "METADATA").get("Name")
+                             or dist_info.name.rsplit("-", 1)[0])
+    pkg = ws.packages.get(name)
+    key = cache.key_of("sbom-component", code, dist_info.name,
+                       hashlib.sha256(meta).hexdigest(), hashlib.sha256(wheel).hexdigest(),
+                       tier or tiers.get(name), ws.lock_entries(name),
+                       [pkg.is_local, pkg.source] if pkg is not None else None)
+    kept = cache.read_record("sbom-components", key)
+    if isinstance(kept, dict):
+        return kept
+    comp = _python_component(dist_info, ws, tiers, tier)
+    cache.write_record("sbom-components", key, comp)
+    return comp
 
 
 def _python_component(dist_info: Path, ws: Workspace, tiers: dict[str, str],
@@ -288,8 +319,7 @@ def _entries(pkg: Mapping[str, Any], extras: Iterable[str]) -> list[Mapping[str,
 def cached_sbom(env: StagedEnv, ws, components: tuple[dict[str, Any], ...]) -> bytes:
     """The image's SBOM, kept under the hash of what decides it: an unchanged rebuild only
     reads it (making it reads every dist-info and the lock again)."""
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()  # this generator
-    key = cache.key_of("sbom", code, [t.key for t in env.tiers], env.interpreter.key,
+    key = cache.key_of("sbom", _code(), [t.key for t in env.tiers], env.interpreter.key,
                        env.plan.env_path, env.plan.python_path, env.plan.mode,
                        os.environ.get("SOURCE_DATE_EPOCH"),
                        json.dumps(components, sort_keys=True, default=str))
