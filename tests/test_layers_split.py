@@ -136,3 +136,59 @@ def test_another_project_links_the_bytecode_of_shared_distributions(proj, tmp_pa
     assert oci.read_layout(tmp_path / "again").digest == linked
     assert len(list((shared / "dist-work").glob("*/files/**/six.cpython-*.pyc"))) == 1, \
         "the damaged copy was not kept again"
+
+
+def _wheel(dest: Path, name: str, version: str, files: dict[str, str]) -> None:
+    """A pure-Python wheel holding ``files`` (path -> text), with its RECORD."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {**files,
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
+    rows = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest())
+        rows.append(f"{path},sha256={digest.rstrip(b'=').decode()},{len(text.encode())}")
+    with zipfile.ZipFile(dest / f"{name}-{version}-py3-none-any.whl", "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+        z.writestr(f"{info}/RECORD", "\n".join([*rows, f"{info}/RECORD,,"]) + "\n")
+
+
+def test_a_module_two_distributions_install_is_the_same_however_they_were_compiled(
+        tmp_path, uv_bin, managed_python):
+    """Two distributions that both install shared_ns/__init__.py (an old-style namespace
+    package): the module belongs to neither's kept bytecode, and the image is the one a
+    build from nothing gives whether both, one or none of them were compiled before."""
+    from uvship import cache as uvship_cache
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    shared = "NAMES = frozenset({'a', 'b', 'c'})\n\ndef known(x):\n    return x in {'a', 'b'}\n"
+    for name, version in (("nsa", "1.0"), ("nsb", "1.0"), ("nsb", "1.1")):
+        _wheel(wheels, name, version, {
+            "shared_ns/__init__.py": shared,
+            f"{name}/__init__.py": f"import shared_ns\n__version__ = {version!r}\n\n"
+                                   f"def answer():\n    return (__version__, "
+                                   f"shared_ns.known('a'), sorted({{'x', {name!r}}}))\n"})
+    links = f"find-links = [{str(wheels)!r}]"
+    first = one_dependency_project(tmp_path, uv_bin, "ns-first", "nsa==1.0", "nsa",
+                                   more=("nsb==1.0",), uv_config=links)
+    other = one_dependency_project(tmp_path, uv_bin, "ns-other", "nsa==1.0", "nsa",
+                                   more=("nsb==1.0",), uv_config=links)
+    kept = tmp_path / "kept-cache"
+    build(first, tmp_path / "first", kept)
+    for step, change in enumerate([None, ("nsb==1.0", "nsb==1.1")]):
+        if change:  # nsa's bytecode is linked, nsb 1.1's compiled
+            bump(other, uv_bin, *change)
+        uvship_cache.prune_to_distributions(kept)
+        build(other, tmp_path / f"linked-{step}", kept)
+        build(other, tmp_path / f"fresh-{step}", tmp_path / f"empty-cache-{step}")
+        assert (oci.read_layout(tmp_path / f"linked-{step}").digest
+                == oci.read_layout(tmp_path / f"fresh-{step}").digest), change
+    out = run_image(tmp_path / "linked-1")
+    assert "nsa ('1.0', True, ['nsa', 'x'])" in out and "nsb ('1.1', True" in out, out

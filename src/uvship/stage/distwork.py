@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from ..python.interpreter import Interpreter
 
 # Bumped when what is kept, or how it is compiled, changes.
-FORMAT = 1
+FORMAT = 2
 KIND = "dist-work"
 
 
@@ -42,10 +43,10 @@ class Unit:
 
     dist: Distribution
     key: str
-
-    def sources(self) -> list[str]:
-        """Its modules to byte-compile (relative to the environment's root)."""
-        return [f for f in self.dist.files if f.endswith(".py")]
+    # its modules to byte-compile (relative to the environment's root): those its RECORD
+    # alone claims (a module two distributions install, as old-style namespace packages
+    # do, is nobody's: it is compiled on its own, never kept)
+    sources: tuple[str, ...]
 
 
 def units(env: Path, dists: tuple[Distribution, ...], plan: Plan, interp: Interpreter
@@ -54,6 +55,7 @@ def units(env: Path, dists: tuple[Distribution, ...], plan: Plan, interp: Interp
     emulated = interp.sysroot or not interp.native
     common = [FORMAT, interp.key, plan.mode, plan.env_path,
               compiler_id(interp.minor) if emulated else None]
+    claims = Counter(f for d in dists for f in set(d.files) if f.endswith(".py"))
     out = []
     for d in dists:
         record = next((f for f in d.files if f.endswith(".dist-info/RECORD")), None)
@@ -63,7 +65,8 @@ def units(env: Path, dists: tuple[Distribution, ...], plan: Plan, interp: Interp
             digest = hashlib.sha256((env / record).read_bytes()).hexdigest()
         except OSError:
             continue
-        out.append(Unit(d, key_of(KIND, *common, digest)))
+        out.append(Unit(d, key_of(KIND, *common, digest),
+                        tuple(f for f in d.files if f.endswith(".py") and claims[f] == 1)))
     return out
 
 
@@ -101,7 +104,7 @@ def keep(env: Path, unit: Unit, bytecode_of: dict[str, list[str]], elf: dict[str
     """Keep the unit's bytecode (``bytecode_of`` its sources, from bytecode_by_source)
     and its ELF facts (among ``elf``, the tier's)."""
     installed = set(unit.dist.files)  # bytecode a wheel ships is uv's to install
-    bytecode = sorted(b for s in unit.sources() for b in bytecode_of.get(s, ())
+    bytecode = sorted(b for s in unit.sources for b in bytecode_of.get(s, ())
                       if b not in installed)
     own = {rel: info for rel, info in elf.items() if rel in installed}
 

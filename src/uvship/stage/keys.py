@@ -19,7 +19,7 @@ from ..python.interpreter import Interpreter
 from .platforms import uv_python_platform
 
 # Bumped whenever a change in staging changes what a tier holds, to invalidate cached tiers.
-FORMAT = 5
+FORMAT = 6
 # Never part of a source tree's identity: environments, VCS data, caches, build output.
 _SOURCE_SKIP = {".git", ".hg", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache",
                 ".ruff_cache", ".tox", ".nox", "node_modules", "build", "dist"}

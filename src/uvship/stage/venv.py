@@ -308,7 +308,7 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                 # is compiled), or linked from a build that compiled it before
                 for unit in distwork.units(env, distributions(env, site, added, name),
                                            plan, interp):
-                    sources = [s for s in unit.sources() if s in pending]
+                    sources = [s for s in unit.sources if s in pending]
                     if not sources:
                         continue  # the donor's, as it was
                     pending.difference_update(sources)
@@ -323,6 +323,9 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             # is never ELF, so the files before compiling are the ones to read
             with ThreadPoolExecutor(1, thread_name_prefix="uvship-elf") as pool:
                 reading = pool.submit(read_elves, [f for f in added if f not in skip], known)
+                if name == "dependencies":  # a module no one distribution owns: alone
+                    groups += [[env / s] for s in sorted(pending)]
+                    pending.clear()
                 compile_files(python, [env / s for s in pending], strip=env,
                               prefix=plan.env_path, emulator=interp.emulator(),
                               minor=interp.minor, groups=groups)  # native: above
