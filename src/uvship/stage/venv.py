@@ -6,7 +6,8 @@ the hash of the tier's inputs. A code-only change re-runs only the project tier.
 
 The parts: the tiers' cache keys (`keys`), the checks before staging (`checks`), the
 target as uv names it (`platforms`), uv's work on a tier (`sync`), what is taken out of
-it (`tidy`), and what it holds (`dists`).
+it (`tidy`), what it holds (`dists`), and the bytecode and ELF facts kept per distribution
+for every later tier that installs it (`distwork`).
 """
 
 from __future__ import annotations
