@@ -310,12 +310,13 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                 for unit in distwork.units(env, distributions(env, site, added, name),
                                            plan, interp):
                     sources = [s for s in unit.sources if s in pending]
-                    if not sources:
+                    if donor is not None and not sources:
                         continue  # the donor's, as it was
                     pending.difference_update(sources)
                     facts = distwork.reuse(env, unit)
-                    if facts is None:
-                        groups.append([env / s for s in sources])
+                    if facts is None:  # compiled (when it has modules), then kept
+                        if sources:
+                            groups.append([env / s for s in sources])
                         units.append(unit)
                     else:
                         known |= facts
