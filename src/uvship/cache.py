@@ -91,8 +91,12 @@ def prune(keep: tuple[str, ...] = (), *, root: Path | None = None,
 def prune_to_host(root: Path | None = None) -> None:
     """Keep only what depends on the interpreter and the host (HOST_KINDS), nothing of
     any project: a cold build of a project on a machine that built another before."""
-    prune(HOST_KINDS, root=root, keep_record=lambda kind, rec: kind != "layers" or (
-        isinstance(rec, dict) and rec.get("role") in HOST_LAYER_ROLES))
+    prune(HOST_KINDS, root=root, keep_record=_not_a_project_layer)
+
+
+def _not_a_project_layer(kind: str, rec: Any) -> bool:
+    """A record that is not a layer, or the layer of an interpreter or a runtime."""
+    return kind != "layers" or (isinstance(rec, dict) and rec.get("role") in HOST_LAYER_ROLES)
 
 
 # Records decided by installed distributions alone (their bytecode and ELF facts, the
@@ -105,12 +109,12 @@ def prune_to_distributions(root: Path | None = None) -> None:
     no project source): the first build of a project on a machine that built the same
     distributions for another project, as uv's cache keeps their unpacked wheels."""
     def keep(kind: str, rec: Any) -> bool:
-        if kind != "layers":
+        if _not_a_project_layer(kind, rec):
             return True
-        role = rec.get("role") if isinstance(rec, dict) else None
-        group = (rec.get("inputs") or {}).get("group") if isinstance(rec, dict) else None
-        return role in HOST_LAYER_ROLES or (role == "dependencies"
-                                            and group not in (None, "environment"))
+        if not isinstance(rec, dict):
+            return False
+        group = (rec.get("inputs") or {}).get("group")
+        return rec.get("role") == "dependencies" and group not in (None, "environment")
 
     prune((*HOST_KINDS, *DISTRIBUTION_KINDS), root=root, keep_record=keep)
 

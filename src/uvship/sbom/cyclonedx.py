@@ -112,7 +112,7 @@ def _kept_component(dist_info: Path, ws: Workspace, tiers: dict[str, str],
         wheel = (dist_info / "WHEEL").read_bytes() if (dist_info / "WHEEL").is_file() else b""
     except OSError:
         return _python_component(dist_info, ws, tiers, tier)
-    name = canonicalize_name(metadata_headers(dist_info / "METADATA").get("Name")
+    name = canonicalize_name(metadata_headers(meta).get("Name")
                              or dist_info.name.rsplit("-", 1)[0])
     pkg = ws.packages.get(name)
     key = cache.key_of("sbom-component", code, dist_info.name,

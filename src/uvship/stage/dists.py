@@ -50,7 +50,7 @@ def distributions(env: Path, site: str, added: list[str], tier: str
     for dist_info in sorted((env / site).glob("*.dist-info")):
         if f"{site}/{dist_info.name}" not in added_set:
             continue
-        meta = metadata_headers(dist_info / "METADATA")
+        meta = metadata_headers((dist_info / "METADATA").read_bytes())
         name = canonicalize_name(meta.get("Name", dist_info.name.split("-")[0]))
         files = set()
         record = dist_info / "RECORD"
@@ -70,10 +70,11 @@ def source_of_bytecode(rel: str) -> str | None:
     return f"{head}/{name.split('.', 1)[0]}.py"
 
 
-def metadata_headers(path: Path) -> dict[str, str]:
-    """The first value of each header of a METADATA file (no email parser: cheap)."""
+def metadata_headers(data: bytes) -> dict[str, str]:
+    """The first value of each header of a METADATA file's ``data`` (no email parser:
+    cheap)."""
     out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in data.decode("utf-8", errors="replace").splitlines():
         if not line.strip():
             break
         k, sep, v = line.partition(":")

@@ -294,6 +294,8 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             return {**{rel: ElfInfo.from_json(info) for rel, info in kept.items()},
                     **elf_facts(env, [f for f in files if f not in kept])}
 
+        # compiling adds only bytecode: the dist-infos, and what their RECORDs list, stay
+        dists = distributions(env, site, added, name)
         units: list[distwork.Unit] = []
         if plan.compile:
             py = [env / f for f in added if f.endswith(".py") and f.startswith(site)]
@@ -307,8 +309,7 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             if name == "dependencies":
                 # each distribution compiled apart (its bytecode the same whatever else
                 # is compiled), or linked from a build that compiled it before
-                for unit in distwork.units(env, distributions(env, site, added, name),
-                                           plan, interp):
+                for unit in distwork.units(env, dists, plan, interp):
                     sources = [s for s in unit.sources if s in pending]
                     if donor is not None and not sources:
                         continue  # the donor's, as it was
@@ -321,13 +322,13 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
                     else:
                         known |= facts
                         skip.update(unit.dist.files)
+                # a module no one distribution owns: alone
+                groups += [[env / s] for s in sorted(pending)]
+                pending.clear()
             # the ELF files are read while the compiler (another process) works: bytecode
             # is never ELF, so the files before compiling are the ones to read
             with ThreadPoolExecutor(1, thread_name_prefix="uvship-elf") as pool:
                 reading = pool.submit(read_elves, [f for f in added if f not in skip], known)
-                if name == "dependencies":  # a module no one distribution owns: alone
-                    groups += [[env / s] for s in sorted(pending)]
-                    pending.clear()
                 compile_files(python, [env / s for s in pending], strip=env,
                               prefix=plan.env_path, emulator=interp.emulator(),
                               minor=interp.minor, groups=groups)  # native: above
@@ -335,17 +336,16 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
             added = sorted(set(_listing(env)) - base)
         else:
             elves = read_elves(added, {})
+        elf = {rel: info.to_json() for rel, info in elves.items()}
         if units:
-            facts = {rel: info.to_json() for rel, info in elves.items()}
             bytecode_of = distwork.bytecode_by_source(added)
             for unit in units:
-                distwork.keep(env, unit, bytecode_of, facts)
-        dists = distributions(env, site, added, name)
+                distwork.keep(env, unit, bytecode_of, elf)
         needs = needed(elves)
         made.update(files=added, distributions=dists, needed=needs, scripts=scripts)
         (out / "tier.json").write_text(json.dumps({
             "files": added, "needed": needs, "scripts": scripts, "left_out": left_out,
-            "elf": {rel: info.to_json() for rel, info in elves.items()},
+            "elf": elf,
             "distributions": [{"name": d.name, "version": d.version, "tier": d.tier,
                                "files": list(d.files)} for d in dists],
         }, sort_keys=True))
