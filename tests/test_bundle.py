@@ -321,3 +321,66 @@ def test_bundle_to_stdout_a_fifo_and_through_a_symlink(project, managed_python, 
         sock.bind(str(out / "sock"))
         proc = uvship("bundle", str(src), "-o", str(out / "sock"))
     assert proc.returncode == 1 and "is a socket; expected a regular file" in proc.stderr
+
+
+_BACKENDS = {
+    "hatchling": ('"hatchling>=1.24"', "hatchling.build", ""),
+    "setuptools": ('"setuptools>=68"', "setuptools.build_meta", ""),
+    "flit": ('"flit_core>=3.9,<4"', "flit_core.buildapi", ""),
+    "pdm": ('"pdm-backend>=2.3"', "pdm.backend", ""),
+    "poetry": ('"poetry-core>=2"', "poetry.core.masonry.api",
+               '[tool.poetry]\npackages = [{ include = "{pkg}", from = "src" }]\n'),
+    # uv_build, with a config setting of the user's own for every build
+    "user-settings": ('"uv_build>=0.13,<0.14"', "uv_build",
+                      '[tool.uv]\nconfig-settings = { "user-key" = "1" }\n'),
+}
+
+
+@pytest.mark.parametrize("backend", sorted(_BACKENDS))
+def test_an_edited_local_package_is_built_again_whatever_its_backend(
+        backend, tmp_path, uv_bin, managed_python, base_images):
+    """uv keeps the wheels it built of local sources by file times, not content: an edit
+    inside a package directory (src/'s time unchanged) must still ship. uvship hands each
+    local build a config setting naming the sources; what the bundle holds is what a
+    build without it holds (uv_build.json, RECORD), and with the user's own settings uv's
+    record keeps theirs alone."""
+    from .conftest import one_dependency_project
+
+    proj = one_dependency_project(tmp_path, uv_bin, f"be-{backend}", "idna==3.10", "idna")
+    pkg = proj / "src" / f"be_{backend.replace('-', '_')}"
+    requires, api, extra = _BACKENDS[backend]
+    pp = proj / "pyproject.toml"
+    text = pp.read_text().replace('requires = ["uv_build>=0.13,<0.14"]\n'
+                                  'build-backend = "uv_build"',
+                                  f'requires = [{requires}]\nbuild-backend = "{api}"')
+    pp.write_text(text.replace('version = "0.1.0"\n', 'version = "0.1.0"\n'
+                               'description = "A test package."\n')
+                  + extra.replace("{pkg}", pkg.name))
+    run([uv_bin, "lock", "-q", "--python", sys.executable], cwd=proj)
+    init = pkg / "__init__.py"
+
+    def shipped(out: Path) -> str:
+        proc = uvship("bundle", str(proj), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        site = next(out.glob("app/.venv/lib/python3.*/site-packages"))
+        dist = next(site.glob(f"{pkg.name}-0.1.0.dist-info"))
+        build = json.loads((dist / "uv_build.json").read_text())
+        assert build == ({"config_settings": {"user-key": "1"}} if backend == "user-settings"
+                         else {}), build
+        for row in (dist / "RECORD").read_text().splitlines():
+            path, digest, size = row.rsplit(",", 2)
+            if digest:  # every file as RECORD says, uv_build.json included
+                data = (site / path).read_bytes()
+                want = hashlib.sha256(data).digest()
+                import base64
+
+                assert digest == "sha256=" + base64.urlsafe_b64encode(want).rstrip(
+                    b"=").decode() and int(size) == len(data), path
+        code = f"import {pkg.name} as m; print(getattr(m, 'MARK', 'none'))"
+        return run_in_glibc(out, "/app/.venv/bin/python", "-c", code).strip()
+
+    assert shipped(tmp_path / "one") == "none"
+    src_time = (proj / "src").stat().st_mtime_ns  # after the build (setuptools writes there)
+    init.write_text(init.read_text() + "\nMARK = 'edited'\n")  # in place: src/ keeps its time
+    assert (proj / "src").stat().st_mtime_ns == src_time
+    assert shipped(tmp_path / "two") == "edited"

@@ -35,6 +35,48 @@ def read_toml(path: Path) -> dict[str, Any]:
                          f"0x{exc.object[exc.start]:02x})") from exc
 
 
+def read_lock(path: Path) -> dict[str, Any]:
+    """uv.lock parsed, kept by the hash of its bytes: a large lock (a data-science app's
+    holds every wheel of every package) costs tens of ms to parse as TOML on every build,
+    its kept parse about one."""
+    import hashlib
+    import marshal
+    import sys
+
+    from .._paths import record_file
+    from ..cache import write_atomically
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    # marshal's format is the running Python's: its version is in the key
+    kept = Path(record_file("parsed-locks", f"{sys.version_info[0]}.{sys.version_info[1]}-"
+                                            f"{_LOCK_PARSE}-{digest}", ".marshal"))
+    try:
+        value = marshal.loads(kept.read_bytes())
+        if isinstance(value, dict):
+            return value
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    value = read_toml(path)
+    try:
+        blob = marshal.dumps(value)
+    except ValueError:  # a TOML date or time: not marshallable, parsed every time
+        return value
+    if kept.parent.parent.is_dir():  # never the first thing in the cache: a build
+        try:                          # refused before any work leaves no cache behind
+            write_atomically(kept, blob)
+        except OSError:  # a read-only cache: the parse is only a saving
+            pass
+    return value
+
+
+# Bump when read_lock's kept values change meaning.
+_LOCK_PARSE = 1
+
+
 def find_workspaces(root: Path) -> list[Path]:
     """Every uv workspace under ``root``: the directories that hold a uv.lock, sorted."""
     root = Path(root)
@@ -70,7 +112,7 @@ class Workspace:
         self.project_dir = project_dir
         self.lock_path = root / "uv.lock"
         self.pyproject = read_toml(root / "pyproject.toml")
-        self.lock = read_toml(self.lock_path)
+        self.lock = read_lock(self.lock_path)
 
     def __repr__(self) -> str:
         return f"Workspace(root={str(self.root)!r}, project_dir={str(self.project_dir)!r})"

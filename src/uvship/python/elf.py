@@ -9,14 +9,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection, DynamicSegment
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError, UvshipError
+
+if TYPE_CHECKING:
+    from elftools.elf.dynamic import DynamicSection, DynamicSegment
+    from elftools.elf.elffile import ELFFile
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -124,6 +123,11 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo | None:
         if f.read(4) != ELF_MAGIC:
             return None
         f.seek(0)
+        # pyelftools is imported on first use: a build whose changed layers hold no ELF
+        # file (a source edit) never pays for its ~15 ms of imports.
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
         try:
             return _parse(ELFFile(f))
         except (ELFError, ValueError, KeyError) as exc:
@@ -133,6 +137,9 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo | None:
 
 
 def _parse(elf: ELFFile) -> ElfInfo:
+    from elftools.elf.dynamic import DynamicSection, DynamicSegment
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
     interpreter = None
     dynamic: DynamicSection | DynamicSegment | None = None
     versions: set[str] = set()
@@ -357,6 +364,9 @@ def path_in_root(root: Path, path: str | os.PathLike[str]) -> Path:
 
 def has_symbols(path: str | os.PathLike[str]) -> bool:
     """True when the ELF file ``path`` has a symbol table (.symtab): `strip` would shrink it."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     with open(path, "rb") as f:
         try:
             return ELFFile(f).get_section_by_name(".symtab") is not None

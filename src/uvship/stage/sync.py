@@ -4,8 +4,10 @@ the interpreter's prefix), each later tier's hard-linked copy of the one below, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from .. import uv
@@ -57,6 +59,44 @@ def shadow_tree(src: Path, dst: Path, site: str) -> None:
             link_tree(Path(entry.path), dst / site / entry.name)
 
 
+@contextlib.contextmanager
+def stable_place(env: Path, ident: str) -> Iterator[Path]:
+    """``env`` moved, while uv works on it, to a path that is the same from one build to
+    the next for the same interpreter (``ident``): uv keeps what it learnt of an
+    environment's interpreter by the interpreter's path, so at a new temporary path every
+    sync would start a Python to ask again (~25 ms). A path serves one build at a time
+    (a lock file); a concurrent build takes the next one. Moved back when uv is done."""
+    import fcntl
+
+    from ..cache import cache_root
+
+    base = cache_root() / "stage"
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(64):
+        slot = base / f"{ident[:16]}-{n}"
+        lock = open(f"{slot}.lock", "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        try:
+            place = slot / "env"
+            if slot.exists():  # what a killed build left
+                shutil.rmtree(slot)
+            slot.mkdir()
+            os.rename(env, place)
+            try:
+                yield place
+            finally:
+                os.rename(place, env)
+                slot.rmdir()
+        finally:
+            lock.close()
+        return
+    yield env  # 64 builds at once: a temporary path does
+
+
 def link_tree(src: Path, dst: Path) -> None:
     """A copy of ``src`` made of hard links: uv and the compiler only ever add new files
     (or replace through a rename), so the cached tier underneath is never written."""
@@ -71,9 +111,20 @@ LINK_MODE = "hardlink"
 
 
 def sync_tier(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str,
-              run_env: dict[str, str], python_platform: str | None = None) -> None:
+              run_env: dict[str, str], python_platform: str | None = None, *,
+              source_key: str = "", reinstall: bool = False) -> None:
     """`uv sync` of one tier into ``env_root`` with ``python``: the third-party packages,
-    the local ones the selection needs, or the selected projects."""
+    the local ones the selection needs, or the selected projects.
+
+    ``source_key`` names the local sources' contents (the tier's key). uv keeps the wheels
+    it built of local sources by pyproject.toml's and src/'s times, not by content, so an
+    edited module would be installed from a stale wheel: the key is handed to their
+    builds as a config setting, which uv keeps built wheels apart by (their backends
+    ignore it), so a changed source is built again and an unchanged one taken from uv's
+    cache. ``--reinstall-package`` would do the same, but it makes uv query the
+    environment's interpreter again (~25 ms a tier); it remains for a backend not known to
+    ignore settings it does not know, and as ``reinstall``'s fallback (tidy_build_records).
+    """
     # --frozen: the lock was checked against the workspace before staging (checks.
     # check_lock, remembered by content), so uv need not resolve it again on every rebuild
     args = ["sync", "--frozen", "--no-editable", "--link-mode", LINK_MODE, "--python", str(python),
@@ -96,11 +147,70 @@ def sync_tier(ws: Workspace, plan: Plan, python: Path, env_root: Path, tier: str
     # runs when the sources changed, so rebuild them.
     local = plan.local_members if tier == "local" else plan.selected if tier == "project" else ()
     for p in local:
-        args += ["--reinstall-package", p]
+        if reinstall or not source_key or build_backend(ws, p) not in SETTING_SAFE_BACKENDS:
+            args += ["--reinstall-package", p]
+        else:
+            args += ["--config-settings-package", f"{p}:{SOURCE_SETTING}={source_key}"]
     env = {"UV_PROJECT_ENVIRONMENT": str(env_root), "UV_PYTHON": str(python),
            # uv would compile for the staging path: uvship compiles for the final one.
            "UV_COMPILE_BYTECODE": "", **run_env}
     uv.run(args, cwd=ws.project_dir, env=env, what="uv sync")
+
+
+# The config setting that names a local package's sources (sync_tier), and the backends
+# that ignore a setting they do not know (each checked building a package with it). Not
+# here: scikit-build-core and meson-python, which refuse unknown settings.
+SOURCE_SETTING = "uvship-source"
+SETTING_SAFE_BACKENDS = frozenset({
+    "uv_build", "hatchling.build", "setuptools.build_meta", "setuptools.build_meta:__legacy__",
+    "flit_core.buildapi", "pdm.backend", "poetry.core.masonry.api", None})
+
+
+def build_backend(ws: Workspace, name: str) -> str | bool | None:
+    """The build backend of the local package ``name`` (None: it has no [build-system],
+    False: its pyproject.toml was not found)."""
+    from ..project.workspace import read_toml
+
+    pkg = ws.packages.get(name)
+    source = pkg.source if pkg is not None else {}
+    rel = next((source[k] for k in ("editable", "virtual", "directory") if k in source), None)
+    if rel is None or not (ws.root / rel / "pyproject.toml").is_file():
+        return False
+    system = read_toml(ws.root / rel / "pyproject.toml").get("build-system")
+    if not isinstance(system, dict):
+        return None  # uv's default: setuptools' legacy backend, or no build at all
+    return system.get("build-backend", "setuptools.build_meta:__legacy__")
+
+
+def tidy_build_records(env: Path, site: str, source_key: str) -> bool:
+    """uv keeps a locally built package's config settings in its dist-info (uv_build.json):
+    ``source_key``'s setting, uvship's bookkeeping, is taken out again, so the file and its
+    RECORD row are what a build without it writes. False when a file holds other settings
+    too (the user's own): the tier is then synced again with --reinstall-package."""
+    import base64
+    import hashlib
+    import json
+
+    from .tidy import rewrite_record_rows
+
+    ours = {"config_settings": {SOURCE_SETTING: source_key}}
+    plain = b"{}"
+    for dist_info in sorted((env / site).glob("*.dist-info")):
+        f = dist_info / "uv_build.json"
+        try:
+            data = json.loads(f.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if data == ours:
+            f.unlink()  # a new inode: the old one may be a hard link into uv's cache
+            f.write_bytes(plain)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(plain).digest()).rstrip(b"=")
+            row = [f"{dist_info.name}/uv_build.json", f"sha256={digest.decode()}",
+                   str(len(plain))]
+            rewrite_record_rows(dist_info, {row[0]: row})
+        elif SOURCE_SETTING in (data.get("config_settings") or {}):
+            return False
+    return True
 
 
 def check_venv(root: Path, interp: Interpreter) -> None:

@@ -59,6 +59,17 @@ def _rewrite_record(dist_info: Path, keep: Callable[[str], bool]) -> None:
     _replace_text(record, buf.getvalue())
 
 
+def rewrite_record_rows(dist_info: Path, rows: dict[str, list[str]]) -> None:
+    """RECORD with the rows of the paths in ``rows`` replaced by them."""
+    record = dist_info / "RECORD"
+    if not record.is_file():
+        return
+    out = [rows.get(r[0], r) for r in csv.reader(io.StringIO(record.read_text())) if r]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(out)
+    _replace_text(record, buf.getvalue())
+
+
 def _replace_text(path: Path, text: str) -> None:
     # write a new inode: the old one may be a hard link into a cached tier
     tmp = path.with_name(path.name + ".uvship-tmp")

@@ -32,7 +32,15 @@ from . import distwork
 from .dists import Distribution, distributions, elf_facts, needed, new_scripts
 from .keys import environment_key, tier_keys
 from .platforms import native_stager, uv_python_platform
-from .sync import check_venv, link_tree, new_env, shadow_tree, sync_tier
+from .sync import (
+    check_venv,
+    link_tree,
+    new_env,
+    shadow_tree,
+    stable_place,
+    sync_tier,
+    tidy_build_records,
+)
 from .tidy import (
     NEVER_IN_PACKAGES,
     exclude_data_files,
@@ -263,7 +271,15 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         python = env / interp.executable if plan.mode == "system" else interp.exe
         if plan.mode == "venv":  # a system-mode env is the interpreter's own prefix
             python = native_stager(interp) or python
-        sync_tier(ws, plan, python, env, name, interp.run_env(), uv_python_platform(plan, interp))
+        inside = python.is_relative_to(env)  # a system-mode env's own interpreter
+        ident = cache.key_of(interp.key, plan.mode, "env" if inside else str(python))
+        with stable_place(env, ident) as place:
+            args = (ws, plan, place / python.relative_to(env) if inside else python, place,
+                    name, interp.run_env(), uv_python_platform(plan, interp))
+            sync_tier(*args, source_key=key)
+            if name != "dependencies" and not tidy_build_records(place, site, key):
+                sync_tier(*args, source_key=key, reinstall=True)
+        synced = args[2]  # the interpreter uv wrote into the scripts' shebangs
         if plan.mode == "venv" and prev is None:
             check_venv(env, interp)
         if donor is not None:
@@ -278,9 +294,9 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         added = sorted(set(_listing(env)) - base)
         scripts = new_scripts(env, added)
         if plan.relocatable:  # wherever the bundle is unpacked: the python beside them
-            relocatable_shebangs(env, site, scripts, python)
+            relocatable_shebangs(env, site, scripts, synced)
         elif plan.mode == "system":
-            fix_shebangs(env, site, scripts, python, plan.python_path)
+            fix_shebangs(env, site, scripts, synced, plan.python_path)
         def read_elves(files: list[str], known: dict[str, Any]) -> dict[str, ElfInfo]:
             """The ELF facts of ``files``: ``known`` ones (relative path -> to_json) as they
             are, those of files uv left as the donor had them from the donor (reading
