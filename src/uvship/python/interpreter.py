@@ -19,8 +19,11 @@ from . import managed
 from .bytecode import compile_files, compiler_id, python_files
 from .managed import check_requires_python, host_glibc
 
-# Bumped when the way an interpreter tree is prepared changes, to invalidate caches.
-_PREPARE_VERSION = 9
+# Bumped when the way an interpreter tree is prepared changes, to invalidate caches. It is
+# part of every interpreter's key, so of every tier, kept distribution and files entry:
+# bumped too when the compile worker changes (10: it compiles without py_compile, whose
+# imports can change a pyc's bytes; Python 3.13's functools, for one).
+_PREPARE_VERSION = 10
 
 
 @dataclass(frozen=True)
