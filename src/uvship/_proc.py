@@ -91,8 +91,20 @@ def _dies_with_us(args: list[str], env) -> list[str]:
 
 class _GroupPopen(subprocess.Popen):
     """Popen whose child, started in a process group of its own, is killed whole when the
-    parent is interrupted while starting it: Ctrl-C can land after the fork and before
-    Popen returns, and the child would then run on, unseen, into a removed directory."""
+    parent is interrupted while starting it or while it runs: Ctrl-C can land after the
+    fork and before Popen returns, or before the caller's own handler is in place, and
+    Popen's exit would then only wait a moment for the child (as on a terminal, where the
+    child got the same Ctrl-C) and leave it running, unseen, into a removed directory: a
+    `uv venv` finishing after the cleanup wrote a whole venv back into a staging directory
+    already removed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            if getattr(self, "pid", None):
+                _kill_group(self)
+            raise
 
     def _execute_child(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -101,6 +113,11 @@ class _GroupPopen(subprocess.Popen):
             if getattr(self, "pid", None):
                 _kill_group(self)
             raise
+
+    def __exit__(self, exc_type: Any, value: Any, traceback: Any) -> None:
+        if exc_type is not None and self.returncode is None:
+            _kill_group(self)
+        super().__exit__(exc_type, value, traceback)
 
 
 def _kill_group(p: subprocess.Popen) -> None:
