@@ -127,6 +127,22 @@ def test_refuses_to_replace_a_directory_that_is_not_a_bundle(project, tmp_path):
     assert (out / "data.txt").read_text() == "keep me"
 
 
+def test_a_build_with_nowhere_to_go_is_a_clear_error(project, tmp_path):
+    """No output and no push: one error that says what to give (it once surfaced as an
+    "unexpected failure" with a bug-report hint); and a compression from pyproject.toml
+    that is not gzip or zstd, which the command line's choice never checks."""
+    src = project("hello-web")
+    proc = uvship("build", str(src))
+    assert_error(proc, "nothing to write: no --output and no --push",
+                 "hint: give --output oci:DIR (or another output) and/or --push REF")
+    assert "unexpectedly" not in proc.stderr
+    pp = src / "pyproject.toml"
+    pp.write_text(pp.read_text() + '\n[tool.uvship]\ncompression = "xz"\n')
+    proc = uvship("build", str(src), "-o", f"oci:{tmp_path / 'lay'}")
+    assert_error(proc, "compression 'xz': expected gzip or zstd")
+    assert not (tmp_path / "lay").exists()
+
+
 def test_bad_tool_uvship_config(project, tmp_path):
     src = project("hello-web")
     pp = src / "pyproject.toml"
@@ -208,7 +224,7 @@ def test_unexpected_failure_is_one_error_line(project, tmp_path):
     inject = ("import sys, uvship.project.workspace as w\n"
               "def boom(*a, **k): raise RuntimeError('injected fault')\n"
               "w.Workspace.open = boom\n"
-              "from uvship.cli import main\n"
+              "from uvship.cli.main import main\n"
               "sys.argv = ['uvship', *sys.argv[1:]]\n"
               "main()\n")
     from .conftest import run
@@ -222,3 +238,25 @@ def test_unexpected_failure_is_one_error_line(project, tmp_path):
     assert "Traceback (most recent call last)" in debug.stderr
     assert "error: uvship failed unexpectedly" in debug.stderr
     assert not (tmp_path / "out.tar.gz").exists()
+
+
+def test_an_interrupt_never_leaves_a_child_running():
+    """Ctrl-C that lands once a child has started but before the caller's own handler is
+    in place (Popen's exit would only wait a moment and leave it running) still kills the
+    child's whole group: a `uv venv` left running once wrote a venv back into a staging
+    directory after the cleanup had removed it."""
+    import os
+    import subprocess
+
+    from uvship._proc import _GroupPopen
+
+    started = []
+    with pytest.raises(KeyboardInterrupt):
+        with _GroupPopen(["sh", "-c", "sleep 30 & sleep 30"], start_new_session=True,
+                         stdout=subprocess.DEVNULL) as p:
+            started.append(p.pid)
+            with pytest.raises(subprocess.TimeoutExpired):
+                p.wait(timeout=0.2)
+            raise KeyboardInterrupt
+    with pytest.raises(ProcessLookupError):  # the group, the background sleep included
+        os.killpg(started[0], 0)
