@@ -30,36 +30,35 @@ def test_an_environment_is_synced_at_the_same_path_each_time(tmp_path, monkeypat
     seen = []
     for _ in range(2):
         with stable_place(env, "a" * 64) as place:
-            assert not env.exists() and (place / "pyvenv.cfg").is_file()
+            assert (place / "pyvenv.cfg").is_file() and place.resolve() == env
             seen.append(place)
             (place / "added").write_text("uv wrote this")
-        assert (env / "added").is_file()  # moved back, with what was written there
-    assert seen[0] == seen[1] and seen[0].parent.name == "a" * 16 + "-0"
+        assert not place.exists() and not place.is_symlink()  # the link goes, env stays
+    assert (env / "added").is_file()
+    assert seen[0] == seen[1] and seen[0].name == "a" * 16 + "-0"
     with stable_place(env, "b" * 64) as other:  # another interpreter: another path
         assert other != seen[0]
 
 
-def test_a_busy_place_is_not_shared_and_a_left_one_is_cleared(tmp_path, monkeypatch):
+def test_a_busy_place_is_not_shared_and_a_left_one_is_replaced(tmp_path, monkeypatch):
     monkeypatch.setenv("UVSHIP_CACHE_DIR", str(tmp_path / "cache"))
     env = _env(tmp_path)
     stage = tmp_path / "cache" / "stage"
     stage.mkdir(parents=True)
-    (stage / ("c" * 16 + "-1") / "env").mkdir(parents=True)  # a killed build's leftover
-    (stage / ("c" * 16 + "-1") / "env" / "stale").write_text("")
+    (stage / ("c" * 16 + "-1")).symlink_to(tmp_path / "gone")  # a killed build's leftover
     with open(stage / ("c" * 16 + "-0.lock"), "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another build is at -0
         with stable_place(env, "c" * 64) as place:
-            assert place.parent.name == "c" * 16 + "-1"
-            assert sorted(p.name for p in place.iterdir()) == ["bin", "pyvenv.cfg"]
-    assert not (stage / ("c" * 16 + "-1")).exists()
+            assert place.name == "c" * 16 + "-1" and place.resolve() == env
+    assert not (stage / ("c" * 16 + "-1")).is_symlink()
 
 
-def test_an_error_while_synced_still_moves_the_environment_back(tmp_path, monkeypatch):
+def test_an_error_while_synced_leaves_the_environment_where_it_is(tmp_path, monkeypatch):
     monkeypatch.setenv("UVSHIP_CACHE_DIR", str(tmp_path / "cache"))
     env = _env(tmp_path)
-    with pytest.raises(RuntimeError), stable_place(env, "d" * 64):
+    with pytest.raises(RuntimeError), stable_place(env, "d" * 64) as place:
         raise RuntimeError("uv failed")
-    assert (env / "pyvenv.cfg").is_file()
+    assert (env / "pyvenv.cfg").is_file() and not place.is_symlink()
 
 
 def _dist(env: Path, name: str, build_json: str) -> Path:

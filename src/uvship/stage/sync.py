@@ -61,11 +61,12 @@ def shadow_tree(src: Path, dst: Path, site: str) -> None:
 
 @contextlib.contextmanager
 def stable_place(env: Path, ident: str) -> Iterator[Path]:
-    """``env`` moved, while uv works on it, to a path that is the same from one build to
-    the next for the same interpreter (``ident``): uv keeps what it learnt of an
-    environment's interpreter by the interpreter's path, so at a new temporary path every
-    sync would start a Python to ask again (~25 ms). A path serves one build at a time
-    (a lock file); a concurrent build takes the next one. Moved back when uv is done."""
+    """A path for uv to sync ``env`` at that is the same from one build to the next for
+    the same interpreter (``ident``): uv keeps what it learnt of an environment's
+    interpreter by the interpreter's path, so at a new temporary path every sync would
+    start a Python to ask again (~25 ms). The path is a symbolic link to ``env``, which
+    stays where it is (a cancelled build's temporaries are removed as before); one build
+    holds it at a time (a lock file), a concurrent build takes the next one."""
     import fcntl
 
     from ..cache import cache_root
@@ -73,24 +74,22 @@ def stable_place(env: Path, ident: str) -> Iterator[Path]:
     base = cache_root() / "stage"
     base.mkdir(parents=True, exist_ok=True)
     for n in range(64):
-        slot = base / f"{ident[:16]}-{n}"
-        lock = open(f"{slot}.lock", "a")
+        place = base / f"{ident[:16]}-{n}"
+        lock = open(f"{place}.lock", "a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.close()
             continue
         try:
-            place = slot / "env"
-            if slot.exists():  # what a killed build left
-                shutil.rmtree(slot)
-            slot.mkdir()
-            os.rename(env, place)
+            if place.is_symlink() or place.exists():  # what a killed build left
+                shutil.rmtree(place) if place.is_dir() and not place.is_symlink() \
+                    else place.unlink()
+            os.symlink(env, place)
             try:
                 yield place
             finally:
-                os.rename(place, env)
-                slot.rmdir()
+                place.unlink()
         finally:
             lock.close()
         return
