@@ -73,6 +73,30 @@ def test_any_change_builds(built, change):
     assert NOTE in build(src, *args, env=env).stderr
 
 
+def test_a_rebuild_after_an_edit_runs_the_kept_parse_without_click(built):
+    """The stamp keeps the command's parameters as click parsed them: after an edit, the
+    same command line (same directory, environment and uvship) builds with them, without
+    importing click, and answers as a parsed run does."""
+    src, out, first = built
+    init = src / "src" / "hello_web" / "__init__.py"
+    init.write_text(init.read_text().replace("hello from uvship", "hello, replayed"))
+    env = {**__import__("os").environ, "COLUMNS": "200"}  # as conftest.uvship runs it
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "uvship", "build",
+                           str(src), "-o", f"oci:{out}", "--json"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    # (run_build itself is imported by import_module, which -X importtime does not show)
+    assert {"uvship.cli.running", "uvship.image.assemble"} <= imported, proc.stderr
+    assert not {m for m in imported if m == "click" or m.startswith("click.")}, proc.stderr
+    replayed = json.loads(proc.stdout)
+    assert replayed["digest"] != first["digest"] and replayed["written"] == [f"oci:{out}"]
+    # what click's parse of the same line builds and says
+    parsed = build(src, "-o", f"oci:{out}", "--json", env={"UVSHIP_NO_STAMP": "1"})
+    assert json.loads(parsed.stdout) == {**replayed, "written": []}
+
+
 def test_outputs_this_host_cannot_check_are_always_built(built):
     src = built[0]
     # stdout: a stream is written every time

@@ -1,6 +1,6 @@
 """The `uvship` program: `--version` and an unchanged rebuild (answered from its stamp,
-_nochange) before the command line's framework and the build are imported; anything else
-goes to the CLI."""
+_nochange) before the command line's framework and the build are imported, a rebuild of
+the same command line with the parse its stamp kept; anything else goes to the CLI."""
 
 from __future__ import annotations
 
@@ -15,8 +15,15 @@ def main() -> None:
         sys.exit(0)
     from . import _nochange
 
-    if _nochange.replay(sys.argv):
+    answer = _nochange.replay(sys.argv)
+    if answer is True:
         sys.exit(0)
-    from .cli import main as cli
+    if answer:  # an input changed, not the code: the kept parse, without click
+        from importlib import import_module
+
+        module, params = answer
+        import_module(module).run(**params)
+        sys.exit(0)
+    from .cli.main import main as cli
 
     cli()

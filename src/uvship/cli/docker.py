@@ -73,7 +73,7 @@ def dockerfile_cmd(project: str, variant: str, base_image: str | None,
         from ..project.plan import check_user
         from ..project.workspace import Workspace
         from ..uv import uv_version
-        from .options import command_words
+        from .running import command_words
 
         ws = Workspace.open(project)
         kw["command"] = command_words(kw.pop("command"))

@@ -10,8 +10,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import click
-
 from ..errors import InputError, UvshipError
 
 
@@ -81,10 +79,9 @@ def fail(exc: UvshipError) -> None:
 
 def emit(data: dict[str, Any], as_json: bool, text: str, err: bool = False) -> None:
     """The result on stdout; on stderr (``err``) when stdout carries an output itself."""
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        click.echo(text, err=err)
+    stream = sys.stdout if as_json or not err else sys.stderr
+    stream.write((json.dumps(data, indent=2, sort_keys=True) if as_json else text) + "\n")
+    stream.flush()
 
 
 def stdout_output(names: list[str], as_json: bool, what: str) -> bool:
