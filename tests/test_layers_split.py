@@ -195,3 +195,25 @@ def test_a_module_two_distributions_install_is_the_same_however_they_were_compil
                 == oci.read_layout(tmp_path / f"fresh-{step}").digest), change
     out = run_image(tmp_path / "linked-1")
     assert "nsa ('1.0', True, ['nsa', 'x'])" in out and "nsb ('1.1', True" in out, out
+
+
+def test_a_pure_python_bump_reuses_what_the_native_files_need(tmp_path, uv_bin,
+                                                               managed_python):
+    """What the environment's ELF files need from the host is remembered by their ELF
+    facts: a bump that changes only Python files asks nothing of the host again, and the
+    image still loads its native module."""
+    proj = one_dependency_project(tmp_path, uv_bin, "native-bump", "markupsafe==2.1.5",
+                                  "markupsafe", more=("six==1.16.0",))
+    cache = tmp_path / "cache"
+
+    def records() -> list[str]:
+        return sorted(p.name for p in (cache / "native-libraries").glob("*.json"))
+
+    build(proj, tmp_path / "v1", cache)
+    first = records()
+    assert len(first) == 1, first
+    bump(proj, uv_bin, "six==1.16.0", "six==1.17.0")
+    build(proj, tmp_path / "v2", cache)
+    assert records() == first
+    out = run_image(tmp_path / "v2")
+    assert "markupsafe 2.1.5" in out and "six 1.17.0" in out, out

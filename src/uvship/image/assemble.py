@@ -26,7 +26,7 @@ from .image import Image
 # Bumped when the bytes a layer holds change for the same inputs.
 _LAYER_FORMAT = 4
 # Bumped when what native_libraries finds changes for the same inputs.
-_NATIVE_FORMAT = 1
+_NATIVE_FORMAT = 2
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -251,11 +251,16 @@ def native_libraries(env: StagedEnv) -> dict[str, str]:
     """The host libraries the environment's ELF files load on the scratch base (soname ->
     host path); InputError, before any of its layers is written, for one the image would
     not have (runtime.env_libraries). Remembered under the tiers that hold ELF files, the
-    interpreter and this host's libraries: a rebuild reads one small file."""
+    interpreter and this host's libraries: a rebuild reads one small file.
+
+    Remembered by the ELF facts of each tier's files (which tier, where, what each needs
+    and where it looks), not by the tiers' keys: a new lock whose changes are pure Python
+    (most bumps) needs what the last one needed, without reading the host's libraries."""
     i = env.interpreter
     with_elf = [t for t in env.tiers if t.elf is None or t.elf]
-    key = key_of("native-libraries", _NATIVE_FORMAT, [t.key for t in with_elf], i.key,
-                 _host_id())
+    key = key_of("native-libraries", _NATIVE_FORMAT,
+                 [[t.name, sorted(t.elf.items()) if t.elf is not None else t.key]
+                  for t in with_elf], i.key, _host_id())
     if key in _NATIVE_SEEN:
         return _NATIVE_SEEN[key]
     known = cache.read_record("native-libraries", key)
