@@ -274,12 +274,13 @@ def _build_tier(ws: Workspace, plan: Plan, interp: Interpreter, name: str, key: 
         inside = python.is_relative_to(env)  # a system-mode env's own interpreter
         ident = cache.key_of(interp.key, plan.mode, "env" if inside else str(python))
         with stable_place(env, ident) as place:
-            args = (ws, plan, place / python.relative_to(env) if inside else python, place,
-                    name, interp.run_env(), uv_python_platform(plan, interp))
+            # the interpreter as uv sees it, the one it writes into the scripts' shebangs
+            synced = place / python.relative_to(env) if inside else python
+            args = (ws, plan, synced, place, name, interp.run_env(),
+                    uv_python_platform(plan, interp))
             sync_tier(*args, source_key=key)
             if name != "dependencies" and not tidy_build_records(place, site, key):
                 sync_tier(*args, source_key=key, reinstall=True)
-        synced = args[2]  # the interpreter uv wrote into the scripts' shebangs
         if plan.mode == "venv" and prev is None:
             check_venv(env, interp)
         if donor is not None:
