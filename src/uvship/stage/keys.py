@@ -89,7 +89,7 @@ def build_inputs(ws: Workspace, name: str) -> list[Any]:
     variables above and, for a dynamic version, the checkout's VCS state (hatch-vcs,
     setuptools-scm and their kin derive the version from `git describe`)."""
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(_BUILD_ENV_PREFIXES))
-    root = _source_root(ws, name)
+    root = source_root(ws, name)
     pyproject = root / "pyproject.toml"
     dynamic = pyproject.is_file() and "version" in (
         read_toml(pyproject).get("project", {}).get("dynamic") or [])
@@ -107,7 +107,7 @@ def _vcs_state(root: Path) -> str | None:
     return out.stdout.strip() or None
 
 
-def _source_root(ws: Workspace, name: str) -> Path:
+def source_root(ws: Workspace, name: str) -> Path:
     """The directory (or archive) a local package is built from."""
     pkg = ws.packages[name]
     rel = next((pkg.source[k] for k in ("editable", "virtual", "directory", "path")
@@ -124,7 +124,7 @@ def source_files(ws: Workspace, name: str) -> dict[str, str]:
     content behind it, and a directory link's files are walked. A link that leads back to
     a directory above it is refused (a backend would copy forever or fail).
     """
-    root = _source_root(ws, name)
+    root = source_root(ws, name)
     if root.is_file():
         return {root.name: _file_hash(root)}
     nested = {m.path for m in ws.members.values() if m.path != root}

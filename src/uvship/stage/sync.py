@@ -82,9 +82,10 @@ def stable_place(env: Path, ident: str) -> Iterator[Path]:
             lock.close()
             continue
         try:
-            if place.is_symlink() or place.exists():  # what a killed build left
-                shutil.rmtree(place) if place.is_dir() and not place.is_symlink() \
-                    else place.unlink()
+            if place.is_dir() and not place.is_symlink():  # what a killed build left
+                shutil.rmtree(place)
+            elif place.is_symlink() or place.exists():
+                place.unlink()
             os.symlink(env, place)
             try:
                 yield place
@@ -169,13 +170,14 @@ def build_backend(ws: Workspace, name: str) -> str | bool | None:
     """The build backend of the local package ``name`` (None: it has no [build-system],
     False: its pyproject.toml was not found)."""
     from ..project.workspace import read_toml
+    from .keys import source_root
 
-    pkg = ws.packages.get(name)
-    source = pkg.source if pkg is not None else {}
-    rel = next((source[k] for k in ("editable", "virtual", "directory") if k in source), None)
-    if rel is None or not (ws.root / rel / "pyproject.toml").is_file():
+    if name not in ws.packages:
         return False
-    system = read_toml(ws.root / rel / "pyproject.toml").get("build-system")
+    pyproject = source_root(ws, name) / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    system = read_toml(pyproject).get("build-system")
     if not isinstance(system, dict):
         return None  # uv's default: setuptools' legacy backend, or no build at all
     return system.get("build-backend", "setuptools.build_meta:__legacy__")
@@ -186,14 +188,11 @@ def tidy_build_records(env: Path, site: str, source_key: str) -> bool:
     ``source_key``'s setting, uvship's bookkeeping, is taken out again, so the file and its
     RECORD row are what a build without it writes. False when a file holds other settings
     too (the user's own): the tier is then synced again with --reinstall-package."""
-    import base64
-    import hashlib
     import json
 
-    from .tidy import rewrite_record_rows
+    from .tidy import record_rewritten, replace_text
 
     ours = {"config_settings": {SOURCE_SETTING: source_key}}
-    plain = b"{}"
     for dist_info in sorted((env / site).glob("*.dist-info")):
         f = dist_info / "uv_build.json"
         try:
@@ -201,12 +200,8 @@ def tidy_build_records(env: Path, site: str, source_key: str) -> bool:
         except (OSError, ValueError):
             continue
         if data == ours:
-            f.unlink()  # a new inode: the old one may be a hard link into uv's cache
-            f.write_bytes(plain)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(plain).digest()).rstrip(b"=")
-            row = [f"{dist_info.name}/uv_build.json", f"sha256={digest.decode()}",
-                   str(len(plain))]
-            rewrite_record_rows(dist_info, {row[0]: row})
+            replace_text(f, "{}")  # what uv writes for a build without settings
+            record_rewritten(env, site, [f"{site}/{dist_info.name}/uv_build.json"])
         elif SOURCE_SETTING in (data.get("config_settings") or {}):
             return False
     return True

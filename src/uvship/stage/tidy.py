@@ -56,22 +56,12 @@ def _rewrite_record(dist_info: Path, keep: Callable[[str], bool]) -> None:
     rows = [r for r in csv.reader(io.StringIO(record.read_text())) if r and keep(r[0])]
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
-    _replace_text(record, buf.getvalue())
+    replace_text(record, buf.getvalue())
 
 
-def rewrite_record_rows(dist_info: Path, rows: dict[str, list[str]]) -> None:
-    """RECORD with the rows of the paths in ``rows`` replaced by them."""
-    record = dist_info / "RECORD"
-    if not record.is_file():
-        return
-    out = [rows.get(r[0], r) for r in csv.reader(io.StringIO(record.read_text())) if r]
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(out)
-    _replace_text(record, buf.getvalue())
-
-
-def _replace_text(path: Path, text: str) -> None:
-    # write a new inode: the old one may be a hard link into a cached tier
+def replace_text(path: Path, text: str) -> None:
+    """``path`` with ``text``, written as a new inode: the old one may be a hard link into a
+    cached tier or uv's cache."""
     tmp = path.with_name(path.name + ".uvship-tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -101,9 +91,15 @@ def record_scripts(env: Path, site: str, scripts: list[str]) -> None:
     """The RECORD rows of rewritten ``scripts`` (names in bin/) given their new hash and
     size: uv recorded the bytes it wrote, which named the staging directory, so RECORD
     would differ between two checkouts (and fail a check of the installed files)."""
-    if not scripts:
+    record_rewritten(env, site, [f"bin/{n}" for n in scripts])
+
+
+def record_rewritten(env: Path, site: str, paths: list[str]) -> None:
+    """The RECORD rows of files uvship rewrote after uv installed them (``paths``,
+    relative to ``env``) given their new hash and size."""
+    if not paths:
         return
-    wanted = {f"bin/{n}" for n in scripts}
+    wanted = set(paths)
     for dist_info in sorted((env / site).glob("*.dist-info")):
         record = dist_info / "RECORD"
         if not record.is_file():
@@ -120,7 +116,7 @@ def record_scripts(env: Path, site: str, scripts: list[str]) -> None:
         if hit:
             buf = io.StringIO()
             csv.writer(buf, lineterminator="\n").writerows(rows)
-            _replace_text(record, buf.getvalue())
+            replace_text(record, buf.getvalue())
 
 
 # The first lines of a script that runs the python beside it, wherever its directory is:
