@@ -21,11 +21,11 @@ _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".t
               ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages"}
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error names the file and the line."""
+def read_toml(path: Path, data: bytes | None = None) -> dict[str, Any]:
+    """Parse a TOML file (``data``: its bytes, when they were read already); a syntax error
+    names the file and the line."""
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads((path.read_bytes() if data is None else data).decode())
     except FileNotFoundError as exc:
         raise InputError(f"{path}: file not found") from exc
     except tomllib.TOMLDecodeError as exc:
@@ -48,8 +48,8 @@ def read_lock(path: Path) -> dict[str, Any]:
 
     try:
         data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: file not found") from exc
+    except OSError:
+        return read_toml(path)  # its error, naming the file
     digest = hashlib.sha256(data).hexdigest()
     # marshal's format is the running Python's: its version is in the key
     kept = Path(record_file("parsed-locks", f"{sys.version_info[0]}.{sys.version_info[1]}-"
@@ -60,7 +60,7 @@ def read_lock(path: Path) -> dict[str, Any]:
             return value
     except (OSError, ValueError, EOFError, TypeError):
         pass
-    value = read_toml(path)
+    value = read_toml(path, data)
     try:
         blob = marshal.dumps(value)
     except ValueError:  # a TOML date or time: not marshallable, parsed every time
